@@ -1,0 +1,313 @@
+"""Pytrees: nested containers of arrays, and the functions that walk them.
+
+A pytree is a nested structure of tuples, lists, dicts, ``NamedTuple`` records
+and ``None``, whose leaves are numpy arrays or Python scalars. These are the
+conventions of ``jax.tree_util``: ``None`` is a node with no children, dict
+children are ordered by sorted key, a ``NamedTuple`` is a node whose children
+are its fields. A network (a tuple of layer records), its gradients and an
+optimizer's state are all pytrees, so one set of functions serves them all.
+
+Every function here is pure: it builds new containers and never writes into
+the ones it is given. Functions that take several trees require them to have
+the same structure, and say so, printing both, when they do not.
+
+>>> from typing import NamedTuple
+>>> import numpy as np
+>>> class Pair(NamedTuple):
+...     a: np.ndarray
+...     b: float
+>>> t = (Pair(np.zeros(2), 1.0), None, {"k": 3})
+>>> leaves(t)
+[array([0., 0.]), 1.0, 3]
+>>> map(lambda v: v * 2, t)
+(Pair(a=array([0., 0.]), b=2.0), None, {'k': 6})
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "PyTree",
+    "TreeDef",
+    "TreeMismatchError",
+    "flatten",
+    "unflatten",
+    "leaves",
+    "structure",
+    "map",
+    "all_equal",
+    "add",
+    "sub",
+    "scale",
+    "vdot",
+    "norm",
+    "zeros_like",
+    "size",
+]
+
+PyTree = Any
+
+
+class TreeMismatchError(ValueError):
+    """Two pytrees that had to share a structure do not."""
+
+
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def _children(node: Any) -> tuple[Any, Any, list[Any]] | None:
+    """``(kind, meta, children)`` for a container node, ``None`` for a leaf."""
+    if node is None:
+        return type(None), None, []
+    if _is_namedtuple(node):
+        return type(node), None, list(node)
+    if type(node) is tuple:
+        return tuple, None, list(node)
+    if type(node) is list:
+        return list, None, list(node)
+    if type(node) is dict:
+        keys = tuple(sorted(node))
+        return dict, keys, [node[k] for k in keys]
+    return None
+
+
+class TreeDef:
+    """The structure of a pytree with its leaves taken out.
+
+    Two trees have equal ``TreeDef``s when they have the same containers, the
+    same record types and dict keys, and the same number of leaves in the same
+    places. ``str(treedef)`` draws the structure with ``*`` for each leaf.
+    """
+
+    __slots__ = ("kind", "meta", "children", "num_leaves")
+
+    def __init__(self, kind: Any, meta: Any, children: tuple[TreeDef, ...]) -> None:
+        self.kind = kind
+        self.meta = meta
+        self.children = children
+        self.num_leaves = 1 if kind is None else sum(c.num_leaves for c in children)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, TreeDef)
+            and self.kind is other.kind
+            and self.meta == other.meta
+            and self.children == other.children
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.meta, self.children))
+
+    def __repr__(self) -> str:
+        return f"TreeDef({self})"
+
+    def __str__(self) -> str:
+        kind, kids = self.kind, [str(c) for c in self.children]
+        if kind is None:
+            return "*"
+        if kind is type(None):
+            return "None"
+        if kind is tuple:
+            return "(" + ", ".join(kids) + ("," if len(kids) == 1 else "") + ")"
+        if kind is list:
+            return "[" + ", ".join(kids) + "]"
+        if kind is dict:
+            return "{" + ", ".join(f"{k!r}: {c}" for k, c in zip(self.meta, kids)) + "}"
+        fields = ", ".join(f"{f}={c}" for f, c in zip(kind._fields, kids))
+        return f"{kind.__name__}({fields})"
+
+    def build(self, it: Any) -> Any:
+        """Rebuild a tree of this structure, taking leaves from iterator ``it``."""
+        kind = self.kind
+        if kind is None:
+            return next(it)
+        if kind is type(None):
+            return None
+        kids = [c.build(it) for c in self.children]
+        if kind is tuple:
+            return tuple(kids)
+        if kind is list:
+            return kids
+        if kind is dict:
+            return dict(zip(self.meta, kids))
+        return kind(*kids)
+
+
+_LEAF = TreeDef(None, None, ())
+
+
+def _flatten(node: Any, out: list[Any]) -> TreeDef:
+    found = _children(node)
+    if found is None:
+        out.append(node)
+        return _LEAF
+    kind, meta, kids = found
+    return TreeDef(kind, meta, tuple(_flatten(k, out) for k in kids))
+
+
+def flatten(tree: PyTree) -> tuple[list[Any], TreeDef]:
+    """Split a tree into its list of leaves and its structure.
+
+    ``unflatten(*reversed(flatten(t)))`` rebuilds ``t``.
+
+    >>> leaves_, treedef = flatten({"b": (1, 2), "a": None})
+    >>> leaves_, str(treedef)
+    ([1, 2], "{'a': None, 'b': (*, *)}")
+    """
+    out: list[Any] = []
+    return out, _flatten(tree, out)
+
+
+def unflatten(treedef: TreeDef, leaves: Iterable[Any]) -> PyTree:
+    """Build a tree of structure ``treedef`` from ``leaves`` in flatten order.
+
+    >>> _, treedef = flatten((0, [0, 0]))
+    >>> unflatten(treedef, [1, 2, 3])
+    (1, [2, 3])
+    """
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        raise TreeMismatchError(
+            f"unflatten: the structure {treedef} has {treedef.num_leaves} leaves but "
+            f"{len(leaves)} were given; pass exactly one leaf per '*'."
+        )
+    return treedef.build(iter(leaves))
+
+
+def leaves(tree: PyTree) -> list[Any]:
+    """The leaves of ``tree`` in flatten order.
+
+    >>> leaves([1, (2, None), {"x": 3}])
+    [1, 2, 3]
+    """
+    return flatten(tree)[0]
+
+
+def structure(tree: PyTree) -> TreeDef:
+    """The ``TreeDef`` of ``tree``.
+
+    >>> str(structure((1, [2, 3])))
+    '(*, [*, *])'
+    """
+    return flatten(tree)[1]
+
+
+def _mismatch(name: str, a: TreeDef, b: TreeDef, index: int) -> TreeMismatchError:
+    return TreeMismatchError(
+        f"{name}: argument {index} does not have the structure of the first tree.\n"
+        f"  first tree:    {a}\n"
+        f"  argument {index}:    {b}\n"
+        "Pass trees built the same way (same containers, record types, dict keys and "
+        "leaf positions), e.g. grads from fnn.grad(params, ...) for params."
+    )
+
+
+def map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
+    """Apply ``f`` leaf by leaf, returning a tree of the structure of ``tree``.
+
+    ``map(f, t, u)`` calls ``f(leaf_t, leaf_u)`` for each pair of matching
+    leaves; ``t`` and ``u`` must have the same structure.
+
+    >>> map(lambda a, b: a + b, (1, [2]), (10, [20]))
+    (11, [22])
+    """
+    leaves_, treedef = flatten(tree)
+    if not rest:
+        return treedef.build(builtins.map(f, leaves_))
+    others = []
+    for i, other in enumerate(rest, start=1):
+        other_leaves, other_def = flatten(other)
+        if other_def != treedef:
+            raise _mismatch("fnn.tree.map", treedef, other_def, i)
+        others.append(other_leaves)
+    return treedef.build(builtins.map(f, leaves_, *others))
+
+
+def all_equal(a: PyTree, b: PyTree) -> bool:
+    """Whether two trees have the same structure and bit-identical leaves.
+
+    >>> import numpy as np
+    >>> all_equal((np.ones(2), None), (np.ones(2), None))
+    True
+    >>> all_equal((np.ones(2),), (np.zeros(2),))
+    False
+    """
+    la, da = flatten(a)
+    lb, db = flatten(b)
+    return da == db and all(
+        np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(x, y, equal_nan=True)
+        for x, y in zip(la, lb)
+    )
+
+
+def add(a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a + b``.
+
+    >>> add((1.0, [2.0]), (0.5, [0.5]))
+    (1.5, [2.5])
+    """
+    return map(lambda x, y: x + y, a, b)
+
+
+def sub(a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a - b``.
+
+    >>> sub((1.0, [2.0]), (0.5, [0.5]))
+    (0.5, [1.5])
+    """
+    return map(lambda x, y: x - y, a, b)
+
+
+def scale(c: float, tree: PyTree) -> PyTree:
+    """Leafwise ``c * tree``, keeping each array's dtype.
+
+    >>> import numpy as np
+    >>> scale(0.5, (np.ones(2, np.float32),))[0].dtype
+    dtype('float32')
+    """
+    return map(lambda x: x * np.asarray(c, dtype=np.result_type(x)) if isinstance(x, np.ndarray) else c * x, tree)
+
+
+def vdot(a: PyTree, b: PyTree) -> float:
+    """Sum over all leaves of ``sum(a_leaf * b_leaf)``: the inner product of two trees.
+
+    >>> import numpy as np
+    >>> vdot((np.ones(3), 2.0), (np.ones(3), 3.0))
+    9.0
+    """
+    return float(sum(leaves(map(lambda x, y: np.vdot(x, y), a, b)), 0.0))
+
+
+def norm(tree: PyTree) -> float:
+    """The global L2 norm: ``sqrt(vdot(tree, tree))``.
+
+    >>> import numpy as np
+    >>> norm((np.array([3.0]), np.array([[4.0]])))
+    5.0
+    """
+    return float(np.sqrt(vdot(tree, tree)))
+
+
+def zeros_like(tree: PyTree) -> PyTree:
+    """A tree of the same structure with every leaf replaced by zeros of its shape and dtype.
+
+    >>> zeros_like((1.5, [2]))
+    (array(0.), [array(0)])
+    """
+    return map(np.zeros_like, tree)
+
+
+def size(tree: PyTree) -> int:
+    """The total number of scalars in all leaves.
+
+    >>> import numpy as np
+    >>> size((np.zeros((3, 4)), np.zeros(4), 1.0))
+    17
+    """
+    return int(sum(np.size(x) for x in leaves(tree)))
