@@ -1,0 +1,137 @@
+r"""Costs: a value and its derivative with respect to the predictions.
+
+A cost is a :class:`Cost` record of two pure functions of the network output
+``pred: (batch, k)`` and the targets ``y``:
+
+- ``value(pred, y) -> float``, the mean loss over the batch;
+- ``grad(pred, y) -> dpred``, its derivative, of shape ``(batch, k)``.
+
+Targets are either integer class labels ``(batch,)`` or arrays shaped like
+``pred`` (one-hot rows or real values). Every cost here is a mean, as in
+PyTorch: :func:`mse` over all elements (``MSELoss``), the cross-entropies
+over the batch (``CrossEntropyLoss``, ``BCEWithLogitsLoss``). A user-defined
+cost is one more ``Cost(value, grad)``.
+
+>>> import numpy as np
+>>> pred = np.array([[0.0, 1.0]])
+>>> float(mse.value(pred, np.array([1])))       # label 1 is one-hot [0, 1]
+0.0
+>>> float(cross_entropy.value(pred, np.array([1])))
+0.31326168751822286
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from fnn.layers import sigmoid
+
+__all__ = [
+    "Cost",
+    "mse",
+    "cross_entropy",
+    "binary_cross_entropy",
+    "targets_like",
+    "log_softmax",
+    "softplus",
+    "COSTS",
+]
+
+
+class Cost(NamedTuple):
+    """A loss function of predictions and targets, and its gradient with respect to the predictions."""
+
+    value: Callable[[np.ndarray, np.ndarray], float]
+    grad: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    name: str = "cost"
+
+
+def targets_like(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``y`` as an array shaped like ``pred``: integer labels become one-hot rows.
+
+    >>> targets_like(np.zeros((2, 3), np.float32), np.array([2, 0]))
+    array([[0., 0., 1.],
+           [1., 0., 0.]], dtype=float32)
+    """
+    if y.ndim == 1 and pred.ndim == 2 and y.dtype.kind in "iu":
+        out = np.zeros(pred.shape, dtype=pred.dtype)  # (batch, k)
+        out[np.arange(len(y)), y] = 1
+        return out
+    return y if y.dtype == pred.dtype else y.astype(pred.dtype)
+
+
+def _mse_value(pred: np.ndarray, y: np.ndarray) -> float:
+    diff = pred - targets_like(pred, y)
+    return float(np.vdot(diff, diff)) / diff.size
+
+
+def _mse_grad(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    diff = pred - targets_like(pred, y)
+    diff *= np.asarray(2.0 / diff.size, dtype=pred.dtype)
+    return diff
+
+
+#: Mean squared error over all elements, ``mean((pred - y)**2)``; gradient ``2 (pred - y) / pred.size``.
+mse = Cost(_mse_value, _mse_grad, "mse")
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """``z - logsumexp(z)`` over the last axis, shifted by the row maximum: finite for any finite ``z``.
+
+    >>> log_softmax(np.array([[1e4, 0.0]]))
+    array([[     0., -10000.]])
+    """
+    shifted = z - z.max(axis=-1, keepdims=True)  # (batch, k)
+    shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return shifted
+
+
+def _ce_value(logits: np.ndarray, y: np.ndarray) -> float:
+    logp = log_softmax(logits)  # (batch, k)
+    if y.ndim == 1:
+        return -float(logp[np.arange(len(y)), y].mean(dtype=np.float64))
+    return -float(np.vdot(targets_like(logits, y), logp)) / len(logits)
+
+
+def _ce_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    p = np.exp(log_softmax(logits))  # (batch, k) softmax
+    if y.ndim == 1:
+        p[np.arange(len(y)), y] -= 1
+    else:
+        p -= targets_like(logits, y)
+    p *= np.asarray(1.0 / len(logits), dtype=logits.dtype)
+    return p
+
+
+#: Softmax cross-entropy on logits, mean over the batch: ``-mean(log_softmax(z)[label])``;
+#: gradient ``(softmax(z) - onehot(y)) / batch``.
+cross_entropy = Cost(_ce_value, _ce_grad, "cross_entropy")
+
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    """``log(1 + exp(z))``, written as ``max(z, 0) + log1p(exp(-|z|))`` so it never overflows.
+
+    >>> softplus(np.array([-1e4, 0.0, 1e4]))
+    array([0.00000000e+00, 6.93147181e-01, 1.00000000e+04])
+    """
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _bce_value(logits: np.ndarray, y: np.ndarray) -> float:
+    t = targets_like(logits, y)
+    return float((softplus(logits) - t * logits).mean(dtype=np.float64))
+
+
+def _bce_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    g = sigmoid(logits) - targets_like(logits, y)
+    g *= np.asarray(1.0 / g.size, dtype=logits.dtype)
+    return g
+
+
+#: Sigmoid cross-entropy on logits, mean over all elements: ``mean(softplus(z) - y z)``;
+#: gradient ``(sigmoid(z) - y) / z.size``.
+binary_cross_entropy = Cost(_bce_value, _bce_grad, "binary_cross_entropy")
+
+COSTS: dict[str, Cost] = {c.name: c for c in (mse, cross_entropy, binary_cross_entropy)}

@@ -1,0 +1,262 @@
+"""Pure data pipelines: shuffle, split and minibatch tuples of arrays.
+
+A *data set* here is a tuple of arrays that share their first axis, the
+examples axis: ``(x, y)`` with ``x`` of shape ``(n, features)`` and ``y`` of
+shape ``(n,)``, or any number of such arrays. Every function takes a data set
+and returns new arrays of the same kind; none writes into its arguments.
+
+Randomness is an argument: each function that reorders examples takes a
+``key`` (an ``int`` seed or a key from :func:`fnn.random.key`) and draws its
+permutation from ``fnn.random.generator(key)``, so the same key gives the same
+order in any process. Use a new key per epoch, e.g.
+``fnn.random.fold_in(key, epoch)``.
+
+A pipeline is ordinary iteration: :func:`batches` is a lazy generator, and
+per-batch steps (augmentation, noise, one-hot encoding) are ``map`` over it,
+each step taking its own key.
+
+>>> import numpy as np
+>>> x, y = np.arange(10.0).reshape(5, 2), np.array([0, 1, 0, 1, 0])
+>>> [yb.tolist() for _, yb in batches(0, (x, y), batch_size=2)]
+[[1, 0], [0, 1], [0]]
+>>> sorted(np.concatenate([xb[:, 0] for xb, _ in batches(0, (x, y), 2)]).tolist())
+[0.0, 2.0, 4.0, 6.0, 8.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from fnn import random
+
+__all__ = ["Data", "batches", "num_batches", "shuffle", "split", "one_hot", "normalize"]
+
+Data = tuple[np.ndarray, ...]
+
+
+def _check_data(data: Any, fn: str) -> Data:
+    """``data`` as a tuple of arrays with one non-zero, shared first dimension."""
+    if isinstance(data, np.ndarray) or not isinstance(data, (tuple, list)):
+        raise TypeError(
+            f"{fn}: data must be a tuple of arrays such as (x, y), got {type(data).__name__}; "
+            "wrap a single array as (x,)."
+        )
+    if not data:
+        raise ValueError(f"{fn}: data is an empty tuple; pass at least one array, e.g. data=(x, y).")
+    arrays = tuple(np.asarray(a) for a in data)
+    if any(a.ndim == 0 for a in arrays):
+        shapes = [a.shape for a in arrays]
+        raise ValueError(
+            f"{fn}: every array in data needs an examples axis, got shapes {shapes}; "
+            "pass arrays of shape (n, ...)."
+        )
+    lengths = [len(a) for a in arrays]
+    if len(set(lengths)) != 1:
+        shapes = [a.shape for a in arrays]
+        raise ValueError(
+            f"{fn}: the arrays in data must have the same first dimension (number of examples), "
+            f"got shapes {shapes}; pass arrays with one row per example."
+        )
+    if lengths[0] == 0:
+        raise ValueError(f"{fn}: data has no examples (first dimension 0); pass at least one example.")
+    return arrays
+
+
+def _check_count(value: Any, name: str, fn: str, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be at least {minimum}, got {value}.")
+    return int(value)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """How many batches :func:`batches` yields for ``n`` examples.
+
+    ``ceil(n / batch_size)``, or ``n // batch_size`` with ``drop_last``.
+
+    >>> num_batches(10, 3), num_batches(10, 3, drop_last=True), num_batches(10, 64)
+    (4, 3, 1)
+    """
+    n = _check_count(n, "n", "num_batches", 0)
+    batch_size = _check_count(batch_size, "batch_size", "num_batches", 1)
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+def _take(arrays: Data, order: np.ndarray, batch_size: int, stop: int) -> Iterator[Data]:
+    for start in range(0, stop, batch_size):
+        index = order[start : start + batch_size]  # (batch,)
+        yield tuple(a[index] for a in arrays)
+
+
+def batches(key: random.KeyLike, data: Sequence[Any], batch_size: int, *, drop_last: bool = False) -> Iterator[Data]:
+    """Lazily yield minibatches of ``data`` in an order fixed by ``key``.
+
+    One pass is one epoch: every example appears exactly once, in the order of
+    ``fnn.random.generator(key).permutation(n)``. Each batch is a tuple with one
+    new array per array of ``data``, of shape ``(batch_size, ...)``; the last
+    batch is smaller when ``batch_size`` does not divide ``n``, unless
+    ``drop_last=True`` drops it. A ``batch_size`` of ``n`` or more gives one
+    batch holding every example (or none with ``drop_last``).
+
+    Arguments are checked when ``batches`` is called, before iteration starts.
+    Memory beyond the batches themselves is one permutation of ``n`` ints.
+
+    Args:
+      key: an ``int`` seed or an ``fnn.random`` key; use a new one per epoch.
+      data: a tuple of arrays ``(x, y, ...)`` with equal first dimensions ``n``.
+      batch_size: a positive int.
+      drop_last: drop the last, smaller batch.
+
+    Returns:
+      An iterator of ``num_batches(n, batch_size, drop_last)`` tuples.
+
+    >>> import numpy as np
+    >>> x, y = np.zeros((7, 3)), np.arange(7)
+    >>> [(xb.shape, yb.shape) for xb, yb in batches(1, (x, y), 3)]
+    [((3, 3), (3,)), ((3, 3), (3,)), ((1, 3), (1,))]
+    >>> len(list(batches(1, (x, y), 3, drop_last=True)))
+    2
+    """
+    arrays = _check_data(data, "batches")
+    batch_size = _check_count(batch_size, "batch_size", "batches", 1)
+    n = len(arrays[0])
+    order = random.generator(key).permutation(n)  # (n,)
+    stop = n - n % batch_size if drop_last else n
+    return _take(arrays, order, batch_size, stop)
+
+
+def shuffle(key: random.KeyLike, data: Sequence[Any]) -> Data:
+    """New arrays holding the examples of ``data`` in an order fixed by ``key``.
+
+    All arrays are reordered by the same permutation, so rows stay paired.
+
+    >>> import numpy as np
+    >>> x, y = np.arange(4) * 10, np.arange(4)
+    >>> xs, ys = shuffle(0, (x, y))
+    >>> bool((xs == ys * 10).all()), sorted(ys.tolist())
+    (True, [0, 1, 2, 3])
+    """
+    arrays = _check_data(data, "shuffle")
+    order = random.generator(key).permutation(len(arrays[0]))  # (n,)
+    return tuple(a[order] for a in arrays)
+
+
+def _proportional(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` into integer parts proportional to ``counts`` (largest remainder).
+
+    Exact integer arithmetic; ties go to the earlier class.
+
+    >>> _proportional(np.array([5, 3, 2]), 5).tolist()
+    [3, 1, 1]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    quota, remainder = np.divmod(counts * total, n)
+    short = total - int(quota.sum())
+    quota[np.argsort(-remainder, kind="stable")[:short]] += 1
+    return quota
+
+
+def split(key: random.KeyLike, data: Sequence[Any], fraction: float, stratify: bool = True) -> tuple[Data, Data]:
+    """Split ``data`` at random into ``(first, second)``, ``first`` holding ``fraction`` of it.
+
+    ``first`` gets ``round(fraction * n)`` examples and ``second`` the rest,
+    each set in a random order. With ``stratify`` the last array of ``data``
+    is taken as the labels and every class is split in the same proportion
+    (largest-remainder rounding), so both sets keep the class balance.
+
+    Args:
+      key: an ``int`` seed or an ``fnn.random`` key.
+      data: a tuple of arrays ``(x, ..., labels)`` with equal first dimensions.
+      fraction: the share of examples in ``first``, strictly between 0 and 1.
+      stratify: keep the class proportions of the last array in both sets.
+
+    Returns:
+      ``(first, second)``, two tuples of new arrays shaped like ``data``.
+
+    >>> import numpy as np
+    >>> x, y = np.arange(10), np.array([0] * 5 + [1] * 5)
+    >>> (x_train, y_train), (x_val, y_val) = split(0, (x, y), 0.8)
+    >>> np.bincount(y_train).tolist(), np.bincount(y_val).tolist()
+    ([4, 4], [1, 1])
+    >>> sorted(np.concatenate([x_train, x_val]).tolist()) == list(range(10))
+    True
+    """
+    arrays = _check_data(data, "split")
+    if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, (int, float, np.floating)):
+        raise TypeError(f"split: fraction must be a float, got {type(fraction).__name__} {fraction!r}.")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"split: fraction must be strictly between 0 and 1, got {fraction}; e.g. 0.8.")
+    n = len(arrays[0])
+    total = int(np.floor(fraction * n + 0.5))
+    order = random.generator(key).permutation(n)  # (n,)
+    if stratify:
+        labels = arrays[-1][order]
+        _, classes = np.unique(labels, return_inverse=True, axis=0 if labels.ndim > 1 else None)
+        classes = classes.reshape(n)  # (n,) class index of each example, in shuffled order
+        counts = np.bincount(classes)  # (k,)
+        by_class = np.argsort(classes, kind="stable")  # (n,)
+        rank = np.empty(n, dtype=np.int64)
+        rank[by_class] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+        in_first = rank < _proportional(counts, total)[classes]  # (n,)
+    else:
+        in_first = np.arange(n) < total
+    first, second = order[in_first], order[~in_first]
+    return tuple(a[first] for a in arrays), tuple(a[second] for a in arrays)
+
+
+def one_hot(labels: Any, k: int, dtype: Any = np.float32) -> np.ndarray:
+    """Integer labels of shape ``(...)`` as one-hot rows of shape ``(..., k)``.
+
+    >>> one_hot([2, 0], 3)
+    array([[0., 0., 1.],
+           [1., 0., 0.]], dtype=float32)
+    """
+    k = _check_count(k, "k", "one_hot", 1)
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(
+            f"one_hot: labels must be integers, got dtype {labels.dtype}; "
+            "convert with labels.astype(int) or, for one-hot input, labels.argmax(-1)."
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(
+            f"one_hot: labels must lie in [0, {k}) for k={k}, got values from {labels.min()} to "
+            f"{labels.max()}; pass k = labels.max() + 1 or fix the labels."
+        )
+    return np.eye(k, dtype=dtype)[labels]  # (..., k)
+
+
+def normalize(images: Any) -> np.ndarray:
+    """Images as ``float32`` rows in ``[0, 1]``: shape ``(n, ...)`` becomes ``(n, features)``.
+
+    ``uint8`` pixels are divided by 255; floating images must already lie in
+    ``[0, 1]`` and are only flattened and cast. Returns a new array.
+
+    >>> import numpy as np
+    >>> normalize(np.array([[[0, 255], [51, 102]]], dtype=np.uint8))
+    array([[0. , 1. , 0.2, 0.4]], dtype=float32)
+    """
+    images = np.asarray(images)
+    if images.ndim == 0:
+        raise ValueError("normalize: images need an examples axis, got a scalar; pass shape (n, ...).")
+    rows = images.reshape(len(images), -1) if images.size else images.reshape(len(images), 0)
+    if images.dtype == np.uint8:
+        out = rows.astype(np.float32)  # (n, features)
+        out /= np.float32(255)
+        return out
+    if images.dtype.kind != "f":
+        raise TypeError(
+            f"normalize: images must be uint8 pixels (0-255) or floats in [0, 1], got dtype "
+            f"{images.dtype}; convert with images.astype(np.uint8) or scale them to [0, 1] first."
+        )
+    if images.size and not (np.all(np.isfinite(images)) and images.min() >= 0 and images.max() <= 1):
+        raise ValueError(
+            f"normalize: floating images must lie in [0, 1], got values from {np.nanmin(images)} to "
+            f"{np.nanmax(images)}; pass uint8 pixels or divide by the maximum pixel value first."
+        )
+    return rows.astype(np.float32)  # (n, features)

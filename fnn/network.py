@@ -1,0 +1,229 @@
+"""The network functions: forward, loss, gradients, predictions, and a plain SGD step.
+
+A network is a tuple of layer records (see :mod:`fnn.layers`). Every function
+here is pure: it reads ``params`` and the batch and returns new values. Arrays
+in returned params are read-only, so nothing downstream can change a network
+that someone else holds.
+
+Backpropagation is one loop in each direction. The forward pass keeps each
+layer's input; the backward pass walks the layers in reverse, calling each
+layer's registered ``vjp`` with its input, output and the incoming gradient:
+
+    xs[0] = x;  xs[i + 1] = apply(params[i], xs[i])
+    dy = cost.grad(xs[-1], y);  (dparams[i], dy) = vjp(params[i], xs[i], xs[i + 1], dy)
+
+``train=True`` and a ``key`` reach only the layers that ask for them (dropout,
+batch normalisation); for the rest the code path is the same either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fnn import layers, validate
+from fnn import random as fr
+from fnn import tree as ft
+from fnn.costs import Cost, mse
+from fnn.layers import Context
+
+__all__ = [
+    "Params",
+    "Batch",
+    "forward",
+    "loss",
+    "grad",
+    "value_and_grad",
+    "sgd_step",
+    "apply_updates",
+    "predict",
+    "accuracy",
+    "freeze",
+]
+
+Params = tuple
+Batch = tuple[np.ndarray, np.ndarray]
+
+
+def freeze(tree: Any) -> Any:
+    """Mark every array leaf of ``tree`` read-only, in place; returns ``tree``.
+
+    Only for arrays that fnn itself has just created and no caller has seen.
+    """
+    for leaf in ft.leaves(tree):
+        if isinstance(leaf, np.ndarray):
+            leaf.flags.writeable = False
+    return tree
+
+
+# ---------------------------------------------------------------------------
+# The passes (private: no validation, trusted inputs)
+# ---------------------------------------------------------------------------
+
+
+def contexts(params: Params, train: bool, key: fr.KeyLike | None) -> tuple[Context, ...]:
+    """One :class:`Context` per layer; layers registered with ``context=True`` get a key of their own."""
+    if not train and key is None:
+        return (Context(),) * len(params)
+    root = None if key is None else fr.key(key)
+    return tuple(
+        Context(train, fr.fold_in(root, i) if root is not None and layers.rule(layer).context else None)
+        for i, layer in enumerate(params)
+    )
+
+
+def trace(params: Params, x: np.ndarray, ctxs: tuple[Context, ...]) -> list[np.ndarray]:
+    """The input of every layer and the network's output: ``[x, h1, ..., y]``."""
+    xs = [x]
+    for layer, ctx in zip(params, ctxs):
+        xs.append(layers.apply(layer, xs[-1], ctx))
+    return xs
+
+
+def backprop(params: Params, xs: list[np.ndarray], dy: np.ndarray, ctxs: tuple[Context, ...]) -> Params:
+    """Gradients of every layer, from the traced activations and the output gradient ``dy``."""
+    grads = [None] * len(params)
+    for i in range(len(params) - 1, -1, -1):
+        grads[i], dy = layers.vjp(params[i], xs[i], xs[i + 1], dy, ctxs[i])
+    return tuple(grads)
+
+
+def updated_state(params: Params, xs: list[np.ndarray], ctxs: tuple[Context, ...]) -> Params:
+    """The network with the running statistics of stateful layers moved by this batch (training mode)."""
+    out = []
+    for layer, x, ctx in zip(params, xs, ctxs):
+        upd = layers.rule(layer).update
+        out.append(upd(layer, x, ctx) if upd is not None and ctx.train else layer)
+    return tuple(out)
+
+
+def _value_and_grad(params: Params, x: np.ndarray, y: np.ndarray, cost: Cost, ctxs: tuple[Context, ...]):
+    xs = trace(params, x, ctxs)
+    return cost.value(xs[-1], y), backprop(params, xs, cost.grad(xs[-1], y), ctxs), xs
+
+
+# ---------------------------------------------------------------------------
+# Public functions (validated at the boundary)
+# ---------------------------------------------------------------------------
+
+
+def forward(params: Params, x: np.ndarray, *, train: bool = False, key: fr.KeyLike | None = None) -> np.ndarray:
+    """The network's output for a batch.
+
+    Args:
+      params: a tuple of layer records, e.g. from :func:`fnn.mlp`.
+      x: inputs ``(batch, n_in)`` (``(batch, h, w, c)`` for convolutional nets); cast once
+        to the params' dtype.
+      train: training mode for layers that have one (dropout, batch normalisation).
+      key: the key for random layers in training mode.
+
+    Returns:
+      ``(batch, n_out)`` outputs in the params' dtype.
+
+    >>> import fnn, numpy as np
+    >>> params = fnn.mlp([3, 4, 2], seed=0)
+    >>> fnn.forward(params, np.zeros((5, 3))).shape
+    (5, 2)
+    """
+    validate.network(params)
+    x = validate.inputs(params, x)
+    return trace(params, x, contexts(params, train, key))[-1]
+
+
+def loss(params: Params, batch: Batch, cost: Cost = mse, *, train: bool = False, key: fr.KeyLike | None = None) -> float:
+    """The mean cost of the network on ``batch = (x, y)``.
+
+    ``y`` is integer labels ``(batch,)`` or targets ``(batch, n_out)``.
+
+    >>> import fnn, numpy as np
+    >>> params = fnn.mlp([2, 1], activation="sigmoid", output_activation="identity", seed=0)
+    >>> round(fnn.loss(params, (np.zeros((1, 2)), np.zeros((1, 1)))), 6)
+    0.0
+    """
+    validate.network(params)
+    cost = validate.cost(cost)
+    x, y = validate.batch(params, batch, cost)
+    return cost.value(trace(params, x, contexts(params, train, key))[-1], y)
+
+
+def value_and_grad(
+    params: Params, batch: Batch, cost: Cost = mse, *, train: bool = False, key: fr.KeyLike | None = None
+) -> tuple[float, Params]:
+    """The loss and its gradient with respect to every parameter, from one forward and one backward pass.
+
+    Returns:
+      ``(loss, grads)``; ``grads`` has exactly the structure of ``params``, with zeros in the
+      place of settings that are not parameters (a LeakyReLU slope).
+
+    >>> import fnn, numpy as np
+    >>> params = fnn.mlp([3, 2], seed=0)
+    >>> value, g = fnn.value_and_grad(params, (np.ones((4, 3)), np.array([0, 1, 1, 0])))
+    >>> fnn.tree.structure(g) == fnn.tree.structure(params)
+    True
+    """
+    validate.network(params)
+    cost = validate.cost(cost)
+    x, y = validate.batch(params, batch, cost)
+    value, grads, _ = _value_and_grad(params, x, y, cost, contexts(params, train, key))
+    return value, freeze(grads)
+
+
+def grad(params: Params, batch: Batch, cost: Cost = mse, *, train: bool = False, key: fr.KeyLike | None = None) -> Params:
+    """The gradient of :func:`loss` with respect to ``params``: ``value_and_grad(...)[1]``."""
+    return value_and_grad(params, batch, cost, train=train, key=key)[1]
+
+
+def _step_leaf(p: Any, u: Any) -> Any:
+    if not layers.is_param(p):
+        return p
+    out = p + u
+    out.flags.writeable = False
+    return out
+
+
+def apply_updates(params: Any, updates: Any) -> Any:
+    """``params + updates`` leaf by leaf; settings that are not parameters are kept as they are.
+
+    The result's arrays are new and read-only; ``params`` is unchanged.
+
+    >>> import numpy as np
+    >>> apply_updates((np.ones(2), 0.5), (np.full(2, -0.25), 1.0))
+    (array([0.75, 0.75]), 0.5)
+    """
+    return ft.map(_step_leaf, params, updates)
+
+
+def sgd_step(params: Params, grads: Params, lr: float) -> Params:
+    """One step of plain gradient descent: ``params - lr * grads``.
+
+    >>> import numpy as np
+    >>> sgd_step((np.ones(2, np.float32),), (np.ones(2, np.float32),), lr=0.5)
+    (array([0.5, 0.5], dtype=float32),)
+    """
+    lr = validate.learning_rate(lr)
+    return ft.map(lambda p, g: _step_leaf(p, g * np.asarray(-lr, g.dtype)) if layers.is_param(p) else p, params, grads)
+
+
+def predict(params: Params, x: np.ndarray) -> np.ndarray:
+    """Class indices: the argmax of the network's output over the last axis, ``(batch,)``.
+
+    >>> import fnn, numpy as np
+    >>> fnn.predict(fnn.mlp([3, 4], seed=0), np.zeros((2, 3))).shape
+    (2,)
+    """
+    return forward(params, x).argmax(axis=-1)
+
+
+def accuracy(params: Params, batch: Batch) -> float:
+    """The fraction of examples whose predicted class equals the label (labels or one-hot rows).
+
+    >>> import fnn, numpy as np
+    >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
+    >>> fnn.accuracy(params, (np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 0])))
+    0.5
+    """
+    validate.network(params)
+    x, y = validate.batch(params, batch)
+    labels = y if y.ndim == 1 else y.argmax(axis=-1)
+    return float((trace(params, x, contexts(params, False, None))[-1].argmax(axis=-1) == labels).mean())

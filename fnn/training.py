@@ -1,0 +1,323 @@
+"""Training as a fold: a step folds over minibatches, an epoch folds over steps.
+
+The whole run is carried in a :class:`TrainState`: the params, the optimizer
+state, the root key, the counts of epochs and steps done, and the history of
+per-epoch statistics. Everything that decides the result is in it, so a run
+resumed from a saved state ends bit-identical to one that never stopped.
+
+- :func:`step` is one minibatch: ``TrainState -> TrainState``.
+- :func:`epoch` is ``toolz.reduce(step, batches)`` with the batch order drawn
+  from ``fold_in(state.key, state.epoch)``, then one :class:`EpochStats`.
+- :func:`training` is the lazy sequence of states after each epoch
+  (``toolz.iterate(epoch, state)``); compose it with ``toolz.take``,
+  ``takewhile`` or ``accumulate``.
+- :func:`train` is the fold of :func:`epoch` over the epochs.
+
+Without an ``optimizer``, a step is plain :func:`fnn.sgd_step` with ``lr``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import Any, NamedTuple
+
+import numpy as np
+import toolz
+
+from fnn import data as fdata
+from fnn import layers, validate
+from fnn import random as fr
+from fnn.costs import Cost, mse
+from fnn.network import (
+    Batch,
+    Params,
+    apply_updates,
+    backprop,
+    contexts,
+    freeze,
+    sgd_step,
+    trace,
+    updated_state,
+)
+
+__all__ = [
+    "EpochStats",
+    "TrainState",
+    "Settings",
+    "DivergenceError",
+    "init_state",
+    "step",
+    "epoch",
+    "training",
+    "train",
+]
+
+
+class EpochStats(NamedTuple):
+    """What one epoch did: its number (from 1), mean training loss, and validation metrics."""
+
+    epoch: int
+    loss: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+
+
+class TrainState(NamedTuple):
+    """Everything a run needs to continue: a pytree, saved and restored exactly by :func:`fnn.save`."""
+
+    params: Params
+    opt_state: Any
+    key: np.ndarray
+    epoch: int
+    step: int
+    history: tuple[EpochStats, ...] = ()
+
+
+class Settings(NamedTuple):
+    """The fixed parts of a run that every step shares (nothing here changes during training)."""
+
+    cost: Cost = mse
+    optimizer: Any = None
+    lr: float | None = None
+    batch_size: int = 32
+    on_divergence: str = "raise"
+    value_and_grad: Callable[..., tuple[float, Params]] | None = None
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN or inf."""
+
+    def __init__(self, epoch: int, step: int, value: float) -> None:
+        super().__init__(
+            f"training diverged: the loss became {value} in epoch {epoch}, step {step}. "
+            "Try a smaller learning rate (or clip gradients with fnn.clip_by_global_norm); "
+            "pass on_divergence='continue' to keep going regardless."
+        )
+        self.epoch, self.step, self.value = epoch, step, value
+
+
+def init_state(params: Params, optimizer: Any = None, seed: fr.KeyLike = 0) -> TrainState:
+    """The state before the first epoch.
+
+    >>> import fnn
+    >>> s = init_state(fnn.mlp([2, 2]), seed=0)
+    >>> s.epoch, s.step, s.opt_state
+    (0, 0, ())
+    """
+    return TrainState(params, () if optimizer is None else optimizer.init(params), fr.key(seed), 0, 0, ())
+
+
+def _has_context(params: Params) -> bool:
+    return any(layers.rule(layer).context for layer in params)
+
+
+def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainState, float]:
+    """One minibatch: forward, backward, update. Returns the new state and the batch loss.
+
+    Trusts its inputs (``train`` and ``training`` validate them once); layers with a
+    training mode run in it, with the key ``fold_in(fold_in(state.key, epoch), step)``.
+    """
+    x, y = batch
+    params = state.params
+    key = fr.fold_in(fr.fold_in(state.key, state.epoch), state.step) if _has_context(params) else None
+    ctxs = contexts(params, True, key)
+    if settings.value_and_grad is None:
+        xs = trace(params, x, ctxs)
+        value = settings.cost.value(xs[-1], y)
+        grads = backprop(params, xs, settings.cost.grad(xs[-1], y), ctxs)
+    else:
+        value, grads = settings.value_and_grad(params, (x, y), settings.cost, ctxs)
+        xs = None
+    if not math.isfinite(value) and settings.on_divergence == "raise":
+        raise DivergenceError(state.epoch + 1, state.step + 1, value)
+    if settings.optimizer is None:
+        new_params, opt_state = sgd_step(params, grads, settings.lr), state.opt_state
+    else:
+        updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
+        new_params = apply_updates(params, updates)
+    if xs is not None and any(layers.rule(layer).update for layer in params):
+        new_params = freeze(updated_state(new_params, xs, ctxs))
+    return state._replace(params=new_params, opt_state=opt_state, step=state.step + 1), value
+
+
+def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[float | None, float | None]:
+    if validation is None:
+        return None, None
+    x, y = validation
+    out = trace(params, x, contexts(params, False, None))[-1]
+    labels = y if y.ndim == 1 else y.argmax(axis=-1)
+    return cost.value(out, y), float((out.argmax(axis=-1) == labels).mean())
+
+
+def epoch(
+    state: TrainState,
+    data: Batch,
+    settings: Settings,
+    validation: Batch | None = None,
+    on_batch: Callable[[TrainState, float], Any] | None = None,
+) -> TrainState:
+    """One pass over ``data`` in an order drawn from ``fold_in(state.key, state.epoch)``.
+
+    ``on_batch(state, loss)``, if given, sees every step's state; it cannot change the result.
+    """
+
+    def fold(carry: tuple[TrainState, float, int], batch: Batch) -> tuple[TrainState, float, int]:
+        s, total, n = carry
+        s, value = step(s, batch, settings)
+        if on_batch is not None:
+            on_batch(s, value)
+        return s, total + value * len(batch[0]), n + len(batch[0])
+
+    order = fr.fold_in(state.key, state.epoch)
+    s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
+    val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
+    stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc)
+    return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
+
+
+def _prepare(
+    params: Params,
+    data: Batch,
+    *,
+    batch_size: int,
+    lr: float | None,
+    optimizer: Any,
+    cost: Cost,
+    validation: Batch | None,
+    on_divergence: str,
+) -> tuple[Batch, Settings, Batch | None]:
+    validate.network(params)
+    cost = validate.cost(cost)
+    batch_size = validate.positive_int(batch_size, "batch_size")
+    if optimizer is None:
+        if lr is None:
+            raise ValueError("train needs a learning rate or an optimizer: pass lr=0.1, or optimizer=fnn.adam(1e-3).")
+        lr = validate.learning_rate(lr)
+    elif lr is not None:
+        raise ValueError("pass either lr= (plain SGD) or optimizer=, not both; the optimizer holds its own rate.")
+    elif not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(f"optimizer must have init and update functions, e.g. fnn.adam(1e-3); got {optimizer!r}.")
+    if on_divergence not in ("raise", "continue"):
+        raise ValueError(f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}.")
+    data = validate.batch(params, data, cost, name="data")
+    if validation is not None:
+        validation = validate.batch(params, validation, cost, name="validation")
+    return data, Settings(cost, optimizer, lr, batch_size, on_divergence), validation
+
+
+def training(
+    params: Params,
+    data: Batch,
+    *,
+    batch_size: int,
+    lr: float | None = None,
+    optimizer: Any = None,
+    cost: Cost = mse,
+    seed: fr.KeyLike = 0,
+    validation: Batch | None = None,
+    initial_state: TrainState | None = None,
+    on_divergence: str = "raise",
+) -> Iterator[TrainState]:
+    """The lazy, endless sequence of training states, one after each epoch.
+
+    Inputs are validated once, here. Take what you need with toolz:
+
+    >>> import fnn, numpy as np, toolz
+    >>> x = np.eye(4, dtype=np.float32); y = np.arange(4)
+    >>> states = training(fnn.mlp([4, 4]), (x, y), batch_size=2, lr=1.0)
+    >>> [s.epoch for s in toolz.take(3, states)]
+    [1, 2, 3]
+    """
+    data, settings, validation = _prepare(
+        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
+        validation=validation, on_divergence=on_divergence,
+    )
+    state = init_state(params, optimizer, seed) if initial_state is None else initial_state
+    return toolz.drop(1, toolz.iterate(partial(epoch, data=data, settings=settings, validation=validation), state))
+
+
+def _best_by_patience(states: Iterable[TrainState], patience: int) -> Iterator[TrainState]:
+    """States until validation loss has not improved for ``patience`` epochs; the last has the best params."""
+    best: TrainState | None = None
+    best_loss, waited = math.inf, 0
+    for s in states:
+        loss_ = s.history[-1].val_loss
+        if loss_ is None:
+            raise ValueError("patience needs validation data: pass validation=(x_val, y_val).")
+        if loss_ < best_loss:
+            best, best_loss, waited = s, loss_, 0
+            yield s
+        else:
+            waited += 1
+            yield s if waited < patience else s._replace(params=best.params)  # type: ignore[union-attr]
+            if waited >= patience:
+                return
+
+
+def train(
+    params: Params,
+    data: Batch,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float | None = None,
+    optimizer: Any = None,
+    cost: Cost = mse,
+    seed: fr.KeyLike = 0,
+    validation: Batch | None = None,
+    initial_state: TrainState | None = None,
+    patience: int | None = None,
+    observers: Iterable[Callable[[TrainState], Any]] = (),
+    on_divergence: str = "raise",
+) -> tuple[Params, tuple[EpochStats, ...]]:
+    """Train a network; returns ``(params, history)``.
+
+    A fold of :func:`epoch` over the epochs, starting from ``init_state(params, optimizer, seed)``
+    or from ``initial_state`` (a saved :class:`TrainState`) to resume. ``epochs`` is the total:
+    a state that has done 3 epochs trains 2 more for ``epochs=5``.
+
+    Args:
+      params: the network, a tuple of layer records.
+      data: ``(x, y)``, ``x: (n, features)``, ``y`` integer labels ``(n,)`` or targets ``(n, n_out)``.
+      epochs, batch_size: positive ints. A ``batch_size`` larger than the data gives one batch per epoch.
+      lr: the rate of plain SGD (``params - lr * grads``); or give ``optimizer``, e.g. ``fnn.adam(1e-3)``.
+      cost: e.g. :data:`fnn.mse` or :data:`fnn.cross_entropy`.
+      seed: drives the minibatch order and random layers; same seed, same bits.
+      validation: ``(x_val, y_val)`` to record validation loss and accuracy each epoch.
+      patience: stop after this many epochs without a better validation loss, returning the best params.
+      observers: functions called with the state after each epoch (logging, checkpoints);
+        they see the run but cannot change it.
+      on_divergence: ``"raise"`` (default) a :class:`DivergenceError` naming the epoch and step when
+        the loss becomes NaN or inf, or ``"continue"``.
+
+    Returns:
+      The trained params (read-only arrays) and one :class:`EpochStats` per epoch.
+
+    >>> import fnn, numpy as np
+    >>> x = np.eye(4, dtype=np.float32); y = np.arange(4)
+    >>> trained, history = fnn.train(fnn.mlp([4, 4]), (x, y), epochs=3, batch_size=2, lr=1.0)
+    >>> [h.epoch for h in history]
+    [1, 2, 3]
+    """
+    epochs = validate.positive_int(epochs, "epochs")
+    validate.network(params)
+    start = init_state(params, optimizer, seed) if initial_state is None else initial_state
+    states = training(
+        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed,
+        validation=validation, initial_state=start, on_divergence=on_divergence,
+    )
+    states = toolz.take(max(epochs - start.epoch, 0), states)
+    if patience is not None:
+        states = _best_by_patience(states, validate.positive_int(patience, "patience"))
+    observers = tuple(observers)
+
+    def observe(_: TrainState, s: TrainState) -> TrainState:
+        for watch in observers:
+            watch(s)
+        return s
+
+    final = toolz.reduce(observe, states, start)
+    return final.params, final.history
+
