@@ -1,0 +1,99 @@
+"""fnn.tree: flatten/unflatten round trips, structure-preserving map, arithmetic, mismatch errors."""
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fnn
+from fnn import tree
+
+
+class Rec(NamedTuple):
+    a: object
+    b: object
+
+
+leaves_st = st.one_of(
+    st.integers(-5, 5),
+    st.floats(-1e3, 1e3, allow_nan=False),
+    st.builds(lambda n, s: np.arange(n, dtype=np.float64) * s, st.integers(0, 4), st.floats(-2, 2, allow_nan=False)),
+)
+trees_st = st.recursive(
+    st.one_of(leaves_st, st.none()),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3),
+        st.lists(kids, max_size=3).map(tuple),
+        st.dictionaries(st.text("abc", min_size=1, max_size=2), kids, max_size=3),
+        st.builds(Rec, kids, kids),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(trees_st)
+def test_unflatten_flatten_round_trips(t):
+    leaves, treedef = tree.flatten(t)
+    assert tree.all_equal(tree.unflatten(treedef, leaves), t)
+    assert treedef.num_leaves == len(leaves)
+
+
+@settings(max_examples=150, deadline=None)
+@given(trees_st)
+def test_map_preserves_structure(t):
+    mapped = tree.map(lambda x: x * 2, t)
+    assert tree.structure(mapped) == tree.structure(t)
+    for before, after in zip(tree.leaves(t), tree.leaves(mapped)):
+        np.testing.assert_array_equal(after, np.asarray(before) * 2)
+
+
+def test_conventions_match_jax_tree_util():
+    # None has no leaves; dict children in sorted key order; NamedTuple fields are children.
+    t = {"b": 1, "a": (2, None, Rec(3, [4]))}
+    assert tree.leaves(t) == [2, 3, 4, 1]
+    assert str(tree.structure(t)) == "{'a': (*, None, Rec(a=*, b=[*])), 'b': *}"
+
+
+def test_network_structure():
+    params = fnn.mlp([3, 2, 1], seed=0)
+    assert str(tree.structure(params)) == "(Dense(w=*, b=*), Sigmoid(), Dense(w=*, b=*), Sigmoid())"
+
+
+def test_mismatch_prints_both_structures():
+    with pytest.raises(tree.TreeMismatchError) as e:
+        tree.map(lambda a, b: a + b, (1, [2]), (1, [2, 3]))
+    msg = str(e.value)
+    assert "(*, [*])" in msg and "(*, [*, *])" in msg
+
+
+def test_unflatten_wrong_leaf_count():
+    _, treedef = tree.flatten((1, 2))
+    with pytest.raises(tree.TreeMismatchError, match="2 leaves but 3"):
+        tree.unflatten(treedef, [1, 2, 3])
+
+
+def test_arithmetic_values():
+    a = (np.array([1.0, 2.0]), {"k": np.array([[3.0]])})
+    b = (np.array([0.5, 0.5]), {"k": np.array([[1.0]])})
+    np.testing.assert_array_equal(tree.add(a, b)[0], [1.5, 2.5])
+    np.testing.assert_array_equal(tree.sub(a, b)[1]["k"], [[2.0]])
+    assert tree.vdot(a, b) == 1.0 * 0.5 + 2.0 * 0.5 + 3.0
+    assert tree.norm(a) == pytest.approx(np.sqrt(1 + 4 + 9))
+    assert tree.size(a) == 3
+    z = tree.zeros_like(a)
+    assert tree.structure(z) == tree.structure(a) and tree.norm(z) == 0.0
+
+
+def test_scale_keeps_float32():
+    t = (np.ones(3, np.float32),)
+    assert tree.scale(0.1, t)[0].dtype == np.float32
+
+
+def test_functions_do_not_mutate():
+    a = (np.array([1.0, 2.0]),)
+    before = a[0].copy()
+    tree.add(a, a), tree.scale(3.0, a), tree.zeros_like(a)
+    np.testing.assert_array_equal(a[0], before)
