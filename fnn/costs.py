@@ -64,7 +64,7 @@ def targets_like(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _mse_value(pred: np.ndarray, y: np.ndarray) -> float:
-    diff = pred - targets_like(pred, y)
+    diff = (pred - targets_like(pred, y)).astype(np.float64, copy=False)  # (batch, k), squared in float64
     return float(np.vdot(diff, diff)) / diff.size
 
 
@@ -75,6 +75,8 @@ def _mse_grad(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 #: Mean squared error over all elements, ``mean((pred - y)**2)``; gradient ``2 (pred - y) / pred.size``.
+#: The squares are summed in float64, so the value is finite for any finite float32 input
+#: (float64 inputs overflow to inf only past ``|pred - y| > 1e154``, which ``train`` reports as divergence).
 mse = Cost(_mse_value, _mse_grad, "mse")
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -84,7 +86,8 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     array([[     0., -10000.]])
     """
     shifted = z - z.max(axis=-1, keepdims=True)  # (batch, k)
-    shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    with np.errstate(under="ignore"):  # exp of a very negative shift is exactly 0, as intended
+        shifted -= np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     return shifted
 
 
@@ -96,7 +99,8 @@ def _ce_value(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def _ce_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    p = np.exp(log_softmax(logits))  # (batch, k) softmax
+    with np.errstate(under="ignore"):
+        p = np.exp(log_softmax(logits))  # (batch, k) softmax
     if y.ndim == 1:
         p[np.arange(len(y)), y] -= 1
     else:
@@ -116,7 +120,8 @@ def softplus(z: np.ndarray) -> np.ndarray:
     >>> softplus(np.array([-1e4, 0.0, 1e4]))
     array([0.00000000e+00, 6.93147181e-01, 1.00000000e+04])
     """
-    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    with np.errstate(under="ignore"):  # exp(-|z|) underflows to 0 for large |z|, as intended
+        return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def _bce_value(logits: np.ndarray, y: np.ndarray) -> float:

@@ -297,7 +297,8 @@ class Softmax(NamedTuple):
 
 def softmax(x: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, shifted by the row maximum so it never overflows."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))  # (batch, k)
+    with np.errstate(under="ignore"):  # exp of a very negative shift is exactly 0, as intended
+        e = np.exp(x - x.max(axis=-1, keepdims=True))  # (batch, k)
     e /= e.sum(axis=-1, keepdims=True)
     return e
 
