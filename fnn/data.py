@@ -92,7 +92,9 @@ def _take(arrays: Data, order: np.ndarray, batch_size: int, stop: int) -> Iterat
         yield tuple(a[index] for a in arrays)
 
 
-def batches(key: random.KeyLike, data: Sequence[Any], batch_size: int, *, drop_last: bool = False) -> Iterator[Data]:
+def batches(
+    key: random.KeyLike, data: Sequence[Any], batch_size: int, *, drop_last: bool = False
+) -> Iterator[Data]:
     """Lazily yield minibatches of ``data`` in an order fixed by ``key``.
 
     One pass is one epoch: every example appears exactly once, in the order of
@@ -161,7 +163,9 @@ def _proportional(counts: np.ndarray, total: int) -> np.ndarray:
     return quota
 
 
-def split(key: random.KeyLike, data: Sequence[Any], fraction: float, stratify: bool = True) -> tuple[Data, Data]:
+def split(
+    key: random.KeyLike, data: Sequence[Any], fraction: float, stratify: bool = True
+) -> tuple[Data, Data]:
     """Split ``data`` at random into ``(first, second)``, ``first`` holding ``fraction`` of it.
 
     ``first`` gets ``round(fraction * n)`` examples and ``second`` the rest,
@@ -244,7 +248,7 @@ def normalize(images: Any) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim == 0:
         raise ValueError("normalize: images need an examples axis, got a scalar; pass shape (n, ...).")
-    rows = images.reshape(len(images), -1) if images.size else images.reshape(len(images), 0)
+    rows = images.reshape(len(images), int(np.prod(images.shape[1:])))  # (n, features)
     if images.dtype == np.uint8:
         out = rows.astype(np.float32)  # (n, features)
         out /= np.float32(255)

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 import tempfile
 import zlib
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 __all__ = ["IDXError", "read_idx", "write_idx"]
 
-_DTYPES = {
+_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -51,14 +52,14 @@ def _error(path: Any, what: str) -> IDXError:
     return IDXError(f"{os.fspath(path)}: {what}")
 
 
-def _read_exactly(f: BinaryIO, n: int, path: Any, what: str) -> bytes:
+def _read_exactly(f: Any, n: int, path: Any, what: str) -> bytes:
     got = f.read(n)
     if len(got) != n:
         raise _error(path, f"truncated {what}: expected {n} bytes, the file has only {len(got)}.")
     return got
 
 
-def _header(f: BinaryIO, path: Any) -> tuple[np.dtype, tuple[int, ...], int]:
+def _header(f: Any, path: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     """``(dtype, shape, header_bytes)`` from the header at the start of ``f``."""
     magic = _read_exactly(f, 4, path, "header")
     if magic[:2] != b"\x00\x00":
@@ -72,17 +73,21 @@ def _header(f: BinaryIO, path: Any) -> tuple[np.dtype, tuple[int, ...], int]:
         raise _error(path, f"unknown IDX element type code 0x{code:02X}; expected one of {known}.")
     if ndim == 0:
         raise _error(path, "the header gives 0 dimensions; an IDX file needs at least 1.")
-    dims = np.frombuffer(_read_exactly(f, 4 * ndim, path, "dimensions"), dtype=">u4")
-    return _DTYPES[code], tuple(int(d) for d in dims), 4 + 4 * ndim
+    dims = tuple(int(d) for d in np.frombuffer(_read_exactly(f, 4 * ndim, path, "dimensions"), dtype=">u4"))
+    if np.prod([d for d in dims if d], dtype=object) * _DTYPES[code].itemsize > sys.maxsize:
+        raise _error(
+            path, f"the dimensions {dims} describe an array too large for numpy; the header is corrupt."
+        )
+    return _DTYPES[code], dims, 4 + 4 * ndim
 
 
-def _payload_raw(f: BinaryIO, path: Any, nbytes: int, header: int) -> bytearray:
+def _payload_raw(f: Any, path: Any, nbytes: int, header: int, layout: str) -> bytearray:
     size = os.fstat(f.fileno()).st_size
     if size != header + nbytes:
         kind = "truncated" if size < header + nbytes else "too long"
         raise _error(
             path,
-            f"{kind}: the header describes {header} + {nbytes} bytes, the file has {size}; "
+            f"{kind}: the header describes {layout}, {header + nbytes} bytes in all, the file has {size}; "
             "the file is damaged or incomplete, download it again.",
         )
     buf = bytearray(nbytes)
@@ -91,13 +96,13 @@ def _payload_raw(f: BinaryIO, path: Any, nbytes: int, header: int) -> bytearray:
     return buf
 
 
-def _payload_gzip(f: BinaryIO, path: Any, nbytes: int, header: int) -> bytearray:
+def _payload_gzip(f: Any, path: Any, nbytes: int, header: int, layout: str) -> bytearray:
     size = os.fstat(f.fileno()).st_size
     if header + nbytes > _MAX_DEFLATE_RATIO * size + 1024:
         raise _error(
             path,
-            f"the header claims {nbytes} payload bytes, more than a gzip file of {size} bytes "
-            "can decompress to; the header is corrupt.",
+            f"the header describes {layout}, more than a gzip file of {size} bytes can "
+            "decompress to; the header is corrupt.",
         )
     buf = bytearray()
     while len(buf) < nbytes:
@@ -105,15 +110,15 @@ def _payload_gzip(f: BinaryIO, path: Any, nbytes: int, header: int) -> bytearray
         if not chunk:
             raise _error(
                 path,
-                f"truncated: the header describes {nbytes} payload bytes, the decompressed file has "
-                f"{len(buf)}; the file is damaged or incomplete, download it again.",
+                f"truncated: the header describes {layout}, the decompressed payload has only "
+                f"{len(buf)} bytes; the file is damaged or incomplete, download it again.",
             )
         buf += chunk
     if f.read(1):
         raise _error(
             path,
-            f"too long: the decompressed file has more than the {header} + {nbytes} bytes its header "
-            "describes; the file is damaged or not what its name says.",
+            f"too long: the header describes {layout}, the decompressed file has more; "
+            "the file is damaged or not what its name says.",
         )
     return buf
 
@@ -162,7 +167,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
 def _read(f: Any, path: Any, payload: Any) -> np.ndarray:
     dtype, shape, header = _header(f, path)
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    buf = payload(f, path, nbytes, header)
+    layout = f"a {shape} {dtype.newbyteorder('=').name} array ({header} header + {nbytes} payload bytes)"
+    buf = payload(f, path, nbytes, header, layout)
     flat = np.frombuffer(buf, dtype=dtype)  # (prod(shape),) big-endian view of buf
     return flat.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
@@ -178,7 +184,8 @@ def write_idx(path: str | os.PathLike[str], array: Any) -> None:
     >>> import numpy as np
     >>> with tempfile.TemporaryDirectory() as d:
     ...     write_idx(os.path.join(d, "x.idx"), np.array([1.5, -2.0], dtype=np.float32))
-    ...     open(os.path.join(d, "x.idx"), "rb").read()[:8].hex(" ")
+    ...     with open(os.path.join(d, "x.idx"), "rb") as f:
+    ...         f.read(8).hex(" ")
     '00 00 0d 01 00 00 00 02'
     """
     array = np.asarray(array)
@@ -186,7 +193,8 @@ def write_idx(path: str | os.PathLike[str], array: Any) -> None:
     if code is None:
         raise TypeError(
             f"write_idx: IDX cannot store dtype {array.dtype}; convert to one of "
-            f"{', '.join(d.newbyteorder('=').name for d in _DTYPES.values())} first, e.g. array.astype(np.int32)."
+            f"{', '.join(d.newbyteorder('=').name for d in _DTYPES.values())} first, "
+            "e.g. array.astype(np.int32)."
         )
     if not 1 <= array.ndim <= 255 or any(d >= 2**32 for d in array.shape):
         raise ValueError(

@@ -1,0 +1,23 @@
+"""Data sets: real digits shipped in the package, and MNIST-format loaders.
+
+:func:`load_digits` needs no download: 10,000 real MNIST digits ship inside
+fnn. :func:`load_mnist` and :func:`load_fashion_mnist` read the four standard
+IDX files from disk (searching ``path``, ``$FNN_DATA/<name>``,
+``~/.cache/fnn/<name>``, and Debian's directory for Fashion-MNIST) and
+download them, SHA-256 verified, only when asked. :func:`read_idx` and
+:func:`write_idx` read and write the IDX format itself, strictly.
+
+Every loader returns ``((x_train, y_train), (x_test, y_test))`` with images
+``uint8`` of shape ``(n, 28, 28)`` and labels ``int64`` of shape ``(n,)``;
+:func:`fnn.data.normalize` turns images into ``float32`` rows in ``[0, 1]``.
+
+>>> (x, y), (x_test, y_test) = load_digits()
+>>> x.shape, y.shape, x_test.shape, y_test.shape
+((8000, 28, 28), (8000,), (2000, 28, 28), (2000,))
+"""
+
+from fnn.datasets._digits import load_digits
+from fnn.datasets._idx import IDXError, read_idx, write_idx
+from fnn.datasets._mnist import load_fashion_mnist, load_mnist
+
+__all__ = ["IDXError", "read_idx", "write_idx", "load_digits", "load_mnist", "load_fashion_mnist"]
