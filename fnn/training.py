@@ -171,7 +171,9 @@ def epoch(
         return s, total + value * len(batch[0]), n + len(batch[0])
 
     order = fr.fold_in(state.key, state.epoch)
-    s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
+    # Overflow shows up as an inf or NaN loss, which step reports as a DivergenceError.
+    with np.errstate(over="ignore", invalid="ignore"):
+        s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
     stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
@@ -207,6 +209,18 @@ def _prepare(
     return data, Settings(cost, optimizer, lr, batch_size, on_divergence), validation
 
 
+def _data_parallel(
+    params: Params, data: Batch, settings: Settings, executor: Any, shards: int | None
+) -> tuple[Batch, Settings]:
+    """Steps computed in shards on ``executor`` (see :mod:`fnn.parallel`): epochs fold over row indices."""
+    if executor is None:
+        raise ValueError(f"shards={shards!r} needs an executor: pass executor=client.get_executor() or similar.")
+    from fnn import parallel
+
+    rows, hook = parallel.data_parallel(params, data, executor, shards)
+    return rows, settings._replace(value_and_grad=hook)
+
+
 def training(
     params: Params,
     data: Batch,
@@ -219,6 +233,8 @@ def training(
     validation: Batch | None = None,
     initial_state: TrainState | None = None,
     on_divergence: str = "raise",
+    executor: Any = None,
+    shards: int | None = None,
 ) -> Iterator[TrainState]:
     """The lazy, endless sequence of training states, one after each epoch.
 
@@ -234,6 +250,8 @@ def training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
         validation=validation, on_divergence=on_divergence,
     )
+    if executor is not None or shards is not None:
+        data, settings = _data_parallel(params, data, settings, executor, shards)
     state = init_state(params, optimizer, seed) if initial_state is None else initial_state
     return toolz.drop(1, toolz.iterate(partial(epoch, data=data, settings=settings, validation=validation), state))
 
@@ -271,6 +289,8 @@ def train(
     patience: int | None = None,
     observers: Iterable[Callable[[TrainState], Any]] = (),
     on_divergence: str = "raise",
+    executor: Any = None,
+    shards: int | None = None,
 ) -> tuple[Params, tuple[EpochStats, ...]]:
     """Train a network; returns ``(params, history)``.
 
@@ -291,6 +311,9 @@ def train(
         they see the run but cannot change it.
       on_divergence: ``"raise"`` (default) a :class:`DivergenceError` naming the epoch and step when
         the loss becomes NaN or inf, or ``"continue"``.
+      executor, shards: compute every step's gradient in ``shards`` pieces on a
+        ``concurrent.futures`` executor (e.g. Dask's ``client.get_executor()``); equal to the
+        single-process run within :data:`fnn.parallel.TOLERANCE` per step. See :mod:`fnn.parallel`.
 
     Returns:
       The trained params (read-only arrays) and one :class:`EpochStats` per epoch.
@@ -307,6 +330,7 @@ def train(
     states = training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed,
         validation=validation, initial_state=start, on_divergence=on_divergence,
+        executor=executor, shards=shards,
     )
     states = toolz.take(max(epochs - start.epoch, 0), states)
     if patience is not None:

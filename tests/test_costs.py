@@ -1,0 +1,89 @@
+"""One contract over every cost: the derivative matches finite differences; labels equal one-hot targets."""
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn.costs import COSTS
+
+COST_LIST = [fnn.mse, fnn.cross_entropy, fnn.binary_cross_entropy]
+
+
+def _user_cost():
+    """A user-defined cost: mean absolute-ish (smooth L1 with beta 1)."""
+
+    def value(pred, y):
+        d = np.abs(pred - fnn.costs.targets_like(pred, y))
+        return float(np.where(d < 1, 0.5 * d * d, d - 0.5).mean())
+
+    def grad(pred, y):
+        d = pred - fnn.costs.targets_like(pred, y)
+        return np.clip(d, -1, 1) / d.size
+
+    return fnn.Cost(value, grad, "smooth_l1")
+
+
+ALL = COST_LIST + [_user_cost()]
+
+
+@pytest.mark.parametrize("cost", ALL, ids=lambda c: c.name)
+@pytest.mark.parametrize("targets", ["labels", "one_hot"])
+def test_cost_derivative_matches_finite_differences(cost, targets):
+    g = np.random.default_rng(0)
+    pred = g.standard_normal((6, 4))
+    y = g.integers(0, 4, 6)
+    if targets == "one_hot":
+        y = np.eye(4)[y]
+    d = cost.grad(pred, y)
+    assert d.shape == pred.shape
+    eps = 1e-6
+    for _ in range(5):
+        v = g.standard_normal(pred.shape)
+        numeric = (cost.value(pred + eps * v, y) - cost.value(pred - eps * v, y)) / (2 * eps)
+        assert abs(np.vdot(d, v) - numeric) <= 1e-7 * max(1.0, abs(numeric))
+
+
+@pytest.mark.parametrize("cost", COST_LIST, ids=lambda c: c.name)
+def test_labels_equal_one_hot(cost):
+    g = np.random.default_rng(1)
+    pred, labels = g.standard_normal((5, 3)), g.integers(0, 3, 5)
+    assert cost.value(pred, labels) == pytest.approx(cost.value(pred, np.eye(3)[labels]), rel=1e-12)
+    np.testing.assert_allclose(cost.grad(pred, labels), cost.grad(pred, np.eye(3)[labels]), rtol=1e-12)
+
+
+def test_worked_values():
+    pred = np.array([[0.5, 0.0], [0.0, 1.0]])
+    # mse: mean over all 4 elements of ((0.5-1)^2, 0, 0, 0) with labels [0, 1]
+    assert fnn.mse.value(pred, np.array([0, 1])) == pytest.approx(0.0625)
+    # cross-entropy of logits [0, 0] with label 1 is log 2
+    assert fnn.cross_entropy.value(np.zeros((1, 2)), np.array([1])) == pytest.approx(np.log(2))
+    # binary cross-entropy of logit 0 is log 2 whatever the target
+    assert fnn.binary_cross_entropy.value(np.zeros((1, 1)), np.array([[1.0]])) == pytest.approx(np.log(2))
+
+
+@pytest.mark.parametrize("cost", COST_LIST, ids=lambda c: c.name)
+def test_cost_keeps_float32(cost):
+    pred = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
+    assert cost.grad(pred, np.array([0, 1, 2, 0])).dtype == np.float32
+
+
+def test_cost_names():
+    assert set(COSTS) == {"mse", "cross_entropy", "binary_cross_entropy"}
+
+
+@pytest.mark.parametrize("cost", COST_LIST, ids=lambda c: c.name)
+def test_costs_equal_pytorch(cost):
+    torch = pytest.importorskip("torch")
+    g = np.random.default_rng(3)
+    pred = g.standard_normal((7, 5))
+    labels = g.integers(0, 5, 7)
+    p = torch.tensor(pred, requires_grad=True)
+    if cost is fnn.mse:
+        t = torch.nn.functional.mse_loss(p, torch.tensor(np.eye(5)[labels]))
+    elif cost is fnn.cross_entropy:
+        t = torch.nn.functional.cross_entropy(p, torch.tensor(labels))
+    else:
+        t = torch.nn.functional.binary_cross_entropy_with_logits(p, torch.tensor(np.eye(5)[labels]))
+    t.backward()
+    assert cost.value(pred, labels) == pytest.approx(t.item(), rel=1e-12)
+    np.testing.assert_allclose(cost.grad(pred, labels), p.grad.numpy(), rtol=1e-10, atol=1e-15)
