@@ -1,0 +1,430 @@
+"""Saving and loading pytrees: one ``.npz`` file, no pickles, atomic writes.
+
+:func:`save` writes a pytree (a network, a :class:`fnn.TrainState`, an
+optimizer state, any nesting of tuples, lists, dicts with ``str`` keys,
+``None`` and registered ``NamedTuple`` records) as a zip archive holding
+
+- ``leaf_0.npy, leaf_1.npy, ...``: the array leaves, in flatten order;
+- ``tree.json``: the structure, as JSON: containers, record type names and
+  field names, and each leaf's kind (an array with its dtype and shape, or a
+  Python ``int``/``float``/``bool``/``str``/``None``).
+
+:func:`load` reads it back with ``allow_pickle=False``, so a file can never
+run code, and rebuilds records as the registered types: every layer type
+registered with :func:`fnn.register`, fnn's own state records
+(``TrainState``, ``EpochStats``, optimizer states) and any type passed to
+:func:`register_record`. Loaded arrays are read-only.
+
+Writes are atomic: the archive goes to a temporary file in the same folder,
+is flushed and fsynced, then renamed over the target with ``os.replace``, so
+a crash or a kill mid-save leaves the previous file intact. Ctrl-C during a
+save lets the write finish, then raises ``KeyboardInterrupt``. The archive's
+bytes are a function of the tree alone (fixed zip timestamps, no
+compression): saving equal trees gives byte-identical files.
+
+Every failure to read a file (truncated, not a zip, a pickled object array,
+an unknown record type, a different architecture) raises
+:class:`CheckpointError`, a ``ValueError`` naming the file.
+
+>>> import fnn, os, tempfile
+>>> params = fnn.mlp([4, 3, 2], seed=0)
+>>> path = os.path.join(tempfile.mkdtemp(), "params.npz")
+>>> save(path, params)
+>>> fnn.tree.all_equal(load(path), params)
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fnn import layers
+from fnn import tree as ft
+
+__all__ = ["CheckpointError", "save", "load", "register_record", "known_records"]
+
+FORMAT = "fnn.save"
+VERSION = 1
+_TREE_ENTRY = "tree.json"
+_MAX_TREE_BYTES = 64 * 2**20  # the structure of any real tree is far smaller
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+_RECORDS: dict[str, type] = {}
+
+
+class CheckpointError(ValueError):
+    """A file could not be saved or loaded as a pytree; the message names the file and the cause."""
+
+
+def _name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _is_record_type(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
+def register_record(cls: type) -> type:
+    """Allow :func:`load` to rebuild records of the ``NamedTuple`` class ``cls``; returns ``cls``.
+
+    Layer types registered with :func:`fnn.register` and fnn's own state records are
+    allowed already; register your own state records (e.g. a custom optimizer's state).
+
+    >>> from typing import NamedTuple
+    >>> class MyState(NamedTuple):
+    ...     count: int
+    >>> register_record(MyState).__name__
+    'MyState'
+    """
+    if not _is_record_type(cls):
+        raise TypeError(
+            f"register_record expects a NamedTuple class, got {cls!r}; define it as "
+            "`class MyState(NamedTuple): ...` and register that class."
+        )
+    _RECORDS[_name(cls)] = cls
+    return cls
+
+
+def _module_records() -> Iterator[type]:
+    """NamedTuple classes defined in fnn's loaded modules (state records: TrainState, optimizer states)."""
+    for modname, module in list(sys.modules.items()):
+        if module is None or not (modname == "fnn" or modname.startswith("fnn.")):
+            continue
+        for value in list(vars(module).values()):
+            if _is_record_type(value) and getattr(value, "__module__", "") == modname:
+                yield value
+
+
+def known_records() -> dict[str, type]:
+    """The record types :func:`load` may rebuild, by stored name (``module.QualName``).
+
+    >>> "fnn.layers.Dense" in known_records() and "fnn.training.TrainState" in known_records()
+    True
+    """
+    for optional in ("fnn.training", "fnn.optim", "fnn.schedules"):
+        with contextlib.suppress(ImportError):
+            __import__(optional)
+    found = {_name(c): c for c in _module_records()}
+    found.update({_name(c): c for c in layers.registered()})
+    found.update(_RECORDS)
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Encoding: tree -> (JSON description, list of arrays)
+# ---------------------------------------------------------------------------
+
+
+def _encode(node: Any, arrays: list[np.ndarray], records: dict[str, type], where: str) -> dict[str, Any]:
+    if node is None:
+        return {"t": "none"}
+    if isinstance(node, np.ndarray):
+        if node.dtype.hasobject or node.dtype.kind == "V":
+            raise TypeError(
+                f"cannot save the array at {where}: dtype {node.dtype} needs pickling; "
+                "save only numeric, bool or string arrays."
+            )
+        arrays.append(node)
+        return {"t": "array", "i": len(arrays) - 1, "dtype": node.dtype.str, "shape": list(node.shape)}
+    if isinstance(node, np.generic):
+        arrays.append(np.asarray(node))
+        return {"t": "scalar", "i": len(arrays) - 1, "dtype": node.dtype.str, "shape": []}
+    if isinstance(node, bool):
+        return {"t": "bool", "v": node}
+    if isinstance(node, int):
+        return {"t": "int", "v": node}
+    if isinstance(node, float):
+        return {"t": "float", "v": node if math.isfinite(node) else repr(node)}
+    if isinstance(node, str):
+        return {"t": "str", "v": node}
+    if _is_record_type(type(node)):
+        cls = type(node)
+        name = _name(cls)
+        if records.get(name) is not cls:
+            raise TypeError(
+                f"cannot save the record {cls.__name__} at {where}: load could not rebuild it. "
+                "Register it first with fnn.io.register_record(cls) (or fnn.register for a layer)."
+            )
+        kids = [_encode(v, arrays, records, f"{where}.{f}") for f, v in zip(cls._fields, node)]
+        return {"t": "record", "name": name, "fields": list(cls._fields), "c": kids}
+    if type(node) in (tuple, list):
+        kind = "tuple" if type(node) is tuple else "list"
+        return {"t": kind, "c": [_encode(v, arrays, records, f"{where}[{i}]") for i, v in enumerate(node)]}
+    if type(node) is dict:
+        if not all(isinstance(k, str) for k in node):
+            raise TypeError(f"cannot save the dict at {where}: its keys must be str, got {list(node)!r}.")
+        keys = sorted(node)
+        kids = [_encode(node[k], arrays, records, f"{where}[{k!r}]") for k in keys]
+        return {"t": "dict", "k": keys, "c": kids}
+    raise TypeError(
+        f"cannot save {type(node).__name__} at {where}: leaves must be numpy arrays or Python "
+        "int/float/bool/str/None, containers tuples, lists, str-keyed dicts or registered NamedTuples."
+    )
+
+
+def _decode(desc: Any, leaf: Any, records: dict[str, type], where: str) -> Any:
+    """Rebuild a node from its description; ``leaf(i, dtype, shape)`` reads array ``i``."""
+    if not isinstance(desc, dict) or "t" not in desc:
+        raise ValueError(f"malformed description at {where}: {str(desc)[:80]!r}")
+    t = desc["t"]
+    if t == "none":
+        return None
+    if t in ("array", "scalar"):
+        value = leaf(desc["i"], desc["dtype"], desc["shape"], where)
+        return value[()] if t == "scalar" else value
+    if t in ("bool", "int", "str"):
+        value = desc["v"]
+        if type(value) is not {"bool": bool, "int": int, "str": str}[t]:
+            raise ValueError(f"malformed {t} at {where}: {value!r}")
+        return value
+    if t == "float":
+        return float(desc["v"])
+    kids = desc.get("c")
+    if not isinstance(kids, list):
+        raise ValueError(f"malformed container at {where}")
+    if t == "tuple":
+        return tuple(_decode(c, leaf, records, f"{where}[{i}]") for i, c in enumerate(kids))
+    if t == "list":
+        return [_decode(c, leaf, records, f"{where}[{i}]") for i, c in enumerate(kids)]
+    if t == "dict":
+        keys = desc.get("k")
+        if not isinstance(keys, list) or len(keys) != len(kids):
+            raise ValueError(f"malformed dict at {where}")
+        return {k: _decode(c, leaf, records, f"{where}[{k!r}]") for k, c in zip(keys, kids)}
+    if t == "record":
+        name = desc.get("name")
+        cls: Any = records.get(name) if isinstance(name, str) else None
+        if cls is None:
+            raise ValueError(
+                f"unknown record type {name!r} at {where}. Known types: {', '.join(sorted(records))}. "
+                "Import the module that defines it and register it with fnn.io.register_record(cls) "
+                "(or fnn.register for a layer) before loading."
+            )
+        if list(cls._fields) != desc.get("fields"):
+            raise ValueError(
+                f"record {name} at {where} was saved with fields {desc.get('fields')} but the "
+                f"registered type has fields {list(cls._fields)}; load it with the fnn version that saved it."
+            )
+        return cls(*(_decode(c, leaf, records, f"{where}.{f}") for f, c in zip(cls._fields, kids)))
+    raise ValueError(f"unknown node kind {t!r} at {where}")
+
+
+# ---------------------------------------------------------------------------
+# Saving
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _finish_before_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done, then raise it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[Any] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
+    except ValueError:  # not allowed here (e.g. an embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _archive(tree: Any) -> Iterator[tuple[str, bytes | np.ndarray]]:
+    arrays: list[np.ndarray] = []
+    desc = _encode(tree, arrays, known_records(), "tree")
+    header = {"format": FORMAT, "version": VERSION, "num_leaves": len(arrays), "tree": desc}
+    yield _TREE_ENTRY, json.dumps(header, sort_keys=True, indent=1).encode()
+    for i, a in enumerate(arrays):
+        yield f"leaf_{i}.npy", a
+
+
+def _write_zip(f: Any, entries: Iterator[tuple[str, bytes | np.ndarray]]) -> None:
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, content in entries:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as out:
+                if isinstance(content, bytes):
+                    out.write(content)
+                else:
+                    np.lib.format.write_array(out, content, allow_pickle=False)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save(path: str | os.PathLike[str], tree: Any) -> None:
+    """Write ``tree`` to ``path`` (an ``.npz`` archive), atomically.
+
+    The structure is checked before anything is written: an unsupported leaf or an
+    unregistered record type raises ``TypeError`` and leaves ``path`` untouched.
+    ``path`` is used as given (no suffix is added); its folder must exist.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.npz")
+    >>> save(path, {"w": np.arange(3.0), "n": 2})
+    >>> load(path)
+    {'n': 2, 'w': array([0., 1., 2.])}
+    """
+    path = Path(path)
+    entries = list(_archive(tree))  # may raise TypeError before any file is touched
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot save {path}: the folder {folder} does not exist; create it first.")
+    with _finish_before_interrupt():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                _write_zip(f, iter(entries))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(folder)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def _read_header(npz: Any, path: Path) -> dict[str, Any]:
+    info = npz.zip.getinfo(_TREE_ENTRY)  # KeyError when missing
+    if info.file_size > _MAX_TREE_BYTES:
+        raise ValueError(f"its {_TREE_ENTRY} claims {info.file_size} bytes, more than any tree description")
+    header = json.loads(npz.zip.read(_TREE_ENTRY).decode())
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"it is not a file written by fnn.save (no {FORMAT!r} header)")
+    if header.get("version") != VERSION:
+        raise ValueError(f"it has format version {header.get('version')!r}; this fnn reads version {VERSION}")
+    return header
+
+
+def _describe(tree: Any) -> str:
+    def leaf(x: Any) -> str:
+        if isinstance(x, (np.ndarray, np.generic)):
+            return f"{x.dtype}{list(x.shape)}"
+        return type(x).__name__
+
+    return str(ft.structure(ft.map(leaf, tree))) + "\n    leaves: " + ", ".join(map(leaf, ft.leaves(tree)))
+
+
+def _check_like(path: Path, loaded: Any, like: Any) -> None:
+    a, b = ft.flatten(loaded), ft.flatten(like)
+    same = a[1] == b[1] and all(
+        (np.shape(x), np.asarray(x).dtype) == (np.shape(y), np.asarray(y).dtype)
+        if isinstance(y, (np.ndarray, np.generic))
+        else type(x) is type(y)
+        for x, y in zip(a[0], b[0])
+    )
+    if not same:
+        raise CheckpointError(
+            f"{path} does not match the expected tree (a different architecture or state?).\n"
+            f"  in the file: {_describe(loaded)}\n"
+            f"  expected:    {_describe(like)}\n"
+            "Build the model with the configuration that saved the file, or load without like=."
+        )
+
+
+def load(path: str | os.PathLike[str], like: Any = None) -> Any:
+    """Read a tree written by :func:`save`; its arrays come back read-only.
+
+    Args:
+      path: the file.
+      like: optionally, a tree the loaded one must match: the same structure and record
+        types, and arrays of the same shapes and dtypes (the leaves' values do not matter).
+
+    Raises:
+      CheckpointError: the file is missing, truncated, not written by :func:`save`, holds a
+        pickled object array or an unknown record type, or does not match ``like``.
+
+    >>> import os, tempfile, fnn
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> save(path, fnn.mlp([2, 3], seed=1))
+    >>> try:
+    ...     load(path, like=fnn.mlp([2, 4]))
+    ... except CheckpointError as e:
+    ...     print(str(e).splitlines()[1:3])
+    ['  in the file: (Dense(w=*, b=*), Sigmoid())', '    leaves: float32[2, 3], float32[3]']
+    """
+    path = Path(path)
+    records = known_records()
+    try:
+        with open(path, "rb") as f:
+            opened = np.load(f, allow_pickle=False)
+            if not isinstance(opened, np.lib.npyio.NpzFile):
+                raise ValueError("it is a single .npy array, not an archive written by fnn.save")
+            with opened as npz:
+                header = _read_header(npz, path)
+                n = header.get("num_leaves")
+                if not isinstance(n, int) or n < 0:
+                    raise ValueError("malformed header (num_leaves)")
+                used: set[int] = set()
+
+                def leaf(i: Any, dtype: Any, shape: Any, where: str) -> np.ndarray:
+                    if not isinstance(i, int) or not 0 <= i < n or i in used:
+                        raise ValueError(f"malformed description: leaf index {i!r} at {where}")
+                    used.add(i)
+                    array = npz[f"leaf_{i}"]
+                    if not isinstance(array, np.ndarray):
+                        raise ValueError(f"leaf_{i} is not a .npy array")
+                    if array.dtype.str != dtype or list(array.shape) != shape:
+                        raise ValueError(
+                            f"leaf_{i} ({where}) is {array.dtype.str}{list(array.shape)} but the description "
+                            f"says {dtype}{shape}"
+                        )
+                    array.flags.writeable = False
+                    return array
+
+                tree = _decode(header["tree"], leaf, records, "tree")
+                if len(used) != n:
+                    raise ValueError(f"the description uses {len(used)} of its {n} arrays")
+    except FileNotFoundError:
+        raise CheckpointError(f"cannot load {path}: no such file.") from None
+    except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError, TypeError, RecursionError) as e:
+        raise CheckpointError(
+            f"cannot load {path}: {e}. The file is damaged (e.g. truncated by a crash), was not "
+            "written by fnn.save, or holds data that would need pickling; fnn never unpickles."
+        ) from e
+    if like is not None:
+        _check_like(path, tree, like)
+    return tree
+
+
+def _roundtrip_bytes(tree: Any) -> bytes:
+    """The bytes :func:`save` writes for ``tree`` (for tests and hashing)."""
+    buf = io.BytesIO()
+    _write_zip(buf, _archive(tree))
+    return buf.getvalue()

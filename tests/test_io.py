@@ -1,0 +1,162 @@
+"""fnn.save / fnn.load: exact round trips, clear errors, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn import io as fio
+
+
+def _state() -> fnn.TrainState:
+    params = fnn.mlp([5, 4, 3], seed=0)
+    stats = (fnn.EpochStats(1, 0.5, 0.25, 0.75), fnn.EpochStats(2, float("nan"), None, None))
+    return fnn.TrainState(params, (), fnn.random.key(3), 2, 17, stats)
+
+
+def test_train_state_round_trips_exactly(tmp_path: Path) -> None:
+    state = _state()
+    fnn.save(tmp_path / "s.npz", state)
+    back = fnn.load(tmp_path / "s.npz", like=state)
+    assert type(back) is fnn.TrainState and type(back.params[0]) is fnn.Dense
+    assert type(back.history[0]) is fnn.EpochStats
+    assert fnn.tree.all_equal(back, state)
+    assert back.history[0] == state.history[0] and np.isnan(back.history[1].loss)
+    assert back.key.dtype == np.uint32 and not back.key.flags.writeable
+    assert all(not a.flags.writeable for a in fnn.tree.leaves(back) if isinstance(a, np.ndarray))
+
+
+def test_mixed_leaves_round_trip(tmp_path: Path) -> None:
+    tree = {
+        "a": [np.float64(1.5), np.int32(7), True, 3, "s", None],
+        "b": (np.arange(6, dtype=np.int16).reshape(2, 3), np.zeros((0, 4), np.float32)),
+        "c": float("inf"),
+        "d": np.array(["x", "yz"]),
+    }
+    fnn.save(tmp_path / "t.npz", tree)
+    back = fnn.load(tmp_path / "t.npz")
+    assert fnn.tree.structure(back) == fnn.tree.structure(tree)
+    assert back["a"][1:] == tree["a"][1:] and back["d"].tolist() == ["x", "yz"]
+    assert fnn.tree.all_equal(back["b"], tree["b"]) and back["b"][0].dtype == np.int16
+    assert type(back["a"][0]) is np.float64 and type(back["a"][2]) is bool and back["c"] == float("inf")
+
+
+def test_save_is_deterministic_and_does_not_mutate(tmp_path: Path) -> None:
+    params = fnn.mlp([6, 5, 2], seed=1)
+    before = [a.copy() for a in fnn.tree.leaves(params) if isinstance(a, np.ndarray)]
+    fnn.save(tmp_path / "a.npz", params)
+    time.sleep(1.1)  # zip timestamps must not leak into the bytes
+    fnn.save(tmp_path / "b.npz", params)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    after = [a for a in fnn.tree.leaves(params) if isinstance(a, np.ndarray)]
+    assert all(np.array_equal(x, y) for x, y in zip(before, after))
+
+
+def test_registered_user_record(tmp_path: Path) -> None:
+    class Counter(NamedTuple):
+        n: int
+        total: np.ndarray
+
+    with pytest.raises(TypeError, match="register_record"):
+        fnn.save(tmp_path / "c.npz", Counter(1, np.ones(2)))
+    assert not (tmp_path / "c.npz").exists()
+    fio.register_record(Counter)
+    fnn.save(tmp_path / "c.npz", Counter(1, np.ones(2)))
+    back = fnn.load(tmp_path / "c.npz")
+    assert type(back) is Counter and back.n == 1 and np.array_equal(back.total, np.ones(2))
+
+
+def test_unknown_record_type_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.npz"
+    fnn.save(path, fnn.mlp([2, 2], seed=0))
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    entries["tree.json"] = entries["tree.json"].replace(b"fnn.layers.Dense", b"evil.Thing")
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
+    with pytest.raises(fio.CheckpointError, match=r"p\.npz.*unknown record type 'evil\.Thing'"):
+        fnn.load(path)
+
+
+def test_pickled_object_array_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.npz"
+    fnn.save(path, (np.zeros(2),))
+    # the same description, with a pickled object array in place of leaf_0
+    with zipfile.ZipFile(path) as z:
+        tree_json = z.read("tree.json")
+    np.savez(tmp_path / "raw.npz", leaf_0=np.array([{"x": 1}], dtype=object))
+    with zipfile.ZipFile(tmp_path / "raw.npz", "a") as z:
+        z.writestr("tree.json", tree_json)
+    with pytest.raises(fio.CheckpointError, match=r"raw\.npz.*(pickl|Object arrays)"):
+        fnn.load(tmp_path / "raw.npz")
+    with pytest.raises(TypeError, match="pickling"):
+        fnn.save(tmp_path / "o.npz", (np.array([None], dtype=object),))
+
+
+def test_truncated_and_foreign_files(tmp_path: Path) -> None:
+    good = tmp_path / "good.npz"
+    fnn.save(good, fnn.mlp([30, 20, 10], seed=0))
+    data = good.read_bytes()
+    for cut in (10, len(data) // 2, len(data) - 5):
+        bad = tmp_path / f"cut{cut}.npz"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(fio.CheckpointError, match=f"cut{cut}.npz"):
+            fnn.load(bad)
+    np.savez(tmp_path / "plain.npz", a=np.ones(2))
+    with pytest.raises(fio.CheckpointError, match="plain.npz.*not written by fnn.save"):
+        fnn.load(tmp_path / "plain.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(fio.CheckpointError, match="text.npz"):
+        fnn.load(tmp_path / "text.npz")
+    with pytest.raises(fio.CheckpointError, match="missing.npz: no such file"):
+        fnn.load(tmp_path / "missing.npz")
+
+
+def test_mismatched_architecture_shows_both(tmp_path: Path) -> None:
+    path = tmp_path / "net.npz"
+    fnn.save(path, fnn.mlp([784, 16, 10], seed=0))
+    with pytest.raises(fio.CheckpointError) as e:
+        fnn.load(path, like=fnn.mlp([784, 32, 10], seed=0))
+    msg = str(e.value)
+    assert "net.npz" in msg and "float32[784, 16]" in msg and "float32[784, 32]" in msg
+    with pytest.raises(fio.CheckpointError, match="expected"):
+        fnn.load(path, like=fnn.mlp([784, 16, 16, 10], seed=0))
+    back = fnn.load(path, like=fnn.mlp([784, 16, 10], seed=5))
+    assert fnn.tree.all_equal(back, fnn.mlp([784, 16, 10], seed=0))
+
+
+def test_kill_during_save_leaves_old_file_loadable(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.npz"
+    old = {"w": np.full((4, 4), 7.0)}
+    fnn.save(path, old)
+    script = textwrap.dedent(
+        f"""
+        import sys, numpy as np, fnn
+        big = {{"w": np.ones((2000, 2000))}}
+        print("ready", flush=True)
+        while True:
+            fnn.save({str(path)!r}, big)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    back = fnn.load(path)
+    # either the old tree or a complete new one, never a damaged file
+    assert back["w"].shape in ((4, 4), (2000, 2000))
+    assert np.all(back["w"] == (7.0 if back["w"].shape == (4, 4) else 1.0))
