@@ -14,6 +14,7 @@ from fnn import data, random, tree
 from fnn.checks import check_grad
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
 from fnn.init import dense, mlp
+from fnn.io import load, save
 from fnn.layers import (
     Context,
     Dense,
@@ -92,4 +93,7 @@ __all__ = [
     "epoch",
     "training",
     "train",
+    # saving and loading
+    "save",
+    "load",
 ]
