@@ -80,6 +80,7 @@ class Rule(NamedTuple):
 
 
 _RULES: dict[type, Rule] = {}
+_EVAL = Context()
 
 
 def register(
@@ -127,13 +128,15 @@ def rule(layer: Any) -> Rule:
     return found
 
 
-def apply(layer: Any, x: np.ndarray, ctx: Context = Context()) -> np.ndarray:
+def apply(layer: Any, x: np.ndarray, ctx: Context = _EVAL) -> np.ndarray:
     """Run one layer forward; ``ctx`` reaches only layers registered with ``context=True``."""
     r = rule(layer)
     return r.apply(layer, x, ctx) if r.context else r.apply(layer, x)
 
 
-def vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context = Context()) -> tuple[Any, np.ndarray]:
+def vjp(
+    layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context = _EVAL
+) -> tuple[Any, np.ndarray]:
     """Run one layer backward: ``(dlayer, dx)`` for output gradient ``dy``."""
     r = rule(layer)
     return r.vjp(layer, x, y, dy, ctx) if r.context else r.vjp(layer, x, y, dy)

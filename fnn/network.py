@@ -131,7 +131,9 @@ def forward(params: Params, x: np.ndarray, *, train: bool = False, key: fr.KeyLi
     return trace(params, x, contexts(params, train, key))[-1]
 
 
-def loss(params: Params, batch: Batch, cost: Cost = mse, *, train: bool = False, key: fr.KeyLike | None = None) -> float:
+def loss(
+    params: Params, batch: Batch, cost: Cost = mse, *, train: bool = False, key: fr.KeyLike | None = None
+) -> float:
     """The mean cost of the network on ``batch = (x, y)``.
 
     ``y`` is integer labels ``(batch,)`` or targets ``(batch, n_out)``.
@@ -169,7 +171,9 @@ def value_and_grad(
     return value, freeze(grads)
 
 
-def grad(params: Params, batch: Batch, cost: Cost = mse, *, train: bool = False, key: fr.KeyLike | None = None) -> Params:
+def grad(
+    params: Params, batch: Batch, cost: Cost = mse, *, train: bool = False, key: fr.KeyLike | None = None
+) -> Params:
     """The gradient of :func:`loss` with respect to ``params``: ``value_and_grad(...)[1]``."""
     return value_and_grad(params, batch, cost, train=train, key=key)[1]
 

@@ -133,7 +133,7 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
     if not math.isfinite(value) and settings.on_divergence == "raise":
         raise DivergenceError(state.epoch + 1, state.step + 1, value)
     if settings.optimizer is None:
-        new_params, opt_state = sgd_step(params, grads, settings.lr), state.opt_state
+        new_params, opt_state = sgd_step(params, grads, settings.lr or 0.0), state.opt_state
     else:
         updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
         new_params = apply_updates(params, updates)
@@ -214,7 +214,7 @@ def _data_parallel(
 ) -> tuple[Batch, Settings]:
     """Steps computed in shards on ``executor`` (see :mod:`fnn.parallel`): epochs fold over row indices."""
     if executor is None:
-        raise ValueError(f"shards={shards!r} needs an executor: pass executor=client.get_executor() or similar.")
+        raise ValueError(f"shards={shards!r} needs an executor; pass e.g. executor=client.get_executor().")
     from fnn import parallel
 
     rows, hook = parallel.data_parallel(params, data, executor, shards)

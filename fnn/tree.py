@@ -86,6 +86,7 @@ class TreeDef:
     """
 
     __slots__ = ("kind", "meta", "children", "num_leaves")
+    num_leaves: int
 
     def __init__(self, kind: Any, meta: Any, children: tuple[TreeDef, ...]) -> None:
         self.kind = kind
