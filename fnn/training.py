@@ -235,6 +235,7 @@ def training(
     on_divergence: str = "raise",
     executor: Any = None,
     shards: int | None = None,
+    on_batch: Callable[[TrainState, float], Any] | None = None,
 ) -> Iterator[TrainState]:
     """The lazy, endless sequence of training states, one after each epoch.
 
@@ -253,7 +254,8 @@ def training(
     if executor is not None or shards is not None:
         data, settings = _data_parallel(params, data, settings, executor, shards)
     state = init_state(params, optimizer, seed) if initial_state is None else initial_state
-    return toolz.drop(1, toolz.iterate(partial(epoch, data=data, settings=settings, validation=validation), state))
+    run_epoch = partial(epoch, data=data, settings=settings, validation=validation, on_batch=on_batch)
+    return toolz.drop(1, toolz.iterate(run_epoch, state))
 
 
 def _best_by_patience(states: Iterable[TrainState], patience: int) -> Iterator[TrainState]:
@@ -291,6 +293,7 @@ def train(
     on_divergence: str = "raise",
     executor: Any = None,
     shards: int | None = None,
+    on_batch: Callable[[TrainState, float], Any] | None = None,
 ) -> tuple[Params, tuple[EpochStats, ...]]:
     """Train a network; returns ``(params, history)``.
 
@@ -307,6 +310,8 @@ def train(
       seed: drives the minibatch order and random layers; same seed, same bits.
       validation: ``(x_val, y_val)`` to record validation loss and accuracy each epoch.
       patience: stop after this many epochs without a better validation loss, returning the best params.
+      on_batch: ``on_batch(state, loss)`` after every minibatch (a progress bar); like observers,
+        it sees the run but cannot change it.
       observers: functions called with the state after each epoch (logging, checkpoints);
         they see the run but cannot change it.
       on_divergence: ``"raise"`` (default) a :class:`DivergenceError` naming the epoch and step when
@@ -330,7 +335,7 @@ def train(
     states = training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed,
         validation=validation, initial_state=start, on_divergence=on_divergence,
-        executor=executor, shards=shards,
+        executor=executor, shards=shards, on_batch=on_batch,
     )
     states = toolz.take(max(epochs - start.epoch, 0), states)
     if patience is not None:
