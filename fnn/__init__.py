@@ -36,6 +36,44 @@ from fnn.network import (
     sgd_step,
     value_and_grad,
 )
+from fnn.optim import (
+    OPTIMIZERS,
+    EmptyState,
+    GradientTransformation,
+    ScaleByAdamState,
+    ScaleByLearningRateState,
+    ScaleByRmsState,
+    ScaleByScheduleState,
+    TraceState,
+    adam,
+    adamw,
+    add_decayed_weights,
+    add_l2_penalty,
+    chain,
+    clip_by_global_norm,
+    clip_by_value,
+    identity,
+    learning_rate,
+    momentum,
+    optimizer_from_name,
+    rmsprop,
+    scale,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    scale_by_schedule,
+    sgd,
+    trace,
+)
+from fnn.schedules import (
+    constant,
+    cosine_decay,
+    exponential_decay,
+    join,
+    linear_warmup,
+    step_decay,
+    warmup_cosine_decay,
+)
 from fnn.training import (
     DivergenceError,
     EpochStats,
@@ -51,6 +89,14 @@ from fnn.training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    # optimizers (fnn.optim) and schedules (fnn.schedules)
+    "GradientTransformation", "EmptyState", "ScaleByAdamState", "ScaleByLearningRateState",
+    "ScaleByRmsState", "ScaleByScheduleState", "TraceState", "chain", "identity", "scale",
+    "scale_by_schedule", "scale_by_learning_rate", "trace", "scale_by_adam", "scale_by_rms",
+    "add_decayed_weights", "add_l2_penalty", "clip_by_global_norm", "clip_by_value", "sgd", "momentum",
+    "adam", "adamw", "rmsprop", "learning_rate", "OPTIMIZERS", "optimizer_from_name",
+    "constant", "step_decay", "exponential_decay", "cosine_decay", "linear_warmup", "warmup_cosine_decay",
+    "join",
     # modules
     "data",
 

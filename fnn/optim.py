@@ -1,0 +1,704 @@
+"""Optimizers as gradient transformations: data plus two pure functions.
+
+The contract (optax's): an optimizer is a :class:`GradientTransformation`, a
+record of two pure functions,
+
+    init(params) -> state
+    update(updates, state, params=None) -> (updates, new_state)
+
+and ``fnn.apply_updates(params, updates)`` makes the step. ``update`` turns
+gradients into the *change* to add to the params (already negated and scaled
+by the learning rate). Every state is a pytree of arrays and ``NamedTuple``
+records, one record type per transformation, with the step count in it as an
+int64 scalar array, so a state flattens, saves and restores exactly and a
+resumed run continues bit for bit.
+
+Small transformations compose with :func:`chain`; the ready optimizers
+(:func:`sgd`, :func:`adam`, :func:`adamw`, :func:`rmsprop`) are chains:
+
+    adam(lr) = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
+
+The math of each transformation is written for one array and lifted to trees
+with :func:`fnn.tree.map`. Leaves that are settings rather than parameters
+(anything :func:`fnn.layers.is_param` rejects, e.g. a LeakyReLU slope) pass
+through untouched, are never decayed, and do not count in a global norm;
+:func:`fnn.apply_updates` ignores their updates. Updates keep each array's dtype.
+
+``learning_rate(state)`` reads the rate the next update will use, for logging.
+
+>>> import fnn, numpy as np
+>>> params = (fnn.Dense(np.ones((2, 1)), np.zeros(1)),)
+>>> grads = (fnn.Dense(np.full((2, 1), 0.5), np.ones(1)),)
+>>> opt = fnn.chain(fnn.clip_by_global_norm(1.0), fnn.adam(fnn.cosine_decay(1e-3, steps=1000)))
+>>> state = opt.init(params)
+>>> updates, state = opt.update(grads, state, params)
+>>> fnn.apply_updates(params, updates)[0].w.ravel()
+array([0.999, 0.999])
+>>> fnn.learning_rate(state)
+0.0009999975326009292
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+import toolz
+
+from fnn import tree as ft
+from fnn.layers import is_param
+from fnn.schedules import Schedule
+
+__all__ = [
+    "InitFn",
+    "UpdateFn",
+    "GradientTransformation",
+    "EmptyState",
+    "ScaleByScheduleState",
+    "ScaleByLearningRateState",
+    "TraceState",
+    "ScaleByAdamState",
+    "ScaleByRmsState",
+    "chain",
+    "identity",
+    "scale",
+    "scale_by_schedule",
+    "scale_by_learning_rate",
+    "trace",
+    "scale_by_adam",
+    "scale_by_rms",
+    "add_decayed_weights",
+    "add_l2_penalty",
+    "clip_by_global_norm",
+    "clip_by_value",
+    "sgd",
+    "momentum",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "learning_rate",
+    "OPTIMIZERS",
+    "optimizer_from_name",
+]
+
+PyTree = Any
+ScalarOrSchedule = float | Schedule
+
+
+# ---------------------------------------------------------------------------
+# The contract
+# ---------------------------------------------------------------------------
+
+
+class InitFn(Protocol):
+    """``init(params) -> state``: the state before the first update."""
+
+    def __call__(self, params: PyTree) -> PyTree: ...
+
+
+class UpdateFn(Protocol):
+    """``update(updates, state, params=None) -> (updates, new_state)``; pure, arguments unchanged."""
+
+    def __call__(self, updates: PyTree, state: PyTree, params: PyTree | None = None) -> tuple[PyTree, PyTree]: ...
+
+
+class GradientTransformation(NamedTuple):
+    """An optimizer, or a piece of one: a pair of pure functions ``(init, update)``.
+
+    >>> opt = scale(-0.1)
+    >>> state = opt.init(np.ones(2))
+    >>> opt.update(np.ones(2), state)
+    (array([-0.1, -0.1]), EmptyState())
+    """
+
+    init: InitFn
+    update: UpdateFn
+
+
+class EmptyState(NamedTuple):
+    """The state of a transformation that keeps none (a node with no leaves)."""
+
+
+class ScaleByScheduleState(NamedTuple):
+    """``step``: the number of updates done (an int64 scalar array)."""
+
+    step: np.ndarray
+
+
+class ScaleByLearningRateState(NamedTuple):
+    """``step``: updates done (int64 scalar array); ``learning_rate``: the next update's rate (float64 scalar array)."""
+
+    step: np.ndarray
+    learning_rate: np.ndarray
+
+
+class TraceState(NamedTuple):
+    """The momentum buffer, one array per parameter."""
+
+    trace: PyTree
+
+
+class ScaleByAdamState(NamedTuple):
+    """Adam's step count and first and second moment estimates (``mu``, ``nu``)."""
+
+    step: np.ndarray
+    mu: PyTree
+    nu: PyTree
+
+
+class ScaleByRmsState(NamedTuple):
+    """The running mean of squared gradients."""
+
+    nu: PyTree
+
+
+# ---------------------------------------------------------------------------
+# Helpers: lifting one-array math to trees; checks at the public boundary
+# ---------------------------------------------------------------------------
+
+
+def _lift(f: Callable[..., Any], keep: int = 0) -> Callable[..., PyTree]:
+    """Lift ``f(u, *rest)`` written for one parameter array to trees.
+
+    On leaves where ``u`` is a setting rather than a parameter, argument ``keep`` is
+    returned unchanged (0: the update passes through; 1: the state leaf is kept).
+    """
+
+    def lifted(*trees: PyTree) -> PyTree:
+        return ft.map(lambda *xs: f(*xs) if is_param(xs[0]) else xs[keep], *trees)
+
+    return lifted
+
+
+def _zeros(p: Any) -> np.ndarray:
+    """A zero state leaf: the shape and dtype of a parameter, a float64 scalar for a setting."""
+    return np.zeros_like(p) if is_param(p) else np.zeros(())
+
+
+def _count0() -> np.ndarray:
+    return np.zeros((), np.int64)
+
+
+def _next(count: np.ndarray) -> np.ndarray:
+    return np.asarray(int(count) + 1, np.int64)
+
+
+def _number(value: Any, name: str, example: str, low: float = 0.0, high: float = math.inf,
+            include_high: bool = True) -> float:
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    x = float(value) if real else math.nan
+    if not (low <= x and (x <= high if include_high else x < high)):
+        bracket = "]" if include_high else ")"
+        raise ValueError(f"{name} must be a finite number in [{low}, {high}{bracket}, got {value!r}; "
+                         f"pass e.g. {example}.")
+    return x
+
+
+def _rate(lr: Any, name: str = "lr") -> ScalarOrSchedule:
+    """A non-negative learning rate or a schedule (a function of the step count)."""
+    if callable(lr):
+        return lr
+    return _number(lr, name, f"{name}=1e-3, or a schedule such as fnn.cosine_decay(1e-3, steps=1000)")
+
+
+def _as_schedule(lr: ScalarOrSchedule) -> Schedule:
+    if callable(lr):
+        return lr
+    value = float(lr)
+    return lambda count: value
+
+
+# ---------------------------------------------------------------------------
+# Composition
+# ---------------------------------------------------------------------------
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Apply transformations one after another; the state is the tuple of their states.
+
+    ``chain(a, b).update(g, (sa, sb), p)`` is ``b.update(*a.update(g, sa, p)..., sb, p)``:
+    the updates flow through ``a`` then ``b``. A chain is itself a transformation, so
+    chains nest.
+
+    >>> opt = chain(scale(2.0), scale(-0.5))
+    >>> opt.update(np.ones(2), opt.init(np.ones(2)))
+    (array([-1., -1.]), (EmptyState(), EmptyState()))
+    """
+    for i, t in enumerate(transforms):
+        if not (callable(getattr(t, "init", None)) and callable(getattr(t, "update", None))):
+            raise TypeError(
+                f"chain: argument {i} is not a GradientTransformation (a record with init and update "
+                f"functions): got {t!r}. Pass transformations such as fnn.clip_by_global_norm(1.0) "
+                "or optimizers such as fnn.adam(1e-3)."
+            )
+
+    def init(params: PyTree) -> tuple[PyTree, ...]:
+        return tuple(t.init(params) for t in transforms)
+
+    def update(updates: PyTree, state: PyTree, params: PyTree | None = None) -> tuple[PyTree, tuple[PyTree, ...]]:
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise ValueError(
+                f"chain of {len(transforms)} transformations needs a tuple of {len(transforms)} states, "
+                f"got {type(state).__name__} {state!r:.200}. Pass the state from this chain's init "
+                "(or from its previous update)."
+            )
+
+        def one(carry: tuple[PyTree, tuple[PyTree, ...]], pair: tuple[GradientTransformation, PyTree]):
+            u, states = carry
+            t, s = pair
+            u, s = t.update(u, s, params)
+            return u, states + (s,)
+
+        return toolz.reduce(one, zip(transforms, state), (updates, ()))
+
+    return GradientTransformation(init, update)
+
+
+def identity() -> GradientTransformation:
+    """Updates unchanged; no state.
+
+    >>> identity().update(np.ones(2), EmptyState())
+    (array([1., 1.]), EmptyState())
+    """
+
+    def init(params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
+        del params
+        return updates, state
+
+    return GradientTransformation(init, update)
+
+
+# ---------------------------------------------------------------------------
+# Scaling
+# ---------------------------------------------------------------------------
+
+
+def scale(step_size: float) -> GradientTransformation:
+    """Multiply updates by a constant: ``u -> step_size * u`` (dtype kept).
+
+    >>> scale(0.5).update(np.ones(2, np.float32), EmptyState())[0]
+    array([0.5, 0.5], dtype=float32)
+    """
+    c = _number(step_size, "step_size", "scale(-0.1)", low=-math.inf)
+    mul = _lift(lambda u: u * np.asarray(c, u.dtype))
+
+    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
+        del params
+        return mul(updates), state
+
+    return GradientTransformation(identity().init, update)
+
+
+def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
+    """Multiply updates by ``schedule(count)``, ``count`` being the number of updates done before.
+
+    >>> opt = scale_by_schedule(lambda t: 1.0 / (t + 1))
+    >>> u, s = opt.update(np.ones(1), opt.init(np.ones(1)))
+    >>> u, s = opt.update(np.ones(1), s)
+    >>> u, int(s.step)
+    (array([0.5]), 2)
+    """
+    if not callable(schedule):
+        raise TypeError(f"scale_by_schedule needs a function of the step count, got {schedule!r}; "
+                        "e.g. fnn.cosine_decay(1e-3, steps=1000). For a constant use fnn.scale.")
+
+    def init(params: PyTree) -> ScaleByScheduleState:
+        del params
+        return ScaleByScheduleState(_count0())
+
+    def update(updates: PyTree, state: ScaleByScheduleState, params: PyTree | None = None):
+        del params
+        c = float(schedule(int(state.step)))
+        return _lift(lambda u: u * np.asarray(c, u.dtype))(updates), ScaleByScheduleState(_next(state.step))
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
+    r"""Descend: ``u -> -lr_t * u``, with ``lr`` a float or a schedule of the step count.
+
+    The state keeps the count and the rate the *next* update will use, so that
+    :func:`learning_rate` can read it for logging.
+
+    >>> opt = scale_by_learning_rate(lambda t: 0.1 * (t + 1))
+    >>> state = opt.init(np.ones(2))
+    >>> float(state.learning_rate)
+    0.1
+    >>> u, state = opt.update(np.ones(2), state)
+    >>> u, float(state.learning_rate)
+    (array([-0.1, -0.1]), 0.2)
+    """
+    schedule = _as_schedule(_rate(lr))
+
+    def rate(count: np.ndarray) -> np.ndarray:
+        return np.asarray(float(schedule(int(count))), np.float64)
+
+    def init(params: PyTree) -> ScaleByLearningRateState:
+        del params
+        return ScaleByLearningRateState(_count0(), rate(_count0()))
+
+    def update(updates: PyTree, state: ScaleByLearningRateState, params: PyTree | None = None):
+        del params
+        c = -float(state.learning_rate)
+        count = _next(state.step)
+        return _lift(lambda u: u * np.asarray(c, u.dtype))(updates), ScaleByLearningRateState(count, rate(count))
+
+    return GradientTransformation(init, update)
+
+
+# ---------------------------------------------------------------------------
+# Moments
+# ---------------------------------------------------------------------------
+
+
+def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
+    r"""Momentum (heavy ball), or Nesterov momentum.
+
+    .. math:: b_t = \mu\, b_{t-1} + g_t, \quad b_0 = 0; \qquad
+              u_t = b_t \text{ (heavy ball)}, \quad u_t = g_t + \mu\, b_t \text{ (Nesterov)}
+
+    This is PyTorch's ``SGD(momentum=mu, nesterov=...)`` with ``dampening=0``: its
+    buffer starts as the first gradient, which is what ``b_0 = 0`` gives.
+
+    >>> opt = trace(0.5)
+    >>> u, s = opt.update(np.ones(1), opt.init(np.ones(1)))
+    >>> opt.update(np.ones(1), s)[0]
+    array([1.5])
+    """
+    mu = _number(decay, "decay", "trace(0.9)")
+    if not isinstance(nesterov, bool):
+        raise TypeError(f"nesterov must be True or False, got {nesterov!r}.")
+    step = _lift(lambda g, b: b * np.asarray(mu, b.dtype) + g, keep=1)
+    look_ahead = _lift(lambda g, b: g + b * np.asarray(mu, b.dtype))
+
+    def init(params: PyTree) -> TraceState:
+        return TraceState(ft.map(_zeros, params))
+
+    def update(updates: PyTree, state: TraceState, params: PyTree | None = None) -> tuple[PyTree, TraceState]:
+        del params
+        buf = step(updates, state.trace)
+        return (look_ahead(updates, buf) if nesterov else _lift(lambda g, b: b)(updates, buf)), TraceState(buf)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+    r"""Adam's direction: bias-corrected first moment over the root of the second.
+
+    .. math:: m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2,
+
+    .. math:: u_t = \frac{m_t / (1 - \beta_1^t)}{\sqrt{v_t} / \sqrt{1 - \beta_2^t} + \epsilon}
+
+    (PyTorch's arrangement: ``eps`` is added after the bias correction of the root.)
+    Kingma & Ba, *Adam: A Method for Stochastic Optimization* (2015).
+
+    >>> opt = scale_by_adam()
+    >>> u, s = opt.update(np.array([2.0, -3.0]), opt.init(np.zeros(2)))
+    >>> u.round(6), int(s.step)
+    (array([ 1., -1.]), 1)
+    """
+    b1 = _number(b1, "b1", "b1=0.9", high=1.0, include_high=False)
+    b2 = _number(b2, "b2", "b2=0.999", high=1.0, include_high=False)
+    eps = _number(eps, "eps", "eps=1e-8")
+    first = _lift(lambda g, m: m * np.asarray(b1, m.dtype) + g * np.asarray(1.0 - b1, g.dtype), keep=1)
+    second = _lift(lambda g, v: v * np.asarray(b2, v.dtype) + (g * g) * np.asarray(1.0 - b2, g.dtype), keep=1)
+
+    def init(params: PyTree) -> ScaleByAdamState:
+        zeros = ft.map(_zeros, params)
+        return ScaleByAdamState(_count0(), zeros, zeros)
+
+    def update(updates: PyTree, state: ScaleByAdamState, params: PyTree | None = None):
+        del params
+        count = _next(state.step)
+        mu, nu = first(updates, state.mu), second(updates, state.nu)
+        bc1, root_bc2 = 1.0 - b1 ** int(count), math.sqrt(1.0 - b2 ** int(count))
+
+        def direction(g: np.ndarray, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+            dt = g.dtype
+            return (m / np.asarray(bc1, dt)) / (np.sqrt(v) / np.asarray(root_bc2, dt) + np.asarray(eps, dt))
+
+        return _lift(direction)(updates, mu, nu), ScaleByAdamState(count, mu, nu)
+
+    return GradientTransformation(init, update)
+
+
+def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
+    r"""Divide by the root of a running mean of squared gradients (RMSprop's direction).
+
+    .. math:: v_t = \rho\, v_{t-1} + (1-\rho)\, g_t^2, \quad v_0 = 0, \qquad u_t = g_t / (\sqrt{v_t} + \epsilon)
+
+    PyTorch's convention: ``eps`` outside the root, ``v`` starting at zero.
+
+    >>> opt = scale_by_rms(decay=0.75, eps=0.0)
+    >>> opt.update(np.array([2.0]), opt.init(np.zeros(1)))[0]
+    array([2.])
+    """
+    rho = _number(decay, "decay", "decay=0.99", high=1.0)
+    eps = _number(eps, "eps", "eps=1e-8")
+    mean_square = _lift(lambda g, v: v * np.asarray(rho, v.dtype) + (g * g) * np.asarray(1.0 - rho, g.dtype), keep=1)
+    divide = _lift(lambda g, v: g / (np.sqrt(v) + np.asarray(eps, v.dtype)))
+
+    def init(params: PyTree) -> ScaleByRmsState:
+        return ScaleByRmsState(ft.map(_zeros, params))
+
+    def update(updates: PyTree, state: ScaleByRmsState, params: PyTree | None = None):
+        del params
+        nu = mean_square(updates, state.nu)
+        return divide(updates, nu), ScaleByRmsState(nu)
+
+    return GradientTransformation(init, update)
+
+
+# ---------------------------------------------------------------------------
+# Weight decay
+# ---------------------------------------------------------------------------
+
+
+def _add_scaled_params(weight: float, name: str) -> GradientTransformation:
+    def add(u: Any, p: Any) -> Any:
+        return u + p * np.asarray(weight, p.dtype) if is_param(u) and is_param(p) else u
+
+    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
+        if params is None:
+            raise ValueError(f"{name} needs the params: call update(grads, state, params).")
+        return ft.map(add, updates, params), state
+
+    return GradientTransformation(identity().init, update)
+
+
+def add_decayed_weights(weight_decay: float) -> GradientTransformation:
+    r"""Decoupled weight decay: ``u -> u + weight_decay * p``, placed *after* the moment transform.
+
+    Scaled by the learning rate afterwards, this is ``p -= lr * weight_decay * p`` each step,
+    independent of Adam's normalisation (Loshchilov & Hutter, *Decoupled Weight Decay
+    Regularization*, 2019). Settings (non-float leaves) are never decayed.
+
+    >>> add_decayed_weights(0.1).update((np.zeros(1), 0.0), EmptyState(), (np.full(1, 2.0), 0.5))[0]
+    (array([0.2]), 0.0)
+    """
+    wd = _number(weight_decay, "weight_decay", "weight_decay=1e-4")
+    return _add_scaled_params(wd, "add_decayed_weights")
+
+
+def add_l2_penalty(weight: float) -> GradientTransformation:
+    r"""An L2 penalty ``(weight / 2) * ||p||^2`` on the loss: ``g -> g + weight * p``, placed *first*.
+
+    The penalty's gradient then passes through momentum or Adam's scaling like the loss's
+    (PyTorch's ``weight_decay=`` argument of ``SGD``, ``Adam``, ``RMSprop``). Settings are
+    never penalised.
+
+    >>> opt = chain(add_l2_penalty(0.1), sgd(1.0))
+    >>> opt.update(np.zeros(1), opt.init(np.ones(1)), np.full(1, 2.0))[0]
+    array([-0.2])
+    """
+    w = _number(weight, "weight", "add_l2_penalty(1e-4)")
+    return _add_scaled_params(w, "add_l2_penalty")
+
+
+# ---------------------------------------------------------------------------
+# Clipping
+# ---------------------------------------------------------------------------
+
+
+def clip_by_global_norm(max_norm: float) -> GradientTransformation:
+    r"""Rescale all updates together so that their global L2 norm is at most ``max_norm``.
+
+    .. math:: u \to u \cdot \min(1, \text{max\_norm} / \lVert u \rVert_2),
+              \quad \lVert u \rVert_2^2 = \textstyle\sum_{\text{param leaves}} \sum u^2
+
+    The norm runs over parameter leaves only (settings are ignored), accumulated in float64.
+    Pascanu et al., *On the difficulty of training recurrent neural networks* (2013).
+
+    >>> clip_by_global_norm(1.0).update((np.array([3.0]), np.array([[4.0]])), EmptyState())[0]
+    (array([0.6]), array([[0.8]]))
+    """
+    limit = _number(max_norm, "max_norm", "clip_by_global_norm(1.0)")
+
+    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
+        del params
+        squares = [np.sum(np.square(u, dtype=np.float64)) for u in ft.leaves(updates) if is_param(u)]
+        norm = math.sqrt(float(sum(squares, 0.0)))
+        if norm <= limit:
+            return updates, state
+        c = limit / norm
+        return _lift(lambda u: u * np.asarray(c, u.dtype))(updates), state
+
+    return GradientTransformation(identity().init, update)
+
+
+def clip_by_value(max_abs: float) -> GradientTransformation:
+    """Clip every update value into ``[-max_abs, max_abs]`` (PyTorch's ``clip_grad_value_``).
+
+    >>> clip_by_value(1.0).update(np.array([-3.0, 0.5, 2.0]), EmptyState())[0]
+    array([-1. ,  0.5,  1. ])
+    """
+    limit = _number(max_abs, "max_abs", "clip_by_value(1.0)")
+    clip = _lift(lambda u: np.clip(u, np.asarray(-limit, u.dtype), np.asarray(limit, u.dtype)))
+
+    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
+        del params
+        return clip(updates), state
+
+    return GradientTransformation(identity().init, update)
+
+
+# ---------------------------------------------------------------------------
+# Ready optimizers
+# ---------------------------------------------------------------------------
+
+
+def sgd(lr: ScalarOrSchedule, momentum: float = 0.0, nesterov: bool = False) -> GradientTransformation:
+    r"""Stochastic gradient descent, with optional (Nesterov) momentum.
+
+    ``chain(trace(momentum, nesterov), scale_by_learning_rate(lr))``, the trace left out when
+    ``momentum == 0``. Equals ``torch.optim.SGD(lr=lr, momentum=momentum, nesterov=nesterov)``
+    (``dampening=0``): ``b = momentum * b + g`` with ``b`` starting as the first gradient,
+    ``p -= lr * b`` or, with Nesterov, ``p -= lr * (g + momentum * b)``.
+
+    >>> opt = sgd(0.1, momentum=0.9)
+    >>> s = opt.init(np.zeros(1))
+    >>> u, s = opt.update(np.ones(1), s)
+    >>> u, s = opt.update(np.ones(1), s)
+    >>> u.round(6)
+    array([-0.19])
+    """
+    lr = _rate(lr)
+    mu = _number(momentum, "momentum", "momentum=0.9")
+    if nesterov and mu == 0.0:
+        raise ValueError("Nesterov momentum needs momentum > 0: pass e.g. sgd(0.1, momentum=0.9, nesterov=True).")
+    if mu == 0.0:
+        return chain(scale_by_learning_rate(lr))
+    return chain(trace(mu, nesterov), scale_by_learning_rate(lr))
+
+
+def momentum(lr: ScalarOrSchedule, momentum: float = 0.9, nesterov: bool = False) -> GradientTransformation:
+    """:func:`sgd` with momentum 0.9 by default (the name ``"momentum"`` in :data:`OPTIMIZERS`).
+
+    >>> len(momentum(0.1).init(np.zeros(1)))
+    2
+    """
+    return sgd(lr, momentum=momentum, nesterov=nesterov)
+
+
+def adam(lr: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+    """Adam: ``chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))``.
+
+    Equals ``torch.optim.Adam(lr=lr, betas=(b1, b2), eps=eps)``. The first step moves each
+    parameter by about ``lr`` against the sign of its gradient.
+
+    >>> opt = adam(0.1)
+    >>> opt.update(np.array([5.0, -0.2]), opt.init(np.zeros(2)))[0].round(6)
+    array([-0.1,  0.1])
+    """
+    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(_rate(lr)))
+
+
+def adamw(lr: ScalarOrSchedule = 1e-3, weight_decay: float = 1e-2, b1: float = 0.9, b2: float = 0.999,
+          eps: float = 1e-8) -> GradientTransformation:
+    """Adam with decoupled weight decay: ``chain(scale_by_adam, add_decayed_weights, scale_by_learning_rate)``.
+
+    Each step is ``p -= lr * (adam_direction + weight_decay * p)``, which is
+    ``torch.optim.AdamW(lr=lr, betas=(b1, b2), eps=eps, weight_decay=weight_decay)`` (torch
+    first shrinks ``p *= 1 - lr * weight_decay``, then takes the Adam step).
+
+    >>> opt = adamw(0.1, weight_decay=0.5)
+    >>> opt.update(np.zeros(1), opt.init(np.ones(1)), np.ones(1))[0]
+    array([-0.05])
+    """
+    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay), scale_by_learning_rate(_rate(lr)))
+
+
+def rmsprop(lr: ScalarOrSchedule = 1e-2, decay: float = 0.99, eps: float = 1e-8,
+            momentum: float = 0.0) -> GradientTransformation:
+    """RMSprop: ``chain(scale_by_rms(decay, eps), trace(momentum), scale_by_learning_rate(lr))``.
+
+    Equals ``torch.optim.RMSprop(lr=lr, alpha=decay, eps=eps, momentum=momentum)`` (not
+    centered): ``v = decay * v + (1 - decay) * g**2``; ``d = g / (sqrt(v) + eps)``
+    (``eps`` outside the root); with momentum ``b = momentum * b + d``, ``p -= lr * b``.
+
+    >>> opt = rmsprop(0.01, decay=0.75, eps=0.0)
+    >>> opt.update(np.array([3.0]), opt.init(np.zeros(1)))[0]
+    array([-0.02])
+    """
+    mu = _number(momentum, "momentum", "momentum=0.9")
+    moment = (trace(mu),) if mu > 0.0 else ()
+    return chain(scale_by_rms(decay, eps), *moment, scale_by_learning_rate(_rate(lr)))
+
+
+# ---------------------------------------------------------------------------
+# Reading the state; names at the edge
+# ---------------------------------------------------------------------------
+
+
+def _find_rates(node: Any) -> list[ScaleByLearningRateState]:
+    if isinstance(node, ScaleByLearningRateState):
+        return [node]
+    if isinstance(node, (tuple, list)):
+        return [r for child in node for r in _find_rates(child)]
+    if isinstance(node, dict):
+        return [r for k in sorted(node) for r in _find_rates(node[k])]
+    return []
+
+
+def learning_rate(state: PyTree) -> float:
+    """The learning rate the next update will use, read from an optimizer state.
+
+    Finds the :class:`ScaleByLearningRateState` that every ready optimizer keeps (in a
+    chain of any depth, or inside a :class:`fnn.TrainState`) and returns its value:
+    ``schedule(count)`` with ``count`` the updates done so far. For logging.
+
+    >>> from fnn.schedules import step_decay
+    >>> opt = sgd(step_decay(0.1, every=1, factor=0.5))
+    >>> state = opt.init(np.zeros(1))
+    >>> learning_rate(state)
+    0.1
+    >>> _, state = opt.update(np.ones(1), state)
+    >>> learning_rate(state)
+    0.05
+    """
+    found = _find_rates(state)
+    if not found:
+        raise ValueError(
+            "learning_rate: this state has no learning rate in it (no ScaleByLearningRateState). "
+            "Pass the state of an optimizer built with fnn.sgd/adam/adamw/rmsprop or one whose chain "
+            "ends in fnn.scale_by_learning_rate(lr)."
+        )
+    if len(found) > 1:
+        raise ValueError(
+            f"learning_rate: this state holds {len(found)} learning rates "
+            f"({[float(r.learning_rate) for r in found]}); read the one you mean from its part of the state."
+        )
+    return float(found[0].learning_rate)
+
+
+OPTIMIZERS: dict[str, Callable[..., GradientTransformation]] = {
+    "sgd": sgd,
+    "momentum": momentum,
+    "adam": adam,
+    "adamw": adamw,
+    "rmsprop": rmsprop,
+}
+
+
+def optimizer_from_name(name: str, lr: ScalarOrSchedule, **kwargs: Any) -> GradientTransformation:
+    """Resolve a name from :data:`OPTIMIZERS` into an optimizer, at the edge (the CLI).
+
+    ``optimizer_from_name("adamw", 1e-3, weight_decay=1e-4)`` is ``adamw(1e-3, weight_decay=1e-4)``.
+
+    >>> opt = optimizer_from_name("adam", 1e-3)
+    >>> learning_rate(opt.init(np.zeros(1)))
+    0.001
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid names: {', '.join(sorted(OPTIMIZERS))}.")
+    try:
+        return OPTIMIZERS[name](lr, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"optimizer {name!r}: {e}; see help(fnn.{OPTIMIZERS[name].__name__}) for its arguments.") from e
