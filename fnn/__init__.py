@@ -12,7 +12,9 @@ epochs. Randomness comes only from explicit seeds and keys.
 
 from fnn import data, random, tree
 from fnn.checks import check_grad
+from fnn.conv import Conv2D, conv2d
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
+from fnn.dropout import Dropout
 from fnn.init import dense, mlp
 from fnn.io import load, save
 from fnn.layers import (
@@ -36,6 +38,7 @@ from fnn.network import (
     sgd_step,
     value_and_grad,
 )
+from fnn.normalization import BatchNorm, LayerNorm, batch_norm, layer_norm
 from fnn.optim import (
     OPTIMIZERS,
     EmptyState,
@@ -65,6 +68,8 @@ from fnn.optim import (
     sgd,
     trace,
 )
+from fnn.pooling import AvgPool2D, MaxPool2D
+from fnn.reshape import Flatten, Reshape
 from fnn.schedules import (
     constant,
     cosine_decay,
@@ -115,6 +120,10 @@ __all__ = [
     "dense",
     "mlp",
     "check_grad",
+    # convolution, pooling, dropout, normalisation (fnn.conv, fnn.pooling, fnn.reshape, fnn.dropout,
+    # fnn.normalization)
+    "Conv2D", "conv2d", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "Dropout",
+    "LayerNorm", "BatchNorm", "layer_norm", "batch_norm",
     # costs
     "Cost",
     "mse",

@@ -1,0 +1,227 @@
+r"""2-D convolution on batch-first NHWC images, computed as one GEMM over image patches.
+
+Layout (the JAX/TensorFlow one): images ``x: (batch, h, w, c_in)``, weights
+``w: (kh, kw, c_in, c_out)`` (HWIO), bias ``b: (c_out,)``. With stride ``s``
+and the input zero-padded by ``padding = ((top, bottom), (left, right))``:
+
+.. math:: y_{n,i,j,o} = b_o + \sum_{p,q,c} x_{n,\,s i + p,\,s j + q,\,c}\; w_{p,q,c,o}
+
+Forward (im2col): copy the ``kh * kw`` shifted, strided views of the padded
+input side by side into ``cols: (batch * oh * ow, kh * kw * c_in)`` -- one
+strided copy per kernel offset, never a loop over pixels -- and multiply once
+by ``w`` reshaped to ``(kh * kw * c_in, c_out)``.
+
+Backward, for ``dy: (batch, oh, ow, c_out)`` flattened to ``(batch * oh * ow, c_out)``:
+
+.. math:: dw = \mathrm{cols}^T dy, \quad db = \textstyle\sum_{n,i,j} dy, \quad
+          d\mathrm{cols} = dy\, w^T
+
+and ``dx`` is col2im: each of the ``kh * kw`` column blocks of ``dcols`` is
+added back into the padded input at its offset with the same stride, and the
+padding is cropped off. Both passes are GEMM-shaped.
+
+>>> import fnn, numpy as np
+>>> layer = conv2d(0, 1, 4, 3)
+>>> fnn.forward((layer,), np.zeros((2, 28, 28, 1), np.float32)).shape
+(2, 28, 28, 4)
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fnn import random as fr
+from fnn import tree as ft
+from fnn.layers import is_param, register
+from fnn.network import freeze
+
+__all__ = ["Conv2D", "conv2d", "resolve_padding", "zero_settings"]
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+def zero_settings(layer: Any) -> Any:
+    """A layer record with zeros in the place of every field: the gradient of a record with no parameters.
+
+    Handles settings that are tuples of ints or ``None`` (unlike a flat ``type(f)(0)``).
+
+    >>> zero_settings(Conv2D(np.ones(1), np.ones(1), 2, ((1, 1), (0, 0))))
+    Conv2D(w=array([0.]), b=array([0.]), stride=0, padding=((0, 0), (0, 0)))
+    """
+    return ft.map(lambda f: np.zeros_like(f) if is_param(f) else type(f)(0), layer)
+
+
+class Conv2D(NamedTuple):
+    """A 2-D convolution (cross-correlation, as in every deep-learning library); see the module docstring.
+
+    Fields: ``w: (kh, kw, c_in, c_out)``, ``b: (c_out,)``, ``stride: int``,
+    ``padding: ((top, bottom), (left, right))`` in pixels. Build it with :func:`conv2d`.
+    """
+
+    w: np.ndarray
+    b: np.ndarray
+    stride: int = 1
+    padding: Padding = ((0, 0), (0, 0))
+
+
+def _out_size(n: int, k: int, s: int) -> int:
+    return (n - k) // s + 1
+
+
+def _pad(x: np.ndarray, padding: Padding) -> np.ndarray:
+    (t, bo), (le, r) = padding
+    if t == bo == le == r == 0:
+        return x
+    return np.pad(x, ((0, 0), (t, bo), (le, r), (0, 0)))
+
+
+def _im2col(xp: np.ndarray, kh: int, kw: int, s: int) -> np.ndarray:
+    """``(batch, oh, ow, kh, kw, c)`` patches of the padded input, one strided copy per kernel offset."""
+    n, hp, wp, c = xp.shape
+    oh, ow = _out_size(hp, kh, s), _out_size(wp, kw, s)
+    cols = np.empty((n, oh, ow, kh, kw, c), dtype=xp.dtype)  # (batch, oh, ow, kh, kw, c_in)
+    for p in range(kh):
+        for q in range(kw):
+            cols[:, :, :, p, q, :] = xp[:, p : p + s * (oh - 1) + 1 : s, q : q + s * (ow - 1) + 1 : s, :]
+    return cols
+
+
+def _check_input(layer: Conv2D, x: np.ndarray) -> None:
+    kh, kw, c_in, _ = layer.w.shape
+    (t, bo), (le, r) = layer.padding
+    if x.ndim != 4 or x.shape[3] != c_in:
+        raise ValueError(
+            f"Conv2D with w of shape {layer.w.shape} expects NHWC images (batch, h, w, {c_in}), got shape {x.shape}; "
+            f"reshape the input, e.g. x.reshape(-1, 28, 28, {c_in})."
+        )
+    if x.shape[1] + t + bo < kh or x.shape[2] + le + r < kw:
+        raise ValueError(
+            f"Conv2D: a {kh}x{kw} kernel does not fit images of size {x.shape[1]}x{x.shape[2]} "
+            f"with padding {layer.padding}; use padding='same' or a smaller kernel."
+        )
+
+
+def _conv_apply(layer: Conv2D, x: np.ndarray) -> np.ndarray:
+    _check_input(layer, x)
+    kh, kw, c_in, c_out = layer.w.shape
+    cols = _im2col(_pad(x, layer.padding), kh, kw, layer.stride)  # (batch, oh, ow, kh, kw, c_in)
+    n, oh, ow = cols.shape[:3]
+    y = cols.reshape(n * oh * ow, kh * kw * c_in) @ layer.w.reshape(kh * kw * c_in, c_out)  # (batch*oh*ow, c_out)
+    y += layer.b
+    return y.reshape(n, oh, ow, c_out)  # (batch, oh, ow, c_out)
+
+
+def _conv_vjp(layer: Conv2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Conv2D, np.ndarray]:
+    del y
+    kh, kw, c_in, c_out = layer.w.shape
+    s = layer.stride
+    xp = _pad(x, layer.padding)
+    cols = _im2col(xp, kh, kw, s)  # (batch, oh, ow, kh, kw, c_in)
+    n, oh, ow = cols.shape[:3]
+    dy2 = dy.reshape(n * oh * ow, c_out)  # (batch*oh*ow, c_out)
+    dw = cols.reshape(n * oh * ow, kh * kw * c_in).T @ dy2  # (kh*kw*c_in, c_out)
+    db = dy2.sum(axis=0)  # (c_out,)
+    dcols = (dy2 @ layer.w.reshape(kh * kw * c_in, c_out).T).reshape(n, oh, ow, kh, kw, c_in)
+    dxp = np.zeros_like(xp)  # (batch, h + pads, w + pads, c_in)
+    for p in range(kh):
+        for q in range(kw):
+            dxp[:, p : p + s * (oh - 1) + 1 : s, q : q + s * (ow - 1) + 1 : s, :] += dcols[:, :, :, p, q, :]
+    (t, _), (le, _) = layer.padding
+    dx = dxp[:, t : t + x.shape[1], le : le + x.shape[2], :]  # (batch, h, w, c_in)
+    grads = Conv2D(dw.reshape(layer.w.shape), db, 0, ((0, 0), (0, 0)))
+    return grads, dx
+
+
+register(Conv2D, _conv_apply, _conv_vjp)
+
+
+def _pair(value: Any, name: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}; pass e.g. {name}=3 or {name}=(3, 3).")
+
+
+def resolve_padding(
+    padding: Any, kernel: tuple[int, int], stride: int = 1, size: tuple[int, int] | None = None
+) -> Padding:
+    """``"same"``, ``"valid"``, an int or a pair of ints, as ``((top, bottom), (left, right))`` pixels.
+
+    ``"same"`` gives an output of ``ceil(size / stride)`` pixels; with stride 1 it needs no ``size``
+    and pads ``k - 1`` in total, the extra pixel of an even kernel at the bottom/right (as TensorFlow).
+
+    >>> resolve_padding("same", (3, 3)), resolve_padding("valid", (3, 3)), resolve_padding(2, (5, 5))
+    (((1, 1), (1, 1)), ((0, 0), (0, 0)), ((2, 2), (2, 2)))
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding == "same":
+            if stride == 1:
+                totals = (kernel[0] - 1, kernel[1] - 1)
+            elif size is None:
+                raise ValueError(
+                    "padding='same' with stride > 1 depends on the image size; pass size=(h, w) or ints."
+                )
+            else:
+                totals = tuple(
+                    max((-(-n // stride) - 1) * stride + k - n, 0) for n, k in zip(size, kernel)
+                )  # type: ignore[assignment]
+            return ((totals[0] // 2, totals[0] - totals[0] // 2), (totals[1] // 2, totals[1] - totals[1] // 2))
+        raise ValueError(f"padding must be 'same', 'valid', an int or a pair of ints, got {padding!r}.")
+    ph, pw = _pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"padding must be non-negative, got {padding!r}.")
+    return ((ph, ph), (pw, pw))
+
+
+def conv2d(
+    key: fr.KeyLike,
+    c_in: int,
+    c_out: int,
+    kernel: int | tuple[int, int],
+    stride: int = 1,
+    padding: str | int | tuple[int, int] = "same",
+    dtype: Any = np.float32,
+    *,
+    size: tuple[int, int] | None = None,
+) -> Conv2D:
+    """A :class:`Conv2D` with He-normal weights ``N(0, 2 / (kh * kw * c_in))`` and zero bias, drawn from ``key``.
+
+    Args:
+      key: an int seed or a key from :mod:`fnn.random`.
+      c_in, c_out: input and output channels.
+      kernel: ``k`` or ``(kh, kw)``.
+      stride: the step between patches, the same along both axes.
+      padding: ``"same"`` (output size ``ceil(size / stride)``), ``"valid"`` (no padding), or pixels
+        per side as an int or ``(ph, pw)``. Resolved here to ints.
+      dtype: ``np.float32`` (default) or ``np.float64``.
+      size: the input ``(h, w)``; needed only for ``padding="same"`` with ``stride > 1``.
+
+    >>> layer = conv2d(0, 3, 8, 5, padding="valid")
+    >>> layer.w.shape, layer.b.shape, layer.padding
+    ((5, 5, 3, 8), (8,), ((0, 0), (0, 0)))
+    """
+    from fnn.validate import positive_int
+
+    c_in, c_out = positive_int(c_in, "c_in"), positive_int(c_out, "c_out")
+    kh, kw = _pair(kernel, "kernel")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel sizes must be positive, got {kernel!r}.")
+    stride = positive_int(stride, "stride")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a float type such as np.float32, got {dtype}.")
+    pads = resolve_padding(padding, (kh, kw), stride, size)
+    fan_in = kh * kw * c_in
+    w = fr.generator(key).normal(0.0, np.sqrt(2.0 / fan_in), (kh, kw, c_in, c_out))
+    return freeze(Conv2D(w.astype(dtype), np.zeros(c_out, dtype), stride, pads))
+
+

@@ -1,0 +1,85 @@
+r"""Dropout: zero each input with probability ``rate`` in training, scale the rest by ``1 / (1 - rate)``.
+
+``rate`` is the *drop* probability, as in PyTorch's ``nn.Dropout(p)`` (stax's
+``Dropout(rate)`` means the keep probability; fnn does not). In training,
+with a mask :math:`m_i \sim \text{Bernoulli}(1 - r)` drawn from the layer's key,
+
+.. math:: y = \frac{m \odot x}{1 - r}, \qquad dx = \frac{m \odot dy}{1 - r},
+
+so :math:`E[y] = x`; at evaluation ``y = x``. The backward rule draws the mask
+again from the same key: same key, same mask, no state to carry.
+
+The key comes from :func:`fnn.forward`'s ``key=`` (each layer folds in its index);
+:func:`fnn.train` passes a fresh one every step.
+
+>>> import fnn, numpy as np
+>>> x = np.ones((2, 4), np.float32)
+>>> fnn.forward((Dropout(0.5),), x)                       # evaluation: identity
+array([[1., 1., 1., 1.],
+       [1., 1., 1., 1.]], dtype=float32)
+>>> sorted(set(fnn.forward((Dropout(0.5),), x, train=True, key=0).ravel().tolist()))
+[0.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from fnn import random as fr
+from fnn.layers import Context, register
+
+__all__ = ["Dropout", "dropout_mask"]
+
+
+class Dropout(NamedTuple):
+    """Drop each input with probability ``rate`` in training; identity at evaluation (module docstring)."""
+
+    rate: float = 0.5
+
+
+def _check_rate(rate: float) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+        raise ValueError(
+            f"Dropout rate is the probability of dropping an input and must lie in [0, 1), got {rate!r}; "
+            "e.g. Dropout(0.25)."
+        )
+    return float(rate)
+
+
+def dropout_mask(key: fr.KeyLike, rate: float, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The scaled keep-mask ``m / (1 - rate)`` for ``key``: the same key gives the same mask.
+
+    >>> dropout_mask(0, 0.5, (1, 6), np.dtype(np.float32))
+    array([[2., 2., 0., 0., 2., 2.]], dtype=float32)
+    """
+    keep = fr.generator(key).random(shape, dtype=np.float32) >= rate
+    return keep.astype(dtype) * np.asarray(1.0 / (1.0 - rate), dtype=dtype)
+
+
+def _mask(layer: Dropout, x: np.ndarray, ctx: Context) -> np.ndarray | None:
+    rate = _check_rate(layer.rate)
+    if not ctx.train or rate == 0:
+        return None
+    if ctx.key is None:
+        raise ValueError(
+            "Dropout in training mode needs a key: pass key= to fnn.forward/loss/grad, e.g. "
+            "fnn.forward(params, x, train=True, key=step); fnn.train passes a fresh key every step."
+        )
+    return dropout_mask(ctx.key, rate, x.shape, x.dtype)
+
+
+def _apply(layer: Dropout, x: np.ndarray, ctx: Context) -> np.ndarray:
+    m = _mask(layer, x, ctx)
+    return x if m is None else x * m
+
+
+def _vjp(layer: Dropout, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context) -> tuple[Dropout, np.ndarray]:
+    del y
+    m = _mask(layer, x, ctx)
+    return Dropout(0.0), dy if m is None else dy * m
+
+
+register(Dropout, _apply, _vjp, context=True)

@@ -1,0 +1,215 @@
+r"""Normalisation layers: LayerNorm (per example) and BatchNorm (per feature, with running statistics).
+
+Both compute :math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}` and
+:math:`y = \gamma \odot \hat x + \beta`; they differ in the axes that
+:math:`\mu, \sigma^2` (biased variance) are taken over. With ``m`` the number of
+values averaged and :math:`g = \gamma \odot dy`, the backward rule is
+
+.. math:: d\gamma = \textstyle\sum dy \odot \hat x, \quad d\beta = \sum dy, \quad
+          dx = \frac{1}{\sqrt{\sigma^2 + \epsilon}} \Big(g - \overline{g} - \hat x\, \overline{g \odot \hat x}\Big)
+
+where the bars are means over the normalised axes (``m`` values).
+
+- :class:`LayerNorm` normalises each example over its last ``gamma.ndim`` axes
+  (PyTorch's ``normalized_shape``).
+- :class:`BatchNorm` normalises each feature (the last axis: units of a dense layer,
+  channels of NHWC images) over all other axes. In training it uses the batch's
+  statistics; at evaluation the running ones, which are record fields moved by
+  ``update`` after each training step (PyTorch's rule, ``momentum`` the weight of the new batch):
+
+  .. math:: \mu_{run} \leftarrow (1 - m)\mu_{run} + m \mu_B, \quad
+            \sigma^2_{run} \leftarrow (1 - m)\sigma^2_{run} + m \tfrac{n}{n - 1}\sigma^2_B
+
+  The running statistics are float arrays but not trained: their gradients are zeros.
+  At evaluation ``dx = \gamma\, dy / \sqrt{\sigma^2_{run} + \epsilon}``.
+
+>>> import fnn, numpy as np
+>>> x = np.array([[1.0, 3.0], [3.0, 5.0]])
+>>> fnn.forward((layer_norm(2, dtype=np.float64),), x).round(3)
+array([[-1.,  1.],
+       [-1.,  1.]])
+>>> fnn.forward((batch_norm(2, dtype=np.float64),), x, train=True).round(3)
+array([[-1., -1.],
+       [ 1.,  1.]])
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fnn.layers import Context, register
+from fnn.network import freeze
+
+__all__ = ["LayerNorm", "BatchNorm", "layer_norm", "batch_norm"]
+
+
+def _normalise(x: np.ndarray, axes: tuple[int, ...], eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xhat, mean, 1 / sqrt(var + eps))`` over ``axes`` (kept as size-1 dims)."""
+    mu = x.mean(axis=axes, keepdims=True)
+    xc = x - mu
+    inv = 1.0 / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + np.asarray(eps, x.dtype))
+    return xc * inv, mu, inv
+
+
+def _dx(g: np.ndarray, xhat: np.ndarray, inv: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """The backward rule of the module docstring for ``g = gamma * dy``."""
+    return inv * (g - g.mean(axis=axes, keepdims=True) - xhat * (g * xhat).mean(axis=axes, keepdims=True))
+
+
+def _check_features(name: str, gamma: np.ndarray, x: np.ndarray) -> None:
+    if x.shape[x.ndim - gamma.ndim :] != gamma.shape or x.ndim <= gamma.ndim:
+        raise ValueError(
+            f"{name} with gamma of shape {gamma.shape} expects inputs (batch, ..., "
+            f"{', '.join(map(str, gamma.shape))}), "
+            f"got shape {x.shape}; build it with the input's trailing size."
+        )
+
+
+# ---------------------------------------------------------------------------
+# LayerNorm
+# ---------------------------------------------------------------------------
+
+
+class LayerNorm(NamedTuple):
+    """Normalise each example over its last ``gamma.ndim`` axes, then scale and shift (module docstring).
+
+    Fields: ``gamma, beta`` of the normalised shape, ``eps: float``. Build it with :func:`layer_norm`.
+    """
+
+    gamma: np.ndarray
+    beta: np.ndarray
+    eps: float = 1e-5
+
+
+def _ln_axes(layer: LayerNorm, x: np.ndarray) -> tuple[int, ...]:
+    _check_features("LayerNorm", layer.gamma, x)
+    return tuple(range(x.ndim - layer.gamma.ndim, x.ndim))
+
+
+def _ln_apply(layer: LayerNorm, x: np.ndarray) -> np.ndarray:
+    xhat, _, _ = _normalise(x, _ln_axes(layer, x), layer.eps)
+    return xhat * layer.gamma + layer.beta
+
+
+def _ln_vjp(layer: LayerNorm, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[LayerNorm, np.ndarray]:
+    del y
+    axes = _ln_axes(layer, x)
+    xhat, _, inv = _normalise(x, axes, layer.eps)
+    lead = tuple(range(x.ndim - layer.gamma.ndim))
+    grads = LayerNorm((dy * xhat).sum(axis=lead), dy.sum(axis=lead), 0.0)
+    return grads, _dx(dy * layer.gamma, xhat, inv, axes)
+
+
+register(LayerNorm, _ln_apply, _ln_vjp)
+
+
+def _shape(n: Any) -> tuple[int, ...]:
+    shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
+    if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
+        raise ValueError(f"the normalised shape must be a positive int or a tuple of them, got {n!r}; e.g. 128.")
+    return tuple(int(s) for s in shape)
+
+
+def _eps(eps: Any) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"eps must be a small positive number, got {eps!r}; e.g. eps=1e-5.")
+    return float(eps)
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a float type such as np.float32, got {dtype}.")
+    return dtype
+
+
+def layer_norm(shape: int | tuple[int, ...], eps: float = 1e-5, dtype: Any = np.float32) -> LayerNorm:
+    """A :class:`LayerNorm` over trailing axes of ``shape`` with ``gamma = 1``, ``beta = 0``.
+
+    >>> layer_norm(4).gamma
+    array([1., 1., 1., 1.], dtype=float32)
+    """
+    shape, dtype = _shape(shape), _float_dtype(dtype)
+    return freeze(LayerNorm(np.ones(shape, dtype), np.zeros(shape, dtype), _eps(eps)))
+
+
+# ---------------------------------------------------------------------------
+# BatchNorm
+# ---------------------------------------------------------------------------
+
+
+class BatchNorm(NamedTuple):
+    """Normalise each feature (last axis) over the batch in training, by running statistics at evaluation.
+
+    Fields: ``gamma, beta: (features,)`` (trained), ``mean, var: (features,)`` (running statistics,
+    moved by ``update``, zero gradients), ``momentum, eps: float``. Build it with :func:`batch_norm`.
+    """
+
+    gamma: np.ndarray
+    beta: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    momentum: float = 0.1
+    eps: float = 1e-5
+
+
+def _bn_axes(layer: BatchNorm, x: np.ndarray) -> tuple[int, ...]:
+    _check_features("BatchNorm", layer.gamma, x)
+    return tuple(range(x.ndim - 1))
+
+
+def _bn_apply(layer: BatchNorm, x: np.ndarray, ctx: Context) -> np.ndarray:
+    axes = _bn_axes(layer, x)
+    if ctx.train:
+        xhat, _, _ = _normalise(x, axes, layer.eps)
+        return xhat * layer.gamma + layer.beta
+    scale = layer.gamma / np.sqrt(layer.var + np.asarray(layer.eps, layer.var.dtype))  # (features,)
+    return (x - layer.mean) * scale + layer.beta
+
+
+def _bn_vjp(
+    layer: BatchNorm, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context
+) -> tuple[BatchNorm, np.ndarray]:
+    del y
+    axes = _bn_axes(layer, x)
+    zeros = np.zeros_like(layer.mean)
+    if ctx.train:
+        xhat, _, inv = _normalise(x, axes, layer.eps)
+        dx = _dx(dy * layer.gamma, xhat, inv, axes)
+    else:
+        inv = 1.0 / np.sqrt(layer.var + np.asarray(layer.eps, layer.var.dtype))  # (features,)
+        xhat = (x - layer.mean) * inv
+        dx = dy * (layer.gamma * inv)
+    return BatchNorm((dy * xhat).sum(axis=axes), dy.sum(axis=axes), zeros, zeros.copy(), 0.0, 0.0), dx
+
+
+def _bn_update(layer: BatchNorm, x: np.ndarray, ctx: Context) -> BatchNorm:
+    del ctx
+    axes = _bn_axes(layer, x)
+    n = x.size // x.shape[-1]
+    m = np.asarray(layer.momentum, layer.mean.dtype)
+    mean = (1 - m) * layer.mean + m * x.mean(axis=axes)
+    var = (1 - m) * layer.var + m * x.var(axis=axes) * np.asarray(n / max(n - 1, 1), layer.var.dtype)
+    return freeze(layer._replace(mean=mean.astype(layer.mean.dtype), var=var.astype(layer.var.dtype)))
+
+
+register(BatchNorm, _bn_apply, _bn_vjp, context=True, update=_bn_update)
+
+
+def batch_norm(features: int, momentum: float = 0.1, eps: float = 1e-5, dtype: Any = np.float32) -> BatchNorm:
+    """A :class:`BatchNorm` over ``features`` with ``gamma = 1``, ``beta = 0``, running mean 0 and variance 1.
+
+    ``momentum`` is the weight of each new batch in the running statistics (PyTorch's convention).
+
+    >>> bn = batch_norm(3)
+    >>> bn.mean, bn.var, bn.momentum
+    (array([0., 0., 0.], dtype=float32), array([1., 1., 1.], dtype=float32), 0.1)
+    """
+    (n,), dtype = _shape(features), _float_dtype(dtype)
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+        raise ValueError(f"momentum is the weight of the new batch and must lie in [0, 1], got {momentum!r}; e.g. 0.1.")
+    ones, zeros = np.ones(n, dtype), np.zeros(n, dtype)
+    return freeze(BatchNorm(ones, zeros, zeros.copy(), ones.copy(), float(momentum), _eps(eps)))

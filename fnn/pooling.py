@@ -1,0 +1,118 @@
+r"""Max and average pooling over windows of NHWC images, as ``window**2`` strided slices.
+
+For ``x: (batch, h, w, c)``, a ``k x k`` window and stride ``s`` (default ``k``), the
+output is ``(batch, oh, ow, c)`` with ``oh = (h - k) // s + 1`` (rows that do not fill a
+window are dropped, as PyTorch does by default). Each kernel offset ``(p, q)`` sees the
+strided view ``x[:, p::s, q::s, :]`` of the input, so both passes are ``k * k`` whole-array
+operations, never loops over pixels:
+
+- max:  :math:`y = \max_{p,q} x_{s i + p,\, s j + q}`; the gradient ``dy`` goes to the
+  first maximum of each window in row-major order (as PyTorch), other entries get zero.
+- average: :math:`y = \frac{1}{k^2} \sum_{p,q} x_{s i + p,\, s j + q}`; every entry of
+  a window gets ``dy / k^2``.
+
+Overlapping windows (``s < k``) add their contributions.
+
+>>> import fnn, numpy as np
+>>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+>>> fnn.forward((MaxPool2D(2),), x)[0, :, :, 0]
+array([[ 5.,  7.],
+       [13., 15.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+from fnn.conv import zero_settings
+from fnn.layers import register
+
+__all__ = ["MaxPool2D", "AvgPool2D"]
+
+
+class MaxPool2D(NamedTuple):
+    """Max over ``window x window`` patches taken every ``stride`` pixels (``None``: ``stride = window``)."""
+
+    window: int = 2
+    stride: int | None = None
+
+
+class AvgPool2D(NamedTuple):
+    """Mean over ``window x window`` patches taken every ``stride`` pixels (``None``: ``stride = window``)."""
+
+    window: int = 2
+    stride: int | None = None
+
+
+def _positive_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+
+
+def _geometry(layer: MaxPool2D | AvgPool2D, x: np.ndarray) -> tuple[int, int, int, int]:
+    k = layer.window
+    s = k if layer.stride is None else layer.stride
+    if not (_positive_int(k) and _positive_int(s)):
+        name = type(layer).__name__
+        raise ValueError(f"{name} needs a positive int window and stride, got {layer!r}; e.g. {name}(2).")
+    if x.ndim != 4 or x.shape[1] < k or x.shape[2] < k:
+        raise ValueError(
+            f"{type(layer).__name__}({k}) expects NHWC images (batch, h, w, c) of at least {k}x{k} pixels, "
+            f"got shape {x.shape}; reshape the input or use a smaller window."
+        )
+    return k, s, (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+
+
+def _views(x: np.ndarray, k: int, s: int, oh: int, ow: int) -> Iterator[tuple[slice, slice]]:
+    """The index of the strided view ``x[:, p::s, q::s]`` (cut to ``(oh, ow)``) for each kernel offset."""
+    del x
+    for p in range(k):
+        for q in range(k):
+            yield slice(p, p + s * (oh - 1) + 1, s), slice(q, q + s * (ow - 1) + 1, s)
+
+
+def _max_apply(layer: MaxPool2D, x: np.ndarray) -> np.ndarray:
+    k, s, oh, ow = _geometry(layer, x)
+    views = _views(x, k, s, oh, ow)
+    rows, cols = next(views)
+    y = x[:, rows, cols, :].copy()  # (batch, oh, ow, c)
+    for rows, cols in views:
+        np.maximum(y, x[:, rows, cols, :], out=y)
+    return y
+
+
+def _max_vjp(layer: MaxPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[MaxPool2D, np.ndarray]:
+    k, s, oh, ow = _geometry(layer, x)
+    dx = np.zeros_like(x)  # (batch, h, w, c)
+    taken = np.zeros(y.shape, dtype=bool)  # (batch, oh, ow, c): the window's max already found
+    for rows, cols in _views(x, k, s, oh, ow):
+        hit = x[:, rows, cols, :] == y
+        hit &= ~taken
+        taken |= hit
+        dx[:, rows, cols, :] += np.where(hit, dy, 0)
+    return zero_settings(layer), dx
+
+
+def _avg_apply(layer: AvgPool2D, x: np.ndarray) -> np.ndarray:
+    k, s, oh, ow = _geometry(layer, x)
+    y = np.zeros((x.shape[0], oh, ow, x.shape[3]), dtype=x.dtype)  # (batch, oh, ow, c)
+    for rows, cols in _views(x, k, s, oh, ow):
+        y += x[:, rows, cols, :]
+    y *= np.asarray(1.0 / (k * k), dtype=x.dtype)
+    return y
+
+
+def _avg_vjp(layer: AvgPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[AvgPool2D, np.ndarray]:
+    del y
+    k, s, oh, ow = _geometry(layer, x)
+    share = dy * np.asarray(1.0 / (k * k), dtype=dy.dtype)  # (batch, oh, ow, c)
+    dx = np.zeros_like(x)  # (batch, h, w, c)
+    for rows, cols in _views(x, k, s, oh, ow):
+        dx[:, rows, cols, :] += share
+    return zero_settings(layer), dx
+
+
+register(MaxPool2D, _max_apply, _max_vjp)
+register(AvgPool2D, _avg_apply, _avg_vjp)
