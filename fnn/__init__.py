@@ -10,7 +10,7 @@ epochs. Randomness comes only from explicit seeds and keys.
 (2, 10)
 """
 
-from fnn import data, random, tree
+from fnn import data, datasets, parallel, random, tree
 from fnn.checks import check_grad
 from fnn.conv import Conv2D, conv2d
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
@@ -104,7 +104,8 @@ __all__ = [
     "join",
     # modules
     "data",
-
+    "datasets",
+    "parallel",
     "random",
     "tree",
     # layers
