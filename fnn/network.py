@@ -195,6 +195,7 @@ def apply_updates(params: Any, updates: Any) -> Any:
     >>> apply_updates((np.ones(2), 0.5), (np.full(2, -0.25), 1.0))
     (array([0.75, 0.75]), 0.5)
     """
+    validate.updates(params, updates, "updates")
     return ft.map(_step_leaf, params, updates)
 
 
@@ -206,6 +207,7 @@ def sgd_step(params: Params, grads: Params, lr: float) -> Params:
     (array([0.5, 0.5], dtype=float32),)
     """
     lr = validate.learning_rate(lr)
+    validate.updates(params, grads, "grads")
     return ft.map(lambda p, g: _step_leaf(p, g * np.asarray(-lr, g.dtype)) if layers.is_param(p) else p, params, grads)
 
 

@@ -29,6 +29,7 @@ import toolz
 from fnn import data as fdata
 from fnn import layers, validate
 from fnn import random as fr
+from fnn import tree as ft
 from fnn.costs import Cost, mse
 from fnn.network import (
     Batch,
@@ -87,15 +88,23 @@ class Settings(NamedTuple):
 
 
 class DivergenceError(FloatingPointError):
-    """The training loss became NaN or inf."""
+    """The training loss, or the parameters after a step, became NaN or inf.
 
-    def __init__(self, epoch: int, step: int, value: float) -> None:
+    ``epoch`` and ``step`` count from 1 (``step`` over the whole run), ``value`` is the
+    batch loss, and ``state`` is the :class:`TrainState` before the failing step: its
+    params are finite, ready to save as the last good checkpoint.
+    """
+
+    def __init__(
+        self, epoch: int, step: int, value: float, state: TrainState | None = None, params: bool = False
+    ) -> None:
+        what = f"the parameters became NaN or inf (the batch loss was {value})" if params else f"the loss became {value}"
         super().__init__(
-            f"training diverged: the loss became {value} in epoch {epoch}, step {step}. "
+            f"training diverged: {what} in epoch {epoch}, step {step}. "
             "Try a smaller learning rate (or clip gradients with fnn.clip_by_global_norm); "
             "pass on_divergence='continue' to keep going regardless."
         )
-        self.epoch, self.step, self.value = epoch, step, value
+        self.epoch, self.step, self.value, self.state = epoch, step, value, state
 
 
 def init_state(params: Params, optimizer: Any = None, seed: fr.KeyLike = 0) -> TrainState:
@@ -131,7 +140,7 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         value, grads = settings.value_and_grad(params, (x, y), settings.cost, ctxs)
         xs = None
     if not math.isfinite(value) and settings.on_divergence == "raise":
-        raise DivergenceError(state.epoch + 1, state.step + 1, value)
+        raise DivergenceError(state.epoch + 1, state.step + 1, value, state)
     if settings.optimizer is None:
         new_params, opt_state = sgd_step(params, grads, settings.lr or 0.0), state.opt_state
     else:
@@ -139,6 +148,10 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         new_params = apply_updates(params, updates)
     if xs is not None and any(layers.rule(layer).update for layer in params):
         new_params = freeze(updated_state(new_params, xs, ctxs))
+    if settings.on_divergence == "raise" and not all(
+        validate.all_finite(p) for p in ft.leaves(new_params) if layers.is_param(p)
+    ):
+        raise DivergenceError(state.epoch + 1, state.step + 1, value, state, params=True)
     return state._replace(params=new_params, opt_state=opt_state, step=state.step + 1), value
 
 
