@@ -48,7 +48,10 @@ True
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -365,27 +368,39 @@ def _guarded(run: Callable[[dict], dict], config: dict) -> dict:
         return _failed(config, e)
 
 
-def _default_run(config: dict) -> dict:
+def _run_record(config: dict, out: str | None = None) -> dict:
+    """Runs on a worker: :func:`fnn.runs.run`'s record (as in ``record.json``) plus the final ``params``."""
     from fnn import runs
 
-    return runs.run(config)
+    result = runs.run(config, out)
+    return {**result.record, "params": result.params}
 
 
 def sweep(
     configs: Iterable[dict],
     executor: Any,
     *,
+    out: str | os.PathLike[str] | None = None,
     run: Callable[[dict], dict] | None = None,
     retries: int = 1,
 ) -> list[dict]:
     """Independent training runs in parallel; their records, in the order of ``configs``.
 
-    Each config is a dict with the keys of the ``fnn train`` config file and goes to
-    ``run(config)`` (default :func:`fnn.runs.run`), which returns the run's record.
-    A run that raises, or whose worker is lost, gives
-    ``{"config": config, "error": "Type: message", "status": "failed"}``; the others
-    still finish. With Dask a task whose worker dies is rerun elsewhere, and a task
-    that raises an engine error is retried ``retries`` times.
+    Each config is a dict with the keys of the ``fnn train`` config file (see
+    :data:`fnn.runs.DEFAULTS`). By default run ``i`` is :func:`fnn.runs.run` and its record
+    is the content of ``record.json`` plus ``"params"``, the final network; with ``out``
+    each run also writes its run directory ``out/run-<i>`` (the record then holds
+    ``params_path``). ``run(config) -> dict`` replaces :func:`fnn.runs.run` (then no ``out``).
+
+    A run that raises, or whose worker is lost for good, gives
+    ``{"config": config, "error": "Type: message", "status": "failed"}``; the others still
+    finish. With Dask a task whose worker dies is rerun on another worker (up to the
+    scheduler's ``allowed-failures``), and ``retries`` more attempts are made after an
+    engine error. With a ``ProcessPoolExecutor`` a dead worker breaks the pool: the runs
+    not finished by then are reported failed with ``BrokenProcessPool``.
+
+    Records do not depend on where a run ran: the same config gives the same record
+    bar the wall-clock fields (``started``, ``finished``, ``wall_time*``, epoch ``seconds``).
 
     >>> from concurrent.futures import ThreadPoolExecutor
     >>> with ThreadPoolExecutor(2) as ex:
@@ -401,12 +416,21 @@ def sweep(
     executor = _check_executor(executor)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"sweep: retries must be an int >= 0, got {retries!r}.")
-    run = _default_run if run is None else run
+    if run is not None and out is not None:
+        raise ValueError("sweep: out= names run directories for fnn.runs.run; with your own run=, leave it out.")
+    if run is None:
+        width = len(str(max(len(configs) - 1, 0)))
+        runs_ = [
+            partial(_run_record, out=None if out is None else os.fspath(Path(out) / f"run-{i:0{width}d}"))
+            for i in range(len(configs))
+        ]
+    else:
+        runs_ = [run] * len(configs)
     client = _dask_client(executor)
     if client is None:
-        futures = [executor.submit(_guarded, run, c) for c in configs]
+        futures = [executor.submit(_guarded, r, c) for r, c in zip(runs_, configs)]
     else:
-        futures = [client.submit(_guarded, run, c, pure=False, retries=retries) for c in configs]
+        futures = [client.submit(_guarded, r, c, pure=False, retries=retries) for r, c in zip(runs_, configs)]
     records = []
     for config, future in zip(configs, futures):
         try:

@@ -202,6 +202,42 @@ def _same_record(a, b):
         assert fnn.tree.all_equal(a[k], b[k]) if k == "params" else a[k] == b[k], k
 
 
+_WALL_CLOCK = ("started", "finished", "wall_time_s", "wall_time_total_s")
+
+
+def _without_wall_clock(record):
+    out = {k: v for k, v in record.items() if k not in _WALL_CLOCK}
+    out["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in record["history"]]
+    return out
+
+
+def test_sweep_of_four_seeds_equals_runs_one_by_one(executor):
+    runs = pytest.importorskip("fnn.runs")
+    # Dask starts its workers with one BLAS thread; the test-set metrics are one large matrix
+    # product whose last bits depend on the BLAS thread count, so the local runs use one too.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    configs = [{"seed": s, "epochs": 2} for s in range(4)]
+    records = fnn.parallel.sweep(configs, executor)
+    assert [r["status"] for r in records] == ["completed"] * 4, [r.get("error") for r in records]
+    for config, record in zip(configs, records):
+        with threadpoolctl.threadpool_limits(1):
+            local = runs.run(config)
+        assert fnn.tree.all_equal(record.pop("params"), local.params)  # bit-identical final params
+        assert _without_wall_clock(record) == _without_wall_clock(local.record)
+    assert len({r["final"]["test_loss"] for r in records}) == 4  # four different runs
+
+
+def test_sweep_writes_run_directories(tmp_path):
+    pytest.importorskip("fnn.runs")
+    with ThreadPoolExecutor(2) as ex:
+        records = parallel.sweep([{"seed": 0, "epochs": 1}, {"seed": 1, "epochs": 0}], ex, out=tmp_path)
+    assert records[0]["status"] == "completed"
+    assert records[0]["params_path"] == str((tmp_path / "run-0" / "params.npz").resolve())
+    assert fnn.tree.all_equal(fnn.load(records[0]["params_path"]), records[0]["params"])
+    assert records[1]["status"] == "failed" and records[1]["config"] == {"seed": 1, "epochs": 0}
+    assert records[1]["error"].startswith("ConfigError: epochs must be")
+
+
 def test_sweep_failures_are_reported_in_order(executor):
     configs = [{"seed": 0, "epochs": 1}, {"seed": 1, "epochs": 1, "fail": True}, {"seed": 2, "epochs": 1}]
     records = parallel.sweep(configs, executor, run=_toy_run)
