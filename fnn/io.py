@@ -303,6 +303,7 @@ def save(path: str | os.PathLike[str], tree: Any) -> None:
     with _finish_before_interrupt():
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         try:
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
             with os.fdopen(fd, "wb") as f:
                 _write_zip(f, iter(entries))
                 f.flush()

@@ -1,0 +1,579 @@
+"""Runs: a configuration in, a trained network and a record out. The library behind ``fnn train``.
+
+A *config* is a flat ``dict`` whose keys are the long options of ``fnn train``
+with underscores (``batch_size`` for ``--batch-size``); :data:`DEFAULTS` lists
+them all. :func:`resolve_config` fills in the defaults and checks every name and
+number before any work starts. :func:`run` is a pure function of the resolved
+config (and the data files): two runs of one config give byte-identical params
+files. With ``out`` it writes a run directory:
+
+- ``config.json``: the fully resolved configuration;
+- ``record.json``: per-epoch history, final metrics, seed, wall time, versions,
+  OS, CPU, BLAS threads and the SHA-256 of the training data;
+- ``params.npz``: the final params (:func:`fnn.load` reads them);
+- ``checkpoint.npz``: the latest :class:`fnn.TrainState`, saved atomically after
+  every epoch; :func:`resume` continues from it bit for bit;
+- ``curve.png``: loss and accuracy per epoch (when matplotlib is installed).
+
+Seeds: the seed is split into three keys, for the initial params, the training
+order and the held-out validation split.
+
+>>> result = run({"layers": [784, 8, 10], "epochs": 1, "batch_size": 50})
+>>> result.record["epochs_done"], round(result.record["final"]["test_accuracy"], 1) >= 0.5
+(1, True)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fnn import data as fdata
+from fnn import init as finit
+from fnn import io as fio
+from fnn import random as fr
+from fnn import tree as ft
+from fnn.costs import COSTS
+from fnn.network import Params
+from fnn.training import DivergenceError, TrainState, train
+
+__all__ = [
+    "DEFAULTS",
+    "DATASETS",
+    "SCHEDULES",
+    "ConfigError",
+    "RunResult",
+    "resolve_config",
+    "config_hash",
+    "run",
+    "resume",
+    "evaluate",
+    "load_run",
+]
+
+#: Every config key with its default. ``output_activation: None`` means "identity" for the
+#: cross-entropy costs (they take logits) and the hidden ``activation`` otherwise.
+DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "data_dir": None,
+    "download": True,
+    "layers": [784, 16, 16, 10],
+    "activation": "sigmoid",
+    "output_activation": None,
+    "cost": "mse",
+    "init": "xavier",
+    "dtype": "float32",
+    "optimizer": "sgd",
+    "lr": 10.0,
+    "schedule": "constant",
+    "epochs": 30,
+    "batch_size": 10,
+    "seed": 0,
+    "validation": 0.0,
+    "patience": None,
+}
+
+DATASETS = ("digits", "mnist", "fashion-mnist")
+SCHEDULES = ("constant", "cosine", "step", "exponential", "warmup_cosine")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+DTYPES = ("float32", "float64")
+_IN, _OUT = 784, 10  # every data set here: 28x28 images, 10 classes
+
+PARAMS_FILE, CHECKPOINT_FILE, CONFIG_FILE, RECORD_FILE, CURVE_FILE = (
+    "params.npz", "checkpoint.npz", "config.json", "record.json", "curve.png",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration key, name or value is not valid; the message lists the valid ones."""
+
+
+class RunResult(NamedTuple):
+    """What :func:`run` returns: the record (as in ``record.json``), the final params and state."""
+
+    record: dict[str, Any]
+    params: Params
+    state: TrainState
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+
+
+def _choice(cfg: dict[str, Any], key: str, valid: Iterable[str]) -> None:
+    valid = list(valid)
+    if cfg[key] not in valid:
+        raise ConfigError(f"unknown {key} {cfg[key]!r}; valid names: {', '.join(valid)}.")
+
+
+def _int(cfg: dict[str, Any], key: str, minimum: int) -> None:
+    v = cfg[key]
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ConfigError(f"{key} must be an integer >= {minimum}, got {v!r}.")
+    cfg[key] = int(v)
+
+
+def _layers(value: Any) -> list[int]:
+    if isinstance(value, str):
+        try:
+            value = [int(s) for s in value.replace(" ", "").split(",") if s]
+        except ValueError:
+            raise ConfigError(f"layers must be comma-separated sizes like 784,16,16,10, got {value!r}.") from None
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) < 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in value)
+    ):
+        raise ConfigError(f"layers must be at least two positive sizes like [784, 16, 16, 10], got {value!r}.")
+    sizes = [int(v) for v in value]
+    if sizes[0] != _IN or sizes[-1] != _OUT:
+        raise ConfigError(
+            f"layers must start with {_IN} inputs (28x28 pixels) and end with {_OUT} outputs (classes) for "
+            f"these data sets, got {sizes}; e.g. {_IN},16,16,{_OUT}."
+        )
+    return sizes
+
+
+def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The full configuration: defaults filled in, every name and number checked.
+
+    Raises :class:`ConfigError` for an unknown key or name (listing the valid ones) or a
+    bad value, before any data is read.
+
+    >>> cfg = resolve_config({"layers": "784,32,10", "cost": "cross_entropy"})
+    >>> cfg["layers"], cfg["output_activation"], cfg["optimizer"]
+    ([784, 32, 10], 'identity', 'sgd')
+    >>> resolve_config({"activation": "swish"})
+    Traceback (most recent call last):
+      ...
+    fnn.runs.ConfigError: unknown activation 'swish'; valid names: sigmoid, tanh, relu, leaky_relu, softmax, identity.
+    """
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; valid keys: {', '.join(DEFAULTS)}.")
+    cfg = {**DEFAULTS, **config}
+    _choice(cfg, "dataset", DATASETS)
+    _choice(cfg, "activation", finit.ACTIVATIONS)
+    _choice(cfg, "cost", COSTS)
+    if cfg["output_activation"] is None:
+        cfg["output_activation"] = "identity" if cfg["cost"] != "mse" else cfg["activation"]
+    _choice(cfg, "output_activation", finit.ACTIVATIONS)
+    _choice(cfg, "init", finit.INITS)
+    _choice(cfg, "dtype", DTYPES)
+    _choice(cfg, "optimizer", OPTIMIZERS)
+    _choice(cfg, "schedule", SCHEDULES)
+    cfg["layers"] = _layers(cfg["layers"])
+    lr = cfg["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
+        raise ConfigError(f"lr must be a positive number, got {lr!r}; e.g. 0.1.")
+    cfg["lr"] = float(lr)
+    _int(cfg, "epochs", 1)
+    _int(cfg, "batch_size", 1)
+    _int(cfg, "seed", 0)
+    val = cfg["validation"]
+    if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 <= val < 1:
+        raise ConfigError(f"validation is the held-out fraction of the training data, in [0, 1); got {val!r}.")
+    cfg["validation"] = float(val)
+    if cfg["patience"] is not None:
+        _int(cfg, "patience", 1)
+        if cfg["validation"] == 0:
+            raise ConfigError(
+                "patience stops on the validation loss and needs held-out data: set validation, e.g. 0.1 "
+                "(the test split is kept for the final, unbiased accuracy)."
+            )
+    if cfg["data_dir"] is not None:
+        cfg["data_dir"] = str(cfg["data_dir"])
+    if not isinstance(cfg["download"], bool):
+        raise ConfigError(f"download must be true or false, got {cfg['download']!r}.")
+    return cfg
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short hash of a resolved config (8 hex digits), as in default run-directory names.
+
+    >>> len(config_hash(resolve_config({})))
+    8
+    """
+    return hashlib.sha256(json.dumps(dict(config), sort_keys=True).encode()).hexdigest()[:8]
+
+
+# ---------------------------------------------------------------------------
+# Data, model, optimizer: names resolved here, at the edge
+# ---------------------------------------------------------------------------
+
+
+def _sha256(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _load_data(cfg: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...] | None, tuple[Any, ...], dict]:
+    from fnn import datasets
+
+    if cfg["dataset"] == "digits":
+        (x, y), (xt, yt) = datasets.load_digits()
+    else:
+        load = datasets.load_mnist if cfg["dataset"] == "mnist" else datasets.load_fashion_mnist
+        (x, y), (xt, yt) = load(cfg["data_dir"], download=cfg["download"])
+    info = {
+        "dataset": cfg["dataset"],
+        "train_sha256": _sha256(x, y),
+        "test_sha256": _sha256(xt, yt),
+        "sha256_of": "the raw arrays' bytes: images (uint8, C order) then labels (int64)",
+    }
+    dtype = np.dtype(cfg["dtype"])
+    train_set: tuple[np.ndarray, ...] = (fdata.normalize(x).astype(dtype, copy=False), y)
+    test_set = (fdata.normalize(xt).astype(dtype, copy=False), yt)
+    val_set: tuple[np.ndarray, ...] | None = None
+    if cfg["validation"] > 0:
+        val_key = fr.split(cfg["seed"], 3)[2]
+        val_set, train_set = fdata.split(val_key, train_set, cfg["validation"])
+    info.update(n_train=len(train_set[1]), n_validation=0 if val_set is None else len(val_set[1]), n_test=len(yt))
+    return train_set, val_set, test_set, info
+
+
+def build(cfg: Mapping[str, Any]) -> Params:
+    """The initial network of a resolved config."""
+    return finit.mlp(
+        cfg["layers"], cfg["activation"], cfg["output_activation"],
+        seed=fr.split(cfg["seed"], 3)[0], init=cfg["init"], dtype=np.dtype(cfg["dtype"]),
+    )
+
+
+def _schedule(cfg: Mapping[str, Any], total: int) -> Any:
+    from fnn import schedules as fs
+
+    lr, name = cfg["lr"], cfg["schedule"]
+    if name == "constant":
+        return lr
+    if name == "cosine":
+        return fs.cosine_decay(lr, steps=total)
+    if name == "step":  # x0.1 at 1/3 and 2/3 of training
+        return fs.step_decay(lr, every=max(-(-total // 3), 1), factor=0.1)
+    if name == "exponential":  # down to 1% at the end
+        return fs.exponential_decay(lr, rate=0.01, steps=total)
+    warm = max(total // 20, 1)
+    return fs.warmup_cosine_decay(lr, warmup_steps=warm, decay_steps=max(total - warm, 1))
+
+
+def _optimizer(cfg: Mapping[str, Any], n_train: int) -> tuple[Any, float | None]:
+    """``(optimizer, lr)`` for :func:`fnn.train`: plain SGD (``None, lr``) or an optimizer from its name."""
+    if cfg["optimizer"] == "sgd" and cfg["schedule"] == "constant":
+        return None, cfg["lr"]
+    from fnn import optim
+
+    total = cfg["epochs"] * fdata.num_batches(n_train, cfg["batch_size"])
+    return optim.optimizer_from_name(cfg["optimizer"], _schedule(cfg, total)), None
+
+
+# ---------------------------------------------------------------------------
+# The record
+# ---------------------------------------------------------------------------
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas_threads() -> Any:
+    try:
+        from threadpoolctl import threadpool_info
+
+        return [{k: p.get(k) for k in ("internal_api", "num_threads")} for p in threadpool_info()]
+    except Exception:  # not installed, or it failed: fall back to the usual environment hints
+        keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        return {k: os.environ.get(k) for k in keys}
+
+
+def environment() -> dict[str, Any]:
+    """Versions of Python, numpy, toolz and fnn, the OS, the CPU and the BLAS threads."""
+    import toolz
+
+    import fnn
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "toolz": getattr(toolz, "__version__", "unknown"),
+        "fnn": fnn.__version__,
+        "os": platform.platform(),
+        "cpu": _cpu(),
+        "cpu_count": os.cpu_count(),
+        "blas_threads": _blas_threads(),
+    }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _plot(out: Path, history: list[dict[str, Any]]) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "skipped: matplotlib not installed"
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(epochs, [h["loss"] for h in history], label="training loss")
+    if any(h["val_loss"] is not None for h in history):
+        ax1.plot(epochs, [h["val_loss"] for h in history], label="validation loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(epochs, [h["val_accuracy"] for h in history], color="C2")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation accuracy")
+    fig.tight_layout()
+    fig.savefig(out / CURVE_FILE, dpi=100)
+    plt.close(fig)
+    return CURVE_FILE
+
+
+def _metrics(params: Params, batch: tuple[Any, ...], cost: Any) -> tuple[float, float, np.ndarray]:
+    from fnn.network import forward
+
+    x, y = batch
+    out = forward(params, x)  # (n, 10)
+    pred = out.argmax(axis=-1)  # (n,)
+    confusion = np.zeros((_OUT, _OUT), dtype=np.int64)  # (true, predicted)
+    np.add.at(confusion, (y, pred), 1)
+    return float(cost.value(out, y)), float((pred == y).mean()), confusion
+
+
+# ---------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------
+
+
+def _check_resumable(state: Any, params: Params, optimizer: Any, where: str) -> None:
+    if not isinstance(state, TrainState):
+        raise ConfigError(f"{where}: expected a saved fnn.TrainState, got {type(state).__name__}.")
+    fio._check_like(Path(where), state.params, params)
+    expected = () if optimizer is None else optimizer.init(params)
+    if ft.structure(state.opt_state) != ft.structure(expected):
+        raise ConfigError(
+            f"{where}: the checkpoint's optimizer state does not fit this config's optimizer/schedule.\n"
+            f"  in the checkpoint: {ft.structure(state.opt_state)}\n  this config:       {ft.structure(expected)}\n"
+            "Resume with the optimizer and schedule the run started with."
+        )
+
+
+def run(
+    config: Mapping[str, Any] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    initial_state: TrainState | None = None,
+    progress: bool = False,
+    log: Callable[[str], Any] | None = None,
+    observers: Iterable[Callable[[TrainState], Any]] = (),
+) -> RunResult:
+    """Train the network a config describes; returns a :class:`RunResult` ``(record, params, state)``.
+
+    Args:
+      config: a config dict (see :data:`DEFAULTS`); resolved and checked first.
+      out: a run directory to write (created if needed); ``None`` writes nothing.
+      initial_state: a saved :class:`fnn.TrainState` to continue from (see :func:`resume`);
+        ``config["epochs"]`` is the total number of epochs.
+      progress: show a tqdm bar over the minibatches of each epoch (needs tqdm).
+      log: called with one line per epoch, e.g. ``print``; ``None`` is silent.
+      observers: called with the state after each epoch; they cannot change the result.
+
+    On ``KeyboardInterrupt`` or :class:`fnn.DivergenceError` the run directory keeps the
+    checkpoint of the last complete epoch and a record with ``"status"`` ``"interrupted"`` or
+    ``"diverged"``; the exception propagates.
+    """
+    cfg = resolve_config(config)
+    started, t0 = _now(), time.perf_counter()
+    train_set, val_set, test_set, data_info = _load_data(cfg)
+    cost = COSTS[cfg["cost"]]
+    params0 = build(cfg)
+    optimizer, lr = _optimizer(cfg, len(train_set[1]))
+    out_dir = None if out is None else Path(out)
+    if initial_state is not None:
+        _check_resumable(initial_state, params0, optimizer, str(out_dir or "initial_state"))
+    train_key = fr.split(cfg["seed"], 3)[1]
+    start = initial_state if initial_state is not None else TrainState(
+        params0, () if optimizer is None else optimizer.init(params0), train_key, 0, 0, ()
+    )
+    validation = val_set if val_set is not None else test_set
+    val_name = "val" if val_set is not None else "test"
+
+    previous: dict[int, float] = {}
+    wall_before = 0.0
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        old = out_dir / RECORD_FILE
+        if initial_state is not None and old.exists():
+            old_record = json.loads(old.read_text())
+            previous = {h["epoch"]: h.get("seconds") for h in old_record.get("history", [])}
+            wall_before = float(old_record.get("wall_time_total_s") or 0.0)
+        _write_json(out_dir / CONFIG_FILE, cfg)
+
+    seconds: dict[int, float] = dict(previous)
+    last = [start]
+    clock = [time.perf_counter()]
+    bar: list[Any] = [None]
+    n_batches = fdata.num_batches(len(train_set[1]), cfg["batch_size"])
+
+    def on_batch(state: TrainState, value: float) -> None:
+        if bar[0] is None:
+            from tqdm import tqdm
+
+            bar[0] = tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg['epochs']}", leave=False,
+                          unit="batch", dynamic_ncols=True)
+        bar[0].update(1)
+        bar[0].set_postfix(loss=f"{value:.4f}", refresh=False)
+
+    def history_rows(state: TrainState) -> list[dict[str, Any]]:
+        return [{**h._asdict(), "seconds": seconds.get(h.epoch)} for h in state.history]
+
+    def record(state: TrainState, status: str, **extra: Any) -> dict[str, Any]:
+        wall = time.perf_counter() - t0
+        return {
+            "status": status,
+            "config": cfg,
+            "config_hash": config_hash(cfg),
+            "seed": cfg["seed"],
+            "epochs_done": state.epoch,
+            "steps_done": state.step,
+            "resumed_from_epoch": None if initial_state is None else initial_state.epoch,
+            "validation_on": val_name,
+            "history": history_rows(state),
+            **extra,
+            "started": started,
+            "finished": _now(),
+            "wall_time_s": round(wall, 3),
+            "wall_time_total_s": round(wall_before + wall, 3),
+            "data": data_info,
+            "environment": environment(),
+        }
+
+    def watch(state: TrainState) -> None:
+        now = time.perf_counter()
+        seconds[state.epoch] = round(now - clock[0], 3)
+        if bar[0] is not None:
+            bar[0].close()
+            bar[0] = None
+        last[0] = state
+        if log is not None:
+            h = state.history[-1]
+            log(f"epoch {state.epoch:>{len(str(cfg['epochs']))}}/{cfg['epochs']}  loss {h.loss:.4f}  "
+                f"{val_name} acc {h.val_accuracy:.4f}  {seconds[state.epoch]:.1f}s")
+        if out_dir is not None:
+            fio.save(out_dir / CHECKPOINT_FILE, state)
+            _write_json(out_dir / RECORD_FILE, record(state, "running"))
+        for o in observers:
+            o(state)
+        clock[0] = time.perf_counter()
+
+    try:
+        params, _ = train(
+            start.params, train_set, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=lr,
+            optimizer=optimizer, cost=cost, seed=train_key, validation=validation, initial_state=start,
+            patience=cfg["patience"], observers=[watch], on_batch=on_batch if progress else None,
+        )
+    except (KeyboardInterrupt, DivergenceError) as e:
+        if bar[0] is not None:
+            bar[0].close()
+        if out_dir is not None:
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "diverged"
+            note = {"error": str(e)} if isinstance(e, DivergenceError) else {}
+            _write_json(out_dir / RECORD_FILE, record(last[0], status, **note))
+        raise
+    state = last[0]
+    test_loss, test_acc, _ = _metrics(params, test_set, cost)
+    final = {"train_loss": state.history[-1].loss if state.history else None,
+             "test_loss": test_loss, "test_accuracy": test_acc}
+    if val_set is not None:
+        final["val_loss"], final["val_accuracy"], _ = _metrics(params, val_set, cost)
+    extra: dict[str, Any] = {"final": final}
+    if out_dir is not None:
+        fio.save(out_dir / PARAMS_FILE, params)
+        extra["params_path"] = str((out_dir / PARAMS_FILE).resolve())
+        extra["checkpoint_path"] = str((out_dir / CHECKPOINT_FILE).resolve())
+        extra["plot"] = _plot(out_dir, history_rows(state))
+    rec = record(state, "completed", **extra)
+    if out_dir is not None:
+        _write_json(out_dir / RECORD_FILE, rec)
+    return RunResult(rec, params, state)
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no {CONFIG_FILE}.") from None
+
+
+def resume(
+    run_dir: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None, **kwargs: Any
+) -> RunResult:
+    """Continue the run in ``run_dir`` from its checkpoint, writing to the same directory.
+
+    ``overrides`` changes config keys, usually ``{"epochs": 10}`` (the new total). A run
+    stopped after epoch k and resumed ends bit-identical to the same run never stopped
+    (keep ``epochs`` unchanged when the schedule decays over the whole run: its length
+    follows ``epochs``). Other keyword arguments go to :func:`run`.
+    """
+    run_dir = Path(run_dir)
+    cfg = {**_read_config(run_dir), **dict(overrides or {})}
+    state = fio.load(run_dir / CHECKPOINT_FILE)
+    return run(cfg, run_dir, initial_state=state, **kwargs)
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
+    """The record, final params and latest checkpoint state of a run directory.
+
+    The params are checked against the architecture in ``config.json``. A run that did
+    not finish has no params file: its params are the checkpoint's.
+    """
+    run_dir = Path(run_dir)
+    cfg = resolve_config(_read_config(run_dir))
+    record_path = run_dir / RECORD_FILE
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    state = fio.load(run_dir / CHECKPOINT_FILE)
+    params_path = run_dir / PARAMS_FILE
+    params = fio.load(params_path, like=build(cfg)) if params_path.exists() else state.params
+    return RunResult(record, params, state)
+
+
+def evaluate(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Accuracy, loss and confusion matrix (rows: true class, columns: predicted) on the test split."""
+    run_dir = Path(run_dir)
+    cfg = resolve_config(_read_config(run_dir))
+    _, params, _ = load_run(run_dir)
+    _, _, test_set, info = _load_data(cfg)
+    loss, acc, confusion = _metrics(params, test_set, COSTS[cfg["cost"]])
+    return {"dataset": cfg["dataset"], "n": int(confusion.sum()), "correct": int(np.trace(confusion)),
+            "accuracy": acc, "loss": loss, "confusion": confusion.tolist(), "test_sha256": info["test_sha256"]}
+
