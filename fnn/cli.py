@@ -75,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Config keys from a ``.toml`` or ``.json`` file (``batch-size`` and ``batch_size`` both work).
 
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "c.toml")
-    >>> _ = open(p, "w").write('lr = 0.5\\nbatch-size = 20\\n')
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
+    >>> _ = p.write_text('lr = 0.5\\nbatch-size = 20\\n')
     >>> read_config_file(p)
     {'lr': 0.5, 'batch_size': 20}
     """
