@@ -212,8 +212,8 @@ def _prepare(
         lr = validate.learning_rate(lr)
     elif lr is not None:
         raise ValueError("pass either lr= (plain SGD) or optimizer=, not both; the optimizer holds its own rate.")
-    elif not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
-        raise TypeError(f"optimizer must have init and update functions, e.g. fnn.adam(1e-3); got {optimizer!r}.")
+    else:
+        validate.optimizer(optimizer)
     if on_divergence not in ("raise", "continue"):
         raise ValueError(f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}.")
     data = validate.batch(params, data, cost, name="data")
@@ -344,6 +344,9 @@ def train(
     """
     epochs = validate.positive_int(epochs, "epochs")
     validate.network(params)
+    validate.optimizer(optimizer)
+    if patience is not None:
+        patience = validate.positive_int(patience, "patience")
     start = init_state(params, optimizer, seed) if initial_state is None else initial_state
     states = training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed,

@@ -44,6 +44,7 @@ __all__ = [
     "positive_float",
     "learning_rate",
     "cost",
+    "optimizer",
     "param_dtype",
     "all_finite",
 ]
@@ -355,10 +356,11 @@ these params, e.g. fnn.grad(params, batch).
     leaves, treedef = ft.flatten(params)
     new_leaves, new_def = ft.flatten(new)
     if treedef != new_def:
+        width = max(len("params"), len(name)) + 1
         raise ft.TreeMismatchError(
             f"{name} does not have the structure of params.\n"
-            f"  params: {treedef}\n"
-            f"  {name}: {' ' * max(len('params') - len(name), 0)}{new_def}\n"
+            f"  {'params:':<{width}} {treedef}\n"
+            f"  {name + ':':<{width}} {new_def}\n"
             f"Pass {name} built for these params, e.g. fnn.grad(params, batch) or an optimizer's updates."
         )
     for j, (p, u) in enumerate(zip(leaves, new_leaves)):
@@ -426,6 +428,22 @@ def learning_rate(value: Any, name: str = "lr") -> float:
     if not (math.isfinite(v) and v >= 0):
         raise ValueError(f"{name} must be a finite non-negative number, got {value!r}; pass e.g. {name}=0.1.")
     return v
+
+
+def optimizer(value: Any) -> Any:
+    """An optimizer: anything with ``init`` and ``update`` functions (``None`` passes, meaning plain SGD).
+
+    >>> optimizer("adam")
+    Traceback (most recent call last):
+    ...
+    TypeError: optimizer must have init and update functions, got the string 'adam'; \
+pass fnn.adam(1e-3), or fnn.optimizer_from_name('adam', 1e-3).
+    """
+    if value is None or (callable(getattr(value, "init", None)) and callable(getattr(value, "update", None))):
+        return value
+    given = f"the string {value!r}; pass fnn.{value}(1e-3), or " if isinstance(value, str) else f"{_describe(value)}; "
+    example = f"fnn.optimizer_from_name({value!r}, 1e-3)" if isinstance(value, str) else "e.g. fnn.adam(1e-3)"
+    raise TypeError(f"optimizer must have init and update functions, got {given}{example}.")
 
 
 def cost(value: Any) -> Cost:
