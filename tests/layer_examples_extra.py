@@ -3,4 +3,23 @@
 Maps a layer type to a list of ``(layer, input_shape, context)``.
 """
 
+import numpy as np
+
+import fnn
+from fnn.layers import Context
+
 EXAMPLES: dict = {}
+
+# convolution, pooling, reshaping, dropout, normalisation (issue 8); run through the contract in tests/test_conv.py
+EXAMPLES.update({
+    fnn.Conv2D: [(fnn.conv2d(0, 2, 3, 3, dtype=np.float64), (2, 5, 6, 2), Context()),
+                 (fnn.conv2d(1, 1, 2, (2, 3), 2, 1, dtype=np.float64), (3, 7, 6, 1), Context())],
+    fnn.MaxPool2D: [(fnn.MaxPool2D(2), (2, 4, 5, 3), Context()), (fnn.MaxPool2D(3, 2), (1, 7, 7, 2), Context())],
+    fnn.AvgPool2D: [(fnn.AvgPool2D(2), (2, 4, 5, 3), Context()), (fnn.AvgPool2D(3, 1), (1, 4, 4, 2), Context())],
+    fnn.Flatten: [(fnn.Flatten(), (2, 3, 4, 2), Context())],
+    fnn.Reshape: [(fnn.Reshape((2, -1)), (3, 8), Context())],
+    fnn.Dropout: [(fnn.Dropout(0.5), (4, 6), Context()), (fnn.Dropout(0.3), (4, 6), Context(True, fnn.random.key(0)))],
+    fnn.LayerNorm: [(fnn.layer_norm(6, dtype=np.float64), (4, 6), Context())],
+    fnn.BatchNorm: [(fnn.batch_norm(3, dtype=np.float64), (5, 3), Context(True, None)),
+                    (fnn.batch_norm(2, dtype=np.float64), (2, 3, 3, 2), Context())],
+})

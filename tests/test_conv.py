@@ -6,6 +6,7 @@ import pytest
 import fnn
 from fnn import layers, tree
 from fnn.conv import resolve_padding
+from tests import layer_examples_extra
 from tests.test_layers import vjp_errors
 
 GEOMETRIES = [  # kernel, stride, padding, (h, w)
@@ -120,3 +121,29 @@ def test_issue_example_runs_as_written():
     y_train = fnn.forward(params, x.reshape(-1, 28, 28, 1), train=True, key=3)
     assert y_train.shape == (4, 10) and not np.array_equal(y_train, y)
     np.testing.assert_array_equal(y_train, fnn.forward(params, x.reshape(-1, 28, 28, 1), train=True, key=3))
+
+
+EXTRA = [(t.__name__ + str(i), *case) for t, cases in layer_examples_extra.EXAMPLES.items()
+         for i, case in enumerate(cases) if t.__module__ in ("fnn.conv", "fnn.pooling", "fnn.reshape", "fnn.dropout",
+                                                             "fnn.normalization")]
+
+
+@pytest.mark.parametrize("name, layer, shape, ctx", EXTRA, ids=[c[0] for c in EXTRA])
+def test_layer_contract_of_the_issue_8_layers(name, layer, shape, ctx):
+    """The core contract (tests/test_layers.py) over conv, pooling, reshape, dropout and normalisation examples."""
+    x = np.random.default_rng(1).standard_normal(shape)
+    with np.errstate(all="raise"):
+        y, dlayer, dx, errors = vjp_errors(layer, x, ctx)
+    assert y.shape[0] == x.shape[0] and np.isfinite(y).all() and np.isfinite(dx).all()
+    assert dx.shape == x.shape
+    assert type(dlayer) is type(layer)
+    assert tree.structure(dlayer) == tree.structure(layer)
+    for p, d in zip(tree.leaves(layer), tree.leaves(dlayer)):
+        assert np.shape(p) == np.shape(d) and type(p) is type(d)
+    trained = [e for f, e in zip(("x",) + layer._fields, errors) if f not in ("mean", "var")]  # BatchNorm running stats
+    assert max(trained) < 1e-6, errors
+    layer32 = tree.map(lambda a: a.astype(np.float32) if layers.is_param(a) else a, layer)
+    y32 = layers.apply(layer32, x.astype(np.float32), ctx)
+    d32, dx32 = layers.vjp(layer32, x.astype(np.float32), y32, np.ones_like(y32), ctx)
+    assert y32.dtype == dx32.dtype == np.float32
+    assert all(d.dtype == np.float32 for d in tree.leaves(d32) if isinstance(d, np.ndarray))
