@@ -333,6 +333,50 @@ def _read_header(npz: Any, path: Path) -> dict[str, Any]:
     return header
 
 
+def _read_leaf(archive: zipfile.ZipFile, name: str, dtype: Any, shape: Any, where: str, size: int) -> np.ndarray:
+    """One array, checked against its description before a byte of it is allocated.
+
+    Neither the description, the zip directory nor the ``.npy`` header is trusted alone:
+    the size they claim must agree and fit in the file on disk, so a hostile header
+    (``shape: [10**12]``) fails here instead of allocating.
+    """
+    if not isinstance(dtype, str) or not isinstance(shape, list) or not all(
+        type(d) is int and d >= 0 for d in shape
+    ):
+        raise ValueError(f"malformed description of {name} at {where}: dtype {dtype!r}, shape {shape!r}")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{name} ({where}) has an unknown dtype {dtype!r}") from None
+    if dt.hasobject or dt.str != dtype:
+        raise ValueError(f"{name} ({where}) has dtype {dtype!r}; fnn never saves object arrays and never unpickles")
+    nbytes = math.prod(shape) * dt.itemsize
+    info = archive.getinfo(name + ".npy")  # KeyError when missing
+    bound = info.compress_size if info.compress_type == zipfile.ZIP_STORED else 1032 * info.compress_size + 1024
+    if info.compress_size > size or info.file_size > bound or nbytes > info.file_size:
+        raise ValueError(
+            f"{name} ({where}) claims {dtype}{shape}, {nbytes} bytes, but its zip entry holds "
+            f"{info.file_size} bytes (stored in {info.compress_size} of the file's {size})"
+        )
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"{name} has .npy format version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        got_shape, fortran, got_dtype = read_header(f)
+        if got_dtype.str != dtype or list(got_shape) != shape:
+            raise ValueError(
+                f"{name} ({where}) is {got_dtype.str}{list(got_shape)} but the description says {dtype}{shape}"
+            )
+        data = f.read(nbytes)
+        if len(data) != nbytes:
+            raise ValueError(f"{name} ({where}) is truncated: {len(data)} of {nbytes} bytes")
+        if f.read(1):
+            raise ValueError(f"{name} ({where}) has data after its {nbytes} bytes")
+    flat = np.frombuffer(data, dtype=dt)  # (prod(shape),)
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
 def _describe(tree: Any) -> str:
     def leaf(x: Any) -> str:
         if isinstance(x, (np.ndarray, np.generic)):
@@ -384,6 +428,7 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
     records = known_records()
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
             opened = np.load(f, allow_pickle=False)
             if not isinstance(opened, np.lib.npyio.NpzFile):
                 raise ValueError("it is a single .npy array, not an archive written by fnn.save")
@@ -398,14 +443,7 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
                     if not isinstance(i, int) or not 0 <= i < n or i in used:
                         raise ValueError(f"malformed description: leaf index {i!r} at {where}")
                     used.add(i)
-                    array = npz[f"leaf_{i}"]
-                    if not isinstance(array, np.ndarray):
-                        raise ValueError(f"leaf_{i} is not a .npy array")
-                    if array.dtype.str != dtype or list(array.shape) != shape:
-                        raise ValueError(
-                            f"leaf_{i} ({where}) is {array.dtype.str}{list(array.shape)} but the description "
-                            f"says {dtype}{shape}"
-                        )
+                    array = _read_leaf(npz.zip, f"leaf_{i}", dtype, shape, where, size)
                     array.flags.writeable = False
                     return array
 
