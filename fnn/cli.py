@@ -44,6 +44,9 @@ _TRAIN_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--dtype", str, "float32 or float64 (default float32)"),
     ("--validation", float, "fraction of the training data held out for validation (default 0: use test)"),
     ("--patience", int, "stop after this many epochs without a better validation loss (needs --validation)"),
+    ("--model", str, f"architecture: {' or '.join(runs.MODELS)} (default mlp; cnn is fnn.cnn, ignores --layers)"),
+    ("--dropout", float, "drop probability after each hidden layer (default 0)"),
+    ("--weight-decay", float, "decoupled for adamw, else an L2 penalty (default: the optimizer's own)"),
 )
 
 
@@ -57,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(flag, type=kind, default=None, help=text)
     train.add_argument("--no-download", dest="download", action="store_const", const=False, default=None,
                        help="never download MNIST/Fashion-MNIST; fail if the files are not on disk")
+    train.add_argument("--batch-norm", dest="batch_norm", action="store_const", const=True, default=None,
+                       help="with --model cnn: a BatchNorm after each convolution")
     train.add_argument("--out", metavar="DIR", help="run directory (default runs/<UTC time>-<config hash>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     train.add_argument("--config", metavar="FILE", help="a TOML or JSON file of config keys")
@@ -102,7 +107,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
-    keys = [flag[2:].replace("-", "_") for flag, _, _ in _TRAIN_OPTIONS] + ["download"]
+    keys = [flag[2:].replace("-", "_") for flag, _, _ in _TRAIN_OPTIONS] + ["download", "batch_norm"]
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
@@ -138,8 +143,11 @@ def _train(args: argparse.Namespace) -> int:
         else:
             result = runs.run(cfg, out, progress=progress, log=say)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the checkpoint of the last complete epoch is in {out}; "
-              f"continue with: fnn train --resume {out}", file=sys.stderr)
+        if (out / runs.CHECKPOINT_FILE).exists():
+            print(f"\ninterrupted: the checkpoint of the last complete epoch is in {out}; "
+                  f"continue with: fnn train --resume {out}", file=sys.stderr)
+        else:
+            print("\ninterrupted before the first epoch finished; no checkpoint to resume from.", file=sys.stderr)
         return 130
     except runs.DivergenceError as e:
         print(f"fnn train: {e}\nThe last finite checkpoint is in {out}.", file=sys.stderr)

@@ -80,11 +80,19 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "validation": 0.0,
     "patience": None,
+    # architecture and regularisation (issue 8): model "cnn" is fnn.cnn behind a Reshape to 28x28x1
+    # (it ignores layers/activation/init); dropout is the drop probability after each hidden layer;
+    # weight_decay is decoupled for adamw and an L2 penalty (PyTorch's weight_decay) otherwise
+    "model": "mlp",
+    "dropout": 0.0,
+    "weight_decay": None,
+    "batch_norm": False,
 }
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
 SCHEDULES = ("constant", "cosine", "step", "exponential", "warmup_cosine")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+MODELS = ("mlp", "cnn")
 DTYPES = ("float32", "float64")
 _IN, _OUT = 784, 10  # every data set here: 28x28 images, 10 classes
 
@@ -173,6 +181,8 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     _choice(cfg, "dtype", DTYPES)
     _choice(cfg, "optimizer", OPTIMIZERS)
     _choice(cfg, "schedule", SCHEDULES)
+    _choice(cfg, "model", MODELS)
+    _regularisation(cfg)
     cfg["layers"] = _layers(cfg["layers"])
     lr = cfg["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
@@ -197,6 +207,19 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if not isinstance(cfg["download"], bool):
         raise ConfigError(f"download must be true or false, got {cfg['download']!r}.")
     return cfg
+
+
+def _regularisation(cfg: dict[str, Any]) -> None:
+    rate, wd = cfg["dropout"], cfg["weight_decay"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ConfigError(f"dropout is the probability of dropping a unit, in [0, 1); got {rate!r}; e.g. 0.2.")
+    cfg["dropout"] = float(rate)
+    if wd is not None:
+        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not 0 <= wd < float("inf"):
+            raise ConfigError(f"weight_decay must be a non-negative number, got {wd!r}; e.g. 1e-4.")
+        cfg["weight_decay"] = float(wd)
+    if not isinstance(cfg["batch_norm"], bool):
+        raise ConfigError(f"batch_norm must be true or false, got {cfg['batch_norm']!r}.")
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -247,10 +270,23 @@ def _load_data(cfg: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]
 
 def build(cfg: Mapping[str, Any]) -> Params:
     """The initial network of a resolved config."""
-    return finit.mlp(
-        cfg["layers"], cfg["activation"], cfg["output_activation"],
-        seed=fr.split(cfg["seed"], 3)[0], init=cfg["init"], dtype=np.dtype(cfg["dtype"]),
-    )
+    from fnn import presets
+    from fnn.dropout import Dropout
+    from fnn.reshape import Reshape
+
+    seed, dtype = fr.split(cfg["seed"], 3)[0], np.dtype(cfg["dtype"])
+    if cfg["model"] == "cnn":
+        rate = cfg["dropout"]
+        net = presets.cnn(seed, dropout=rate, hidden_dropout=min(2 * rate, 0.5), batch_norm=cfg["batch_norm"],
+                          dtype=dtype)
+        return (Reshape((28, 28, 1)),) + net
+    params = finit.mlp(cfg["layers"], cfg["activation"], cfg["output_activation"], seed=seed, init=cfg["init"],
+                       dtype=dtype)
+    if cfg["dropout"] == 0:
+        return params
+    hidden = range(1, len(params) - 2, 2)  # the hidden activations: Dense, act, ..., Dense, out
+    return tuple(x for i, layer in enumerate(params) for x in ((layer, Dropout(cfg["dropout"])) if i in hidden
+                                                               else (layer,)))
 
 
 def _schedule(cfg: Mapping[str, Any], total: int) -> Any:
@@ -271,12 +307,18 @@ def _schedule(cfg: Mapping[str, Any], total: int) -> Any:
 
 def _optimizer(cfg: Mapping[str, Any], n_train: int) -> tuple[Any, float | None]:
     """``(optimizer, lr)`` for :func:`fnn.train`: plain SGD (``None, lr``) or an optimizer from its name."""
-    if cfg["optimizer"] == "sgd" and cfg["schedule"] == "constant":
+    wd = cfg.get("weight_decay")
+    if cfg["optimizer"] == "sgd" and cfg["schedule"] == "constant" and not wd:
         return None, cfg["lr"]
     from fnn import optim
 
     total = cfg["epochs"] * fdata.num_batches(n_train, cfg["batch_size"])
-    return optim.optimizer_from_name(cfg["optimizer"], _schedule(cfg, total)), None
+    lr = _schedule(cfg, total)
+    if wd is None:
+        return optim.optimizer_from_name(cfg["optimizer"], lr), None
+    if cfg["optimizer"] == "adamw":
+        return optim.adamw(lr, weight_decay=wd), None
+    return optim.chain(optim.add_l2_penalty(wd), optim.optimizer_from_name(cfg["optimizer"], lr)), None
 
 
 # ---------------------------------------------------------------------------
@@ -484,13 +526,13 @@ def run(
             bar[0].close()
             bar[0] = None
         last[0] = state
+        if out_dir is not None:  # first the checkpoint, so that a printed epoch is a saved one
+            fio.save(out_dir / CHECKPOINT_FILE, state)
+            _write_json(out_dir / RECORD_FILE, record(state, "running"))
         if log is not None:
             h = state.history[-1]
             log(f"epoch {state.epoch:>{len(str(cfg['epochs']))}}/{cfg['epochs']}  loss {h.loss:.4f}  "
                 f"{val_name} acc {h.val_accuracy:.4f}  {seconds[state.epoch]:.1f}s")
-        if out_dir is not None:
-            fio.save(out_dir / CHECKPOINT_FILE, state)
-            _write_json(out_dir / RECORD_FILE, record(state, "running"))
         for o in observers:
             o(state)
         clock[0] = time.perf_counter()
@@ -507,6 +549,8 @@ def run(
         if out_dir is not None:
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "diverged"
             note = {"error": str(e)} if isinstance(e, DivergenceError) else {}
+            if isinstance(e, DivergenceError):  # the last finite state: the last complete epoch, or the start
+                fio.save(out_dir / CHECKPOINT_FILE, last[0])
             _write_json(out_dir / RECORD_FILE, record(last[0], status, **note))
         raise
     state = last[0]

@@ -160,3 +160,20 @@ def test_kill_during_save_leaves_old_file_loadable(tmp_path: Path) -> None:
     # either the old tree or a complete new one, never a damaged file
     assert back["w"].shape in ((4, 4), (2000, 2000))
     assert np.all(back["w"] == (7.0 if back["w"].shape == (4, 4) else 1.0))
+
+
+def test_ctrl_c_during_save_finishes_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write = fio._write_zip
+
+    def interrupted(f, entries):  # type: ignore[no-untyped-def]
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives mid-write
+        write(f, entries)
+
+    monkeypatch.setattr(fio, "_write_zip", interrupted)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fnn.save(tmp_path / "k.npz", {"w": np.arange(5.0)})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert np.array_equal(fnn.load(tmp_path / "k.npz")["w"], np.arange(5.0))
