@@ -69,6 +69,7 @@ from fnn.optim import (
     trace,
 )
 from fnn.pooling import AvgPool2D, MaxPool2D
+from fnn.presets import cnn, dropout_mlp
 from fnn.reshape import Flatten, Reshape
 from fnn.schedules import (
     constant,
@@ -125,6 +126,7 @@ __all__ = [
     # fnn.normalization)
     "Conv2D", "conv2d", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "Dropout",
     "LayerNorm", "BatchNorm", "layer_norm", "batch_norm",
+    "cnn", "dropout_mlp",
     # costs
     "Cost",
     "mse",

@@ -1,0 +1,134 @@
+"""Ready networks: a small CNN and a regularised MLP, as plain tuples of layer records.
+
+Each preset only builds params; train it like any network. The recipes that
+reach the Fashion-MNIST results in the README:
+
+- CNN (two conv blocks and a dense head), NHWC images ``(batch, 28, 28, 1)``:
+  ``fnn.train(fnn.cnn(seed=0), (x, y), optimizer=fnn.adam(...), cost=fnn.cross_entropy, ...)``.
+- Regularised MLP (dropout between the hidden layers, decoupled weight decay):
+  ``fnn.train(fnn.dropout_mlp([784, 512, 512, 10], rate=0.2), (x, y),
+  optimizer=fnn.adamw(1e-3, weight_decay=1e-4), cost=fnn.cross_entropy, ...)``.
+
+Every layer is an ordinary record, so a preset is a starting point: slice it,
+splice layers in, or write the tuple out by hand (the README shows one).
+
+>>> import fnn, numpy as np
+>>> params = cnn(seed=0)
+>>> [type(l).__name__ for l in params][:4]
+['Conv2D', 'ReLU', 'MaxPool2D', 'Conv2D']
+>>> fnn.forward(params, np.zeros((2, 28, 28, 1), np.float32)).shape
+(2, 10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fnn import layers
+from fnn import random as fr
+from fnn.conv import conv2d
+from fnn.dropout import Dropout, _check_rate
+from fnn.init import dense
+from fnn.normalization import batch_norm as _batch_norm
+from fnn.pooling import MaxPool2D
+from fnn.reshape import Flatten
+from fnn.validate import positive_int
+
+__all__ = ["cnn", "dropout_mlp"]
+
+
+def cnn(
+    seed: fr.KeyLike = 0,
+    *,
+    input_shape: tuple[int, int, int] = (28, 28, 1),
+    n_classes: int = 10,
+    channels: Sequence[int] = (32, 64),
+    kernel: int = 3,
+    hidden: int = 128,
+    dropout: float = 0.25,
+    hidden_dropout: float = 0.5,
+    batch_norm: bool = False,
+    dtype: Any = np.float32,
+) -> tuple[Any, ...]:
+    """A small CNN: conv blocks ``Conv2D(same) [-> BatchNorm] -> ReLU -> MaxPool2D(2)``, then a dense head.
+
+    The head is ``Flatten -> Dropout(dropout) -> Dense(hidden) -> ReLU -> Dropout(hidden_dropout)
+    -> Dense(n_classes)`` (logits: use :data:`fnn.cross_entropy`); ``hidden=0`` drops the hidden
+    layer, a rate of 0 drops that Dropout.
+
+    Args:
+      seed: an int seed or key; layer ``i`` draws from ``fnn.random.split(seed, n)[i]``.
+      input_shape: ``(h, w, c)`` of one image.
+      n_classes: the number of outputs.
+      channels: output channels of each conv block; each block halves ``h`` and ``w``.
+      kernel: the conv kernel size.
+      hidden: units of the dense hidden layer (0 for none).
+      dropout, hidden_dropout: drop probabilities before and after the hidden layer.
+      batch_norm: put a :class:`fnn.BatchNorm` after each convolution.
+      dtype: the parameters' float dtype.
+
+    >>> [type(l).__name__ for l in cnn(channels=(8,), hidden=0, dropout=0.0)]
+    ['Conv2D', 'ReLU', 'MaxPool2D', 'Flatten', 'Dense']
+    """
+    h, w, c = (positive_int(v, "input_shape") for v in input_shape)
+    channels = [positive_int(ch, "channels") for ch in channels]
+    if hidden != 0:
+        positive_int(hidden, "hidden")
+    keys = fr.split(seed, len(channels) + 2)
+    net: list[Any] = []
+    for i, c_out in enumerate(channels):
+        net.append(conv2d(keys[i], c, c_out, kernel, dtype=dtype))
+        if batch_norm:
+            net.append(_batch_norm(c_out, dtype=dtype))
+        net += [layers.ReLU(), MaxPool2D(2)]
+        c, h, w = c_out, h // 2, w // 2
+        if h < 1 or w < 1:
+            raise ValueError(
+                f"input_shape {input_shape} is too small for {len(channels)} pooling blocks; "
+                "use fewer entries in channels."
+            )
+    net.append(Flatten())
+    if _check_rate(dropout) > 0:
+        net.append(Dropout(float(dropout)))
+    n_in = h * w * c
+    if hidden:
+        net += [dense(keys[-2], n_in, hidden, init="he", dtype=dtype), layers.ReLU()]
+        if _check_rate(hidden_dropout) > 0:
+            net.append(Dropout(float(hidden_dropout)))
+        n_in = hidden
+    net.append(dense(keys[-1], n_in, positive_int(n_classes, "n_classes"), dtype=dtype))
+    return tuple(net)
+
+
+def dropout_mlp(
+    sizes: Sequence[int],
+    rate: float = 0.2,
+    *,
+    input_rate: float = 0.0,
+    seed: fr.KeyLike = 0,
+    dtype: Any = np.float32,
+) -> tuple[Any, ...]:
+    """A ReLU MLP with ``Dropout(rate)`` after every hidden layer and logits out.
+
+    ``Dense -> ReLU -> Dropout -> ... -> Dense``, He-initialised; ``input_rate > 0`` also drops
+    inputs. Pair it with weight decay: ``optimizer=fnn.adamw(1e-3, weight_decay=1e-4)``.
+
+    >>> [type(l).__name__ for l in dropout_mlp([784, 256, 10], rate=0.2)]
+    ['Dense', 'ReLU', 'Dropout', 'Dense']
+    """
+    sizes = [positive_int(n, "sizes") for n in sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output size, got {sizes}; e.g. [784, 512, 10].")
+    keys = fr.split(seed, len(sizes) - 1)
+    net: list[Any] = [Dropout(float(input_rate))] if _check_rate(input_rate) > 0 else []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        net.append(dense(keys[i], n_in, n_out, init="xavier" if last else "he", dtype=dtype))
+        if not last:
+            net.append(layers.ReLU())
+            if _check_rate(rate) > 0:
+                net.append(Dropout(float(rate)))
+    return tuple(net)

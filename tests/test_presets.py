@@ -1,0 +1,67 @@
+"""Presets: the small CNN and the regularised MLP build, run, and learn real digits quickly."""
+
+import numpy as np
+import pytest
+
+import fnn
+from fnn.presets import dropout_mlp
+
+
+def test_cnn_structure_and_shapes():
+    params = fnn.cnn(seed=0)
+    assert [type(l).__name__ for l in params] == [
+        "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D",
+        "Flatten", "Dropout", "Dense", "ReLU", "Dropout", "Dense",
+    ]
+    assert params[0].w.shape == (3, 3, 1, 32) and params[3].w.shape == (3, 3, 32, 64)
+    assert params[8].w.shape == (7 * 7 * 64, 128) and params[-1].w.shape == (128, 10)
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    assert fnn.forward(params, x).shape == (3, 10)
+    assert fnn.tree.all_equal(fnn.cnn(seed=0), params)
+    assert not np.array_equal(fnn.cnn(seed=1)[0].w, params[0].w)
+
+
+def test_cnn_options():
+    params = fnn.cnn(seed=0, input_shape=(12, 10, 3), n_classes=4, channels=(4, 6, 8), hidden=0, dropout=0.0,
+                     batch_norm=True, dtype=np.float64)
+    names = [type(l).__name__ for l in params]
+    assert names.count("BatchNorm") == 3 and "Dropout" not in names and names[-2:] == ["Flatten", "Dense"]
+    assert params[-1].w.shape == (1 * 1 * 8, 4) and params[-1].w.dtype == np.float64
+    assert fnn.forward(params, np.zeros((2, 12, 10, 3))).shape == (2, 4)
+    with pytest.raises(ValueError, match="too small"):
+        fnn.cnn(input_shape=(4, 4, 1), channels=(2, 2, 2))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+        fnn.cnn(dropout=1.0)
+
+
+def test_dropout_mlp_structure():
+    params = dropout_mlp([784, 64, 32, 10], rate=0.3, input_rate=0.1, seed=0)
+    assert [type(l).__name__ for l in params] == [
+        "Dropout", "Dense", "ReLU", "Dropout", "Dense", "ReLU", "Dropout", "Dense"]
+    assert params[0].rate == 0.1 and params[3].rate == 0.3
+    with pytest.raises(ValueError, match="at least an input and an output"):
+        dropout_mlp([784])
+
+
+def _digits(n_train, n_test):
+    (x, y), (xt, yt) = fnn.datasets.load_digits()
+    x = fnn.data.normalize(x[:n_train]).reshape(-1, 28, 28, 1)
+    xt = fnn.data.normalize(xt[:n_test]).reshape(-1, 28, 28, 1)
+    return (x, y[:n_train]), (xt, yt[:n_test])
+
+
+def test_a_small_cnn_learns_the_digits():
+    train, test = _digits(2000, 500)
+    params = fnn.cnn(seed=0, channels=(8, 16), hidden=32, dropout=0.1, hidden_dropout=0.1)
+    trained, history = fnn.train(params, train, epochs=3, batch_size=32, optimizer=fnn.adam(3e-3),
+                                 cost=fnn.cross_entropy, seed=0)
+    assert history[-1].loss < history[0].loss
+    assert fnn.accuracy(trained, test) >= 0.93
+
+
+def test_a_dropout_mlp_with_weight_decay_learns_the_digits():
+    (x, y), (xt, yt) = _digits(2000, 500)
+    params = dropout_mlp([784, 64, 10], rate=0.2, seed=0)
+    trained, _ = fnn.train(params, (x.reshape(-1, 784), y), epochs=5, batch_size=32,
+                           optimizer=fnn.adamw(2e-3, weight_decay=1e-4), cost=fnn.cross_entropy, seed=0)
+    assert fnn.accuracy(trained, (xt.reshape(-1, 784), yt)) >= 0.88
