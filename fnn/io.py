@@ -39,13 +39,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import lzma
 import math
 import os
 import signal
+import struct
 import sys
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -452,7 +455,10 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
                     raise ValueError(f"the description uses {len(used)} of its {n} arrays")
     except FileNotFoundError:
         raise CheckpointError(f"cannot load {path}: no such file.") from None
-    except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError, TypeError, RecursionError) as e:
+    except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError, TypeError, RecursionError,
+            NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError, struct.error) as e:
+        # zipfile raises NotImplementedError (unknown compression or flags), RuntimeError
+        # ("encrypted"), zlib/lzma errors (corrupt compressed data) and struct.error on damaged bytes
         raise CheckpointError(
             f"cannot load {path}: {e}. The file is damaged (e.g. truncated by a crash), was not "
             "written by fnn.save, or holds data that would need pickling; fnn never unpickles."

@@ -23,7 +23,7 @@ from fnn import io as fio
 from fnn.datasets import IDXError, read_idx
 
 MB = 1 << 20
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _peak(fn):
@@ -129,9 +129,9 @@ def test_every_truncation_fails_naming_the_file(tmp_path):
 
 
 @FUZZ
-@given(position=st.integers(0, 10**6), xor=st.integers(1, 255))
-def test_flipped_bytes_load_the_same_tree_or_fail_cleanly(tmp_path, position, xor):
-    data = bytearray(_valid_bytes())
+@given(position=st.integers(0, 10**6), xor=st.integers(1, 255), deflated=st.booleans())
+def test_flipped_bytes_load_the_same_tree_or_fail_cleanly(tmp_path, position, xor, deflated):
+    data = bytearray(_zip(_members(), zipfile.ZIP_DEFLATED) if deflated else _valid_bytes())
     data[position % len(data)] ^= xor
     path = tmp_path / "flipped.npz"
     path.write_bytes(bytes(data))
