@@ -4,7 +4,9 @@ A cost is a :class:`Cost` record of two pure functions of the network output
 ``pred: (batch, k)`` and the targets ``y``:
 
 - ``value(pred, y) -> float``, the mean loss over the batch;
-- ``grad(pred, y) -> dpred``, its derivative, of shape ``(batch, k)``.
+- ``grad(pred, y) -> dpred``, its derivative, of shape ``(batch, k)``;
+- optionally ``value_and_grad(pred, y) -> (value, dpred)``, both from one pass, equal bit for
+  bit to the two functions; a training step computes both, so it uses this when a cost has it.
 
 Targets are either integer class labels ``(batch,)`` or arrays shaped like
 ``pred`` (one-hot rows or real values). Every cost here is a mean, as in
@@ -31,6 +33,7 @@ from fnn.layers import sigmoid
 
 __all__ = [
     "Cost",
+    "value_and_grad",
     "mse",
     "cross_entropy",
     "binary_cross_entropy",
@@ -47,6 +50,18 @@ class Cost(NamedTuple):
     value: Callable[[np.ndarray, np.ndarray], float]
     grad: Callable[[np.ndarray, np.ndarray], np.ndarray]
     name: str = "cost"
+    value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]] | None = None
+
+
+def value_and_grad(cost: Cost, pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """``(cost.value(pred, y), cost.grad(pred, y))``, from the cost's fused function when it has one.
+
+    >>> value_and_grad(mse, np.array([[0.0, 3.0]]), np.array([[0.0, 1.0]]))
+    (2.0, array([[0., 2.]]))
+    """
+    if cost.value_and_grad is not None:
+        return cost.value_and_grad(pred, y)
+    return cost.value(pred, y), cost.grad(pred, y)
 
 
 def targets_like(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -63,21 +78,38 @@ def targets_like(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     return y if y.dtype == pred.dtype else y.astype(pred.dtype)
 
 
+def _residual(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``pred - targets_like(pred, y)`` as a new array; for labels, one subtraction per row."""
+    if y.ndim == 1 and pred.ndim == 2 and y.dtype.kind in "iu":
+        diff = pred.copy()  # (batch, k)
+        diff[np.arange(len(y)), y] -= 1
+        return diff
+    return pred - targets_like(pred, y)
+
+
 def _mse_value(pred: np.ndarray, y: np.ndarray) -> float:
-    diff = (pred - targets_like(pred, y)).astype(np.float64, copy=False)  # (batch, k), squared in float64
+    diff = _residual(pred, y).astype(np.float64, copy=False)  # (batch, k), squared in float64
     return float(np.vdot(diff, diff)) / diff.size
 
 
 def _mse_grad(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
-    diff = pred - targets_like(pred, y)
+    diff = _residual(pred, y)
     diff *= np.asarray(2.0 / diff.size, dtype=pred.dtype)
     return diff
+
+
+def _mse_value_and_grad(pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    diff = _residual(pred, y)  # (batch, k)
+    d64 = diff.astype(np.float64, copy=False)
+    value = float(np.vdot(d64, d64)) / diff.size
+    diff *= np.asarray(2.0 / diff.size, dtype=pred.dtype)
+    return value, diff
 
 
 #: Mean squared error over all elements, ``mean((pred - y)**2)``; gradient ``2 (pred - y) / pred.size``.
 #: The squares are summed in float64, so the value is finite for any finite float32 input
 #: (float64 inputs overflow to inf only past ``|pred - y| > 1e154``, which ``train`` reports as divergence).
-mse = Cost(_mse_value, _mse_grad, "mse")
+mse = Cost(_mse_value, _mse_grad, "mse", _mse_value_and_grad)
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """``z - logsumexp(z)`` over the last axis, shifted by the row maximum: finite for any finite ``z``.
@@ -92,26 +124,38 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
 
 
 def _ce_value(logits: np.ndarray, y: np.ndarray) -> float:
-    logp = log_softmax(logits)  # (batch, k)
+    return _ce_value_logp(log_softmax(logits), y)
+
+
+def _ce_value_logp(logp: np.ndarray, y: np.ndarray) -> float:
     if y.ndim == 1:
         return -float(logp[np.arange(len(y)), y].mean(dtype=np.float64))
-    return -float(np.vdot(targets_like(logits, y), logp)) / len(logits)
+    return -float(np.vdot(targets_like(logp, y), logp)) / len(logp)
 
 
 def _ce_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _ce_grad_logp(log_softmax(logits), y)
+
+
+def _ce_grad_logp(logp: np.ndarray, y: np.ndarray) -> np.ndarray:
     with np.errstate(under="ignore"):
-        p = np.exp(log_softmax(logits))  # (batch, k) softmax
+        p = np.exp(logp)  # (batch, k) softmax
     if y.ndim == 1:
         p[np.arange(len(y)), y] -= 1
     else:
-        p -= targets_like(logits, y)
-    p *= np.asarray(1.0 / len(logits), dtype=logits.dtype)
+        p -= targets_like(logp, y)
+    p *= np.asarray(1.0 / len(logp), dtype=logp.dtype)
     return p
+
+
+def _ce_value_and_grad(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    logp = log_softmax(logits)  # (batch, k), shared by the value and the gradient
+    return _ce_value_logp(logp, y), _ce_grad_logp(logp, y)
 
 
 #: Softmax cross-entropy on logits, mean over the batch: ``-mean(log_softmax(z)[label])``;
 #: gradient ``(softmax(z) - onehot(y)) / batch``.
-cross_entropy = Cost(_ce_value, _ce_grad, "cross_entropy")
+cross_entropy = Cost(_ce_value, _ce_grad, "cross_entropy", _ce_value_and_grad)
 
 
 def softplus(z: np.ndarray) -> np.ndarray:

@@ -77,6 +77,7 @@ class Rule(NamedTuple):
     vjp: Callable[..., tuple[Any, np.ndarray]]
     context: bool = False
     update: Callable[..., Any] | None = None
+    param_vjp: Callable[..., Any] | None = None
 
 
 _RULES: dict[type, Rule] = {}
@@ -90,6 +91,7 @@ def register(
     *,
     context: bool = False,
     update: Callable[..., Any] | None = None,
+    param_vjp: Callable[..., Any] | None = None,
 ) -> type:
     """Register the forward and backward rules of a layer type; returns the type.
 
@@ -100,13 +102,16 @@ def register(
       context: whether the functions take a :class:`Context` (train flag and key).
       update: for layers with running statistics, ``update(layer, x, ctx) -> layer``,
         the record after one training step on input ``x``.
+      param_vjp: optionally, ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of
+        ``vjp`` alone; backpropagation uses it for the first layer, whose ``dx`` nobody needs
+        (for a dense layer that saves a third of its backward matrix products).
     """
     if not (isinstance(layer_type, type) and issubclass(layer_type, tuple) and hasattr(layer_type, "_fields")):
         raise TypeError(
             f"register expects a NamedTuple class, got {layer_type!r}; define the layer as "
             "`class MyLayer(NamedTuple): w: np.ndarray` and register that class."
         )
-    _RULES[layer_type] = Rule(apply, vjp, context, update)
+    _RULES[layer_type] = Rule(apply, vjp, context, update, param_vjp)
     return layer_type
 
 
@@ -190,15 +195,19 @@ def _dense_apply(layer: Dense, x: np.ndarray) -> np.ndarray:
     return y
 
 
-def _dense_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Dense, np.ndarray]:
+def _dense_param_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> Dense:
     del y
-    dw = x.T @ dy  # (n_in, n_out)
-    db = dy.sum(axis=0)  # (n_out,)
+    dw = x.T @ dy  # (n_in, n_out); BLAS reads the transpose in place
+    db = np.add.reduce(dy, axis=0)  # (n_out,)
+    return Dense(dw, db)
+
+
+def _dense_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Dense, np.ndarray]:
     dx = dy @ layer.w.T  # (batch, n_in)
-    return Dense(dw, db), dx
+    return _dense_param_vjp(layer, x, y, dy), dx
 
 
-register(Dense, _dense_apply, _dense_vjp)
+register(Dense, _dense_apply, _dense_vjp, param_vjp=_dense_param_vjp)
 
 
 # ---------------------------------------------------------------------------
@@ -275,7 +284,15 @@ class Identity(NamedTuple):
     """``y = x``: the output layer for logits (use with :func:`fnn.cross_entropy`)."""
 
 
-elementwise(Sigmoid, sigmoid, lambda x, y: y * (1 - y))
+def _sigmoid_vjp(layer: Sigmoid, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Sigmoid, np.ndarray]:
+    del x
+    dx = 1 - y  # (batch, n): dy * y (1 - y) with one new array
+    dx *= y
+    dx *= dy
+    return layer, dx
+
+
+register(Sigmoid, lambda layer, x: sigmoid(x), _sigmoid_vjp)
 elementwise(Tanh, np.tanh, lambda x, y: 1 - y * y)
 elementwise(ReLU, lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype))
 elementwise(

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fnn import layers, validate
+from fnn import costs, layers, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse
@@ -73,19 +73,47 @@ def contexts(params: Params, train: bool, key: fr.KeyLike | None) -> tuple[Conte
     )
 
 
-def trace(params: Params, x: np.ndarray, ctxs: tuple[Context, ...]) -> list[np.ndarray]:
-    """The input of every layer and the network's output: ``[x, h1, ..., y]``."""
+def rules(params: Params) -> tuple[layers.Rule, ...]:
+    """The registered rule of every layer, looked up once (a training loop does it once per epoch)."""
+    return tuple(layers.rule(layer) for layer in params)
+
+
+def trace(
+    params: Params, x: np.ndarray, ctxs: tuple[Context, ...], rules_: tuple[layers.Rule, ...] | None = None
+) -> list[np.ndarray]:
+    """The input of every layer and the network's output: ``[x, h1, ..., y]``.
+
+    ``rules_`` are the layers' rules from :func:`rules`, when the caller has resolved them already.
+    """
     xs = [x]
-    for layer, ctx in zip(params, ctxs):
-        xs.append(layers.apply(layer, xs[-1], ctx))
+    for layer, r, ctx in zip(params, rules(params) if rules_ is None else rules_, ctxs):
+        h = xs[-1]
+        xs.append(r.apply(layer, h, ctx) if r.context else r.apply(layer, h))
     return xs
 
 
-def backprop(params: Params, xs: list[np.ndarray], dy: np.ndarray, ctxs: tuple[Context, ...]) -> Params:
-    """Gradients of every layer, from the traced activations and the output gradient ``dy``."""
-    grads = [None] * len(params)
-    for i in range(len(params) - 1, -1, -1):
-        grads[i], dy = layers.vjp(params[i], xs[i], xs[i + 1], dy, ctxs[i])
+def backprop(
+    params: Params,
+    xs: list[np.ndarray],
+    dy: np.ndarray,
+    ctxs: tuple[Context, ...],
+    rules_: tuple[layers.Rule, ...] | None = None,
+) -> Params:
+    """Gradients of every layer, from the traced activations and the output gradient ``dy``.
+
+    Nobody needs the gradient with respect to the network's input, so the first layer runs its
+    ``param_vjp`` rule when it has one (a dense layer then skips its ``dy @ w.T`` product).
+    """
+    rs = rules(params) if rules_ is None else rules_
+    grads: list[Any] = [None] * len(params)
+    for i in range(len(params) - 1, 0, -1):
+        r = rs[i]
+        if r.context:
+            grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy, ctxs[i])
+        else:
+            grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy)
+    r, args = rs[0], (params[0], xs[0], xs[1], dy) + ((ctxs[0],) if rs[0].context else ())
+    grads[0] = r.vjp(*args)[0] if r.param_vjp is None else r.param_vjp(*args)
     return tuple(grads)
 
 
@@ -100,7 +128,8 @@ def updated_state(params: Params, xs: list[np.ndarray], ctxs: tuple[Context, ...
 
 def _value_and_grad(params: Params, x: np.ndarray, y: np.ndarray, cost: Cost, ctxs: tuple[Context, ...]):
     xs = trace(params, x, ctxs)
-    return cost.value(xs[-1], y), backprop(params, xs, cost.grad(xs[-1], y), ctxs), xs
+    value, dy = costs.value_and_grad(cost, xs[-1], y)
+    return value, backprop(params, xs, dy, ctxs), xs
 
 
 # ---------------------------------------------------------------------------

@@ -30,15 +30,16 @@ from fnn import data as fdata
 from fnn import layers, validate
 from fnn import random as fr
 from fnn import tree as ft
-from fnn.costs import Cost, mse
+from fnn.costs import Cost, mse, value_and_grad
+from fnn.layers import Context
 from fnn.network import (
     Batch,
     Params,
-    apply_updates,
+    _step_leaf,
     backprop,
     contexts,
     freeze,
-    sgd_step,
+    rules,
     trace,
     updated_state,
 )
@@ -118,8 +119,94 @@ def init_state(params: Params, optimizer: Any = None, seed: fr.KeyLike = 0) -> T
     return TrainState(params, () if optimizer is None else optimizer.init(params), fr.key(seed), 0, 0, ())
 
 
-def _has_context(params: Params) -> bool:
-    return any(layers.rule(layer).context for layer in params)
+class _Plan(NamedTuple):
+    """What every step of an epoch needs to know about the network, worked out once per epoch.
+
+    ``flat``: every field of every layer is an array or a scalar, so updates can rebuild the
+    records field by field instead of flattening whole trees; ``params[i]`` says which fields
+    of layer ``i`` are parameters (``None`` for a layer without any).
+    """
+
+    rules: tuple[layers.Rule, ...]
+    keyed: bool
+    stateful: bool
+    ctxs: tuple[Context, ...]
+    flat: bool
+    params: tuple[tuple[bool, ...] | None, ...]
+
+
+def _plan(params: Params) -> _Plan:
+    rules_ = rules(params)
+    masks = tuple(tuple(layers.is_param(f) for f in layer) for layer in params)
+    flat = not any(isinstance(f, (tuple, list, dict)) for layer in params for f in layer)
+    return _Plan(
+        rules_,
+        any(r.context for r in rules_),
+        any(r.update is not None for r in rules_),
+        contexts(params, True, None),
+        flat,
+        tuple(m if any(m) else None for m in masks),
+    )
+
+
+def _add_updates(params: Params, updates: Params, plan: _Plan) -> Params:
+    """``apply_updates(params, updates)`` for a network, one record at a time (trusted inputs)."""
+    if not plan.flat:
+        return ft.map(_step_leaf, params, updates)
+    return tuple(
+        layer if mask is None else type(layer)(*[_step_leaf(p, u) if m else p for p, u, m in zip(layer, upd, mask)])
+        for layer, upd, mask in zip(params, updates, plan.params)
+    )
+
+
+def _sgd(params: Params, grads: Params, lr: float, plan: _Plan) -> Params:
+    """``sgd_step(params, grads, lr)`` for a network, one record at a time (trusted inputs)."""
+    if not plan.flat:
+        return ft.map(lambda p, g: _step_leaf(p, g * np.asarray(-lr, g.dtype)) if layers.is_param(p) else p,
+                      params, grads)
+    return tuple(
+        layer if mask is None else type(layer)(
+            *[_step_leaf(p, g * np.asarray(-lr, g.dtype)) if m else p for p, g, m in zip(layer, grad, mask)]
+        )
+        for layer, grad, mask in zip(params, grads, plan.params)
+    )
+
+
+def _thaw(params: Params, plan: _Plan) -> Params:
+    """Private, writeable copies of every parameter array, for an epoch's in-place steps."""
+    return tuple(
+        layer if mask is None else type(layer)(*[p.copy() if m else p for p, m in zip(layer, mask)])
+        for layer, mask in zip(params, plan.params)
+    )
+
+
+def _into(params: Params, deltas: Params, plan: _Plan, out: Params, lr: float | None) -> Params:
+    """``params + deltas`` (``params - lr * deltas`` when ``lr`` is given) written into ``out``'s arrays.
+
+    The same operations, in the same order, as :func:`_sgd` and :func:`_add_updates`, so the same
+    bits; ``out`` is a private buffer network of the same structure, which this returns.
+    """
+    for layer, delta, o, mask in zip(params, deltas, out, plan.params):
+        if mask is not None:
+            for p, d, buf, m in zip(layer, delta, o, mask):
+                if m:
+                    if lr is None:
+                        np.add(p, d, out=buf)
+                    else:
+                        np.multiply(d, np.asarray(-lr, d.dtype), out=buf)
+                        np.add(p, buf, out=buf)
+    return out
+
+
+def _finite(params: Params, plan: _Plan) -> bool:
+    """Whether every parameter array is finite: one sum of squares, the exact test only if it overflows."""
+    if not plan.flat:
+        arrays = [p for p in ft.leaves(params) if layers.is_param(p)]
+    else:
+        arrays = [p for layer, mask in zip(params, plan.params) if mask is not None for p, m in zip(layer, mask) if m]
+    if math.isfinite(sum(float(np.vdot(p, p)) for p in arrays)):
+        return True
+    return all(validate.all_finite(p) for p in arrays)
 
 
 def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainState, float]:
@@ -128,29 +215,39 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
     Trusts its inputs (``train`` and ``training`` validate them once); layers with a
     training mode run in it, with the key ``fold_in(fold_in(state.key, epoch), step)``.
     """
+    return _step(_plan(state.params), settings, state, batch)
+
+
+def _step(
+    plan: _Plan, settings: Settings, state: TrainState, batch: Batch, spare: Params | None = None
+) -> tuple[TrainState, float]:
+    """:func:`step`, given the epoch's plan; with ``spare``, a private buffer network of the params'
+    structure, the new params are written into it (an epoch's loop alternates two such networks)."""
     x, y = batch
     params = state.params
-    key = fr.fold_in(fr.fold_in(state.key, state.epoch), state.step) if _has_context(params) else None
-    ctxs = contexts(params, True, key)
+    if plan.keyed:
+        ctxs = contexts(params, True, fr.fold_in(fr.fold_in(state.key, state.epoch), state.step))
+    else:
+        ctxs = plan.ctxs
     if settings.value_and_grad is None:
-        xs = trace(params, x, ctxs)
-        value = settings.cost.value(xs[-1], y)
-        grads = backprop(params, xs, settings.cost.grad(xs[-1], y), ctxs)
+        xs: list[np.ndarray] | None = trace(params, x, ctxs, plan.rules)
+        value, dy = value_and_grad(settings.cost, xs[-1], y)  # type: ignore[index]
+        grads = backprop(params, xs, dy, ctxs, plan.rules)  # type: ignore[arg-type]
     else:
         value, grads = settings.value_and_grad(params, (x, y), settings.cost, ctxs)
         xs = None
     if not math.isfinite(value) and settings.on_divergence == "raise":
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state)
     if settings.optimizer is None:
-        new_params, opt_state = sgd_step(params, grads, settings.lr or 0.0), state.opt_state
+        lr = settings.lr or 0.0
+        new_params = _sgd(params, grads, lr, plan) if spare is None else _into(params, grads, plan, spare, lr)
+        opt_state = state.opt_state
     else:
         updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
-        new_params = apply_updates(params, updates)
-    if xs is not None and any(layers.rule(layer).update for layer in params):
+        new_params = _add_updates(params, updates, plan) if spare is None else _into(params, updates, plan, spare, None)
+    if xs is not None and plan.stateful:
         new_params = freeze(updated_state(new_params, xs, ctxs))
-    if settings.on_divergence == "raise" and not all(
-        validate.all_finite(p) for p in ft.leaves(new_params) if layers.is_param(p)
-    ):
+    if settings.on_divergence == "raise" and not _finite(new_params, plan):
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state, params=True)
     return state._replace(params=new_params, opt_state=opt_state, step=state.step + 1), value
 
@@ -174,19 +271,36 @@ def epoch(
     """One pass over ``data`` in an order drawn from ``fold_in(state.key, state.epoch)``.
 
     ``on_batch(state, loss)``, if given, sees every step's state; it cannot change the result.
+
+    Without ``on_batch``, no caller can see the states between steps, so the steps write the
+    params into two private buffer networks in turn instead of allocating new arrays; the
+    result, frozen, is bit-identical to folding :func:`step` (which is what ``on_batch`` gets).
     """
+    plan = _plan(state.params)  # rules and structure looked up once, not per step
+    private = on_batch is None and plan.flat and not plan.stateful and settings.value_and_grad is None
 
-    def fold(carry: tuple[TrainState, float, int], batch: Batch) -> tuple[TrainState, float, int]:
-        s, total, n = carry
-        s, value = step(s, batch, settings)
+    def fold(carry: tuple[TrainState, float, int, Params | None], batch: Batch):
+        s, total, n, spare = carry
+        new, value = _step(plan, settings, s, batch, spare)
         if on_batch is not None:
-            on_batch(s, value)
-        return s, total + value * len(batch[0]), n + len(batch[0])
+            on_batch(new, value)
+        return new, total + value * len(batch[0]), n + len(batch[0]), s.params if private else None
 
+    start = state._replace(params=_thaw(state.params, plan)) if private else state
+    spare = _thaw(state.params, plan) if private else None
     order = fr.fold_in(state.key, state.epoch)
     # Overflow shows up as an inf or NaN loss, which step reports as a DivergenceError.
-    with np.errstate(over="ignore", invalid="ignore"):
-        s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            s, total, n, _ = toolz.reduce(
+                fold, fdata.batches(order, data, settings.batch_size), (start, 0.0, 0, spare)
+            )
+    except DivergenceError as e:
+        if private and e.state is not None:
+            e.state = e.state._replace(params=freeze(e.state.params))  # the last good params, now the caller's
+        raise
+    if private:
+        s = s._replace(params=freeze(s.params))  # the private buffers become the caller's, read-only
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
     stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))

@@ -1,0 +1,313 @@
+"""Time one training epoch of fnn side by side with PyTorch, scikit-learn and plain NumPy.
+
+Usage::
+
+    python scripts/benchmark.py                      # W1 and W2, 1 and 2 threads, 3 repeats
+    python scripts/benchmark.py --workloads W2 --threads 1 --repeats 5
+    python scripts/benchmark.py --quick              # a smoke run: small data, 1 thread, 1 repeat
+
+Workloads (see ``scripts/_peers.py``):
+
+- W1: 784-16-16-10 sigmoid, squared error, plain SGD lr 3.0, batch 10 (the classic from-scratch net);
+- W2: 784-512-512-10 ReLU, softmax cross-entropy, SGD lr 0.01 momentum 0.9, batch 128.
+
+Every measurement runs in a fresh subprocess with ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
+and ``MKL_NUM_THREADS`` set to the thread count (plus ``threadpoolctl.threadpool_limits`` and
+``torch.set_num_threads``), and with ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` removed from
+its environment (they pin old OpenBLAS builds to a slower kernel; the kernel used is reported).
+Implementations are interleaved within each repeat, so a noisy machine slows them alike; the
+table shows min / median / max seconds per epoch and each median's ratio to PyTorch's.
+Peak memory is the subprocess's peak RSS above its RSS just before training (data loaded).
+
+Data: Fashion-MNIST's 60,000 training images when installed, else the 8,000 digits that ship
+with fnn (seconds are then per epoch of that smaller set). Peers whose package is missing
+(PyTorch, scikit-learn) are skipped, and the output says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _peers  # noqa: E402
+
+PEERS = ("fnn", "numpy_tuned", "numpy_plain", "torch", "sklearn", "seed_loop")
+LABELS = {
+    "fnn": "fnn.train",
+    "numpy_tuned": "tuned NumPy (preallocated, in place)",
+    "numpy_plain": "straightforward NumPy (fresh arrays)",
+    "torch": "PyTorch eager (CPU)",
+    "sklearn": "scikit-learn MLPClassifier (log-loss)",
+    "seed_loop": "seed-style per-example loop",
+}
+SEED_FRACTION = 10  # the seed-style loop runs 1/10 of an epoch, extrapolated
+
+
+# ---------------------------------------------------------------------------
+# Child side: one measurement per process
+# ---------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _measure(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement described by ``job`` and return its numbers."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threads, workload, peer = job["threads"], job["workload"], job["peer"]
+    if peer == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    x = np.load(job["x"])
+    y = np.load(job["y"])
+    n = len(x)
+    with threadpool_limits(threads):
+        kernel = ",".join(
+            f"{i['internal_api']} {i.get('version', '')} {i.get('architecture', '')}".strip()
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        )
+        if peer == "gemm":
+            return {"seconds": _peers.gemm_seconds(workload, n), "kernel": kernel}
+        if peer == "memory":
+            return _memory(workload, x, y, job["limit"])
+        limit = job["limit"]
+        if peer == "seed_loop":
+            limit = min(limit or n, max(n // SEED_FRACTION, _peers.WORKLOADS[workload].batch_size))
+        params = _peers.network(workload)
+        order = np.random.default_rng(0).permutation(n)
+        before = _rss_mb()
+        seconds = _peers.RUNNERS[peer](workload, params, x, y, order, limit)
+        used = limit if limit is not None and limit < n else n
+    return {
+        "seconds": seconds * n / used,
+        "extrapolated": used < n,
+        "examples": used,
+        "extra_mb": max(_peak_mb() - before, 0.0),
+        "kernel": kernel,
+    }
+
+
+def _memory(workload: str, x: np.ndarray, y: np.ndarray, limit: int | None) -> dict[str, Any]:
+    """fnn's peak traced allocation while training one epoch, against the budget of the target."""
+    import tracemalloc
+
+    import fnn
+
+    w = _peers.WORKLOADS[workload]
+    n = len(x) if limit is None else min(limit, len(x))
+    x, y = x[:n], y[:n]
+    params = _peers.network(workload)
+    n_params = sum(p.size for p in fnn.tree.leaves(params) if fnn.layers.is_param(p))
+    moments = 1 if w.momentum else 0
+    activations = w.batch_size * sum(w.sizes) * 2 * 4  # inputs and outputs of every layer, float32
+    budget = 4 * n_params * (1 + moments) + 4 * activations + 8 * n  # few minibatches + one permutation
+    tracemalloc.start()
+    _peers.run_fnn(workload, params, x, y, None, None)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"peak_mb": peak / 2**20, "budget_mb": budget / 2**20, "data_mb": x.nbytes / 2**20}
+
+
+def _child(spec: str) -> None:
+    print("RESULT " + json.dumps(_measure(json.loads(spec))), flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Parent side
+# ---------------------------------------------------------------------------
+
+
+def _env(threads: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    return env
+
+
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(job)],
+        env=_env(job["threads"]), capture_output=True, text=True, check=False,
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
+
+
+def _data(quick: bool, tmp: Path) -> tuple[str, str, str]:
+    """Save the float32 training set once as .npy files the children load; returns their paths and a name."""
+    import fnn.datasets
+    from fnn.data import normalize
+
+    try:
+        if quick:
+            raise FileNotFoundError
+        (images, labels), _ = fnn.datasets.load_fashion_mnist()
+        name = "Fashion-MNIST"
+    except (FileNotFoundError, OSError, ValueError):
+        (images, labels), _ = fnn.datasets.load_digits()
+        name = "fnn's embedded MNIST digits"
+    x, y = normalize(images), labels.astype(np.int64)
+    np.save(tmp / "x.npy", x)
+    np.save(tmp / "y.npy", y)
+    return str(tmp / "x.npy"), str(tmp / "y.npy"), f"{name}, {len(x)} examples"
+
+
+def _stats(values: list[float]) -> tuple[float, float, float]:
+    return min(values), statistics.median(values), max(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workloads", default="W1,W2")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--peers", default=",".join(PEERS), help="which implementations to time")
+    ap.add_argument("--limit", type=int, default=None, help="examples per epoch (default: all)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: digits, 1 thread, 1 repeat, 1,280 examples")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        _child(args.child)
+        return 0
+    workloads = [w for w in args.workloads.split(",") if w]
+    threads = [int(t) for t in args.threads.split(",") if t]
+    repeats, limit = args.repeats, args.limit
+    if args.quick:
+        threads, repeats, limit = threads[:1] if args.threads != "1,2" else [1], 1, limit or 1280
+    wanted = [p for p in args.peers.split(",") if p]
+    peers = [p for p in wanted if _peers.available(p)]
+    missing = [p for p in wanted if p not in peers]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        xp, yp, data_name = _data(args.quick, Path(tmp))
+        print(f"# fnn benchmark: one training epoch, {data_name}")
+        print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}, "
+              f"{os.cpu_count()} CPUs; command: python scripts/benchmark.py {' '.join(argv or sys.argv[1:])}")
+        for p in missing:
+            print(f"skipped {p}: its package ({_peers.NEEDS[p]}) is not installed")
+        results: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+        gemm: dict[tuple[int, str], float] = {}
+        kernel = ""
+        start = time.perf_counter()
+        for t in threads:
+            for r in range(repeats):
+                for w in workloads:
+                    order = [p for p in peers if not (p == "seed_loop" and w != "W1")]
+                    order = order[r % len(order):] + order[: r % len(order)]  # rotate: no fixed position
+                    for p in order:
+                        job = {"threads": t, "workload": w, "peer": p, "x": xp, "y": yp, "limit": limit}
+                        res = _run(job)
+                        results.setdefault((t, w, p), []).append(res)
+                        kernel = res.get("kernel", kernel)
+            for w in workloads:
+                res = _run({"threads": t, "workload": w, "peer": "gemm", "x": xp, "y": yp, "limit": None})
+                if "seconds" in res:
+                    gemm[(t, w)] = res["seconds"]
+        memory = None
+        if "W2" in workloads and "fnn" in peers:
+            memory = _run({"threads": 1, "workload": "W2", "peer": "memory", "x": xp, "y": yp, "limit": limit})
+        elapsed = time.perf_counter() - start
+
+    print(f"BLAS: {kernel}; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset in the measuring processes; "
+          f"{repeats} repeat(s), implementations interleaved; {elapsed:.0f} s in all.\n")
+    medians = {key: statistics.median(r["seconds"] for r in runs if "seconds" in r)
+               for key, runs in results.items() if any("seconds" in r for r in runs)}
+
+    def ratio(t: int, w: str, seconds: float) -> str:
+        base = medians.get((t, w, "torch"))
+        return f"{seconds / base:.2f}" if base else "-"
+
+    for t in threads:
+        print(f"## {t} thread{'s' if t > 1 else ''}\n")
+        print("| workload | implementation | min s | median s | max s | / PyTorch | peak MB over data | note |")
+        print("|---|---|---:|---:|---:|---:|---:|---|")
+        for w in workloads:
+            for p in peers:
+                runs = results.get((t, w, p))
+                if not runs:
+                    continue
+                ok = [r for r in runs if "seconds" in r]
+                if not ok:
+                    print(f"| {w} | {LABELS[p]} | - | - | - | - | - | failed: {runs[0].get('error', '')[:80]} |")
+                    continue
+                lo, med, hi = _stats([r["seconds"] for r in ok])
+                note = []
+                if ok[0].get("extrapolated"):
+                    note.append(f"extrapolated from {ok[0]['examples']} examples")
+                if p == "sklearn":
+                    note.append("log-loss, its own init")
+                mem = max(r["extra_mb"] for r in ok)
+                print(f"| {w} | {LABELS[p]} | {lo:.3f} | {med:.3f} | {hi:.3f} | {ratio(t, w, med)} | "
+                      f"{mem:.0f} | {'; '.join(note)} |")
+            if (t, w) in gemm:
+                print(f"| {w} | GEMM bound (matrix products alone) | | {gemm[(t, w)]:.3f} | | "
+                      f"{ratio(t, w, gemm[(t, w)])} | | 3 x forward FLOPs at the measured sgemm rate |")
+        print()
+    _targets(medians, gemm, memory, threads)
+    return 0
+
+
+def _targets(medians: dict, gemm: dict, memory: dict | None, threads: list[int]) -> None:
+    """Print the issue's targets, pass or fail, from the medians of this run."""
+    checks: list[tuple[str, float | None, str, float]] = []
+
+    def ratio(a: tuple, b: tuple) -> float | None:
+        return medians[a] / medians[b] if a in medians and b in medians else None
+
+    checks.append(("W1 fnn / PyTorch, 1 thread", ratio((1, "W1", "fnn"), (1, "W1", "torch")), "<=", 0.15))
+    checks.append(("W1 fnn / tuned NumPy, 1 thread", ratio((1, "W1", "fnn"), (1, "W1", "numpy_tuned")), "<=", 1.3))
+    checks.append(("W2 fnn / PyTorch, 1 thread", ratio((1, "W2", "fnn"), (1, "W2", "torch")), "<=", 0.85))
+    checks.append(("W2 fnn / PyTorch, 2 threads", ratio((2, "W2", "fnn"), (2, "W2", "torch")), "<=", 1.0))
+    for t in threads:
+        g = gemm.get((t, "W2"))
+        f = medians.get((t, "W2", "fnn"))
+        checks.append((f"W2 fnn / GEMM bound, {t} thread{'s' if t > 1 else ''}",
+                       f / g if f and g else None, "<=", 1.3))
+    checks.append(("W1 seed-style loop / fnn, 1 thread", ratio((1, "W1", "seed_loop"), (1, "W1", "fnn")), ">=", 8.0))
+    if memory is not None and "peak_mb" in memory:
+        checks.append((f"W2 fnn peak traced memory / budget (budget {memory['budget_mb']:.1f} MB: params, "
+                       f"momentum, 4 minibatches of activations, one permutation; data "
+                       f"{memory['data_mb']:.0f} MB not counted)", memory["peak_mb"] / memory["budget_mb"], "<=", 1.0))
+    print("## Targets\n")
+    print("| target | measured | goal | result |")
+    print("|---|---:|---:|---|")
+    for name, value, op, goal in checks:
+        if value is None:
+            print(f"| {name} | - | {op} {goal} | not measured |")
+            continue
+        ok = value <= goal if op == "<=" else value >= goal
+        print(f"| {name} | {value:.2f} | {op} {goal} | {'pass' if ok else 'FAIL'} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
