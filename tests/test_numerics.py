@@ -128,3 +128,18 @@ def test_underflow_handling_does_not_leak_into_the_callers_error_state():
         costs.softplus(np.array([-1e4]))
         with pytest.raises(FloatingPointError):
             np.exp(np.array([-1e4]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cost", COSTS, ids=[c.name for c in COSTS])
+def test_fused_value_and_grad_is_finite_and_agrees_at_extreme_logits(cost, dtype):
+    fused = getattr(costs, "value_and_grad", None)
+    if fused is None:
+        pytest.skip("no fused costs.value_and_grad")
+    z = _extreme(dtype)
+    y = _targets(cost, z)
+    with np.errstate(all="raise"):
+        value, g = fused(cost, z, y)
+        assert np.isfinite(value) and np.isfinite(g).all()
+        assert value == pytest.approx(cost.value(z, y), rel=1e-6)
+        np.testing.assert_allclose(g, cost.grad(z, y), rtol=1e-6, atol=1e-12)

@@ -424,3 +424,53 @@ def test_checks_leave_arguments_untouched_on_success():
     fnn.train(NET, batch, epochs=1, batch_size=2, lr=0.1)
     _unchanged(snap)
     assert copy.deepcopy(X).tobytes() == X.tobytes()
+
+
+# ---------------------------------------------------------------------------
+# The data functions and the command line
+# ---------------------------------------------------------------------------
+
+PAIR = (X, LABELS)
+BAD_DATA_CALLS = [
+    ("batches_size_0", lambda: fnn.data.batches(0, PAIR, 0), ValueError, r"batch_size must be at least 1, got 0"),
+    ("batches_size_float", lambda: fnn.data.batches(0, PAIR, 2.0), TypeError, r"batch_size must be an int"),
+    ("batches_lengths", lambda: fnn.data.batches(0, (X, LABELS[:5]), 2), ValueError,
+     r"the arrays in data must have the same first dimension.*\[\(6, 4\), \(5,\)\]"),
+    ("batches_empty", lambda: fnn.data.batches(0, (X[:0], LABELS[:0]), 2), ValueError, r"data has no examples"),
+    ("batches_bare_array", lambda: fnn.data.batches(0, X, 2), TypeError, r"data must be a tuple of arrays"),
+    ("shuffle_lengths", lambda: fnn.data.shuffle(0, (X, LABELS[:5])), ValueError, r"same first dimension"),
+    ("split_fraction", lambda: fnn.data.split(0, PAIR, 1.5), ValueError, r"fraction must be strictly between 0 and 1"),
+    ("split_nan", lambda: fnn.data.split(0, PAIR, float("nan")), ValueError, r"fraction .* got nan"),
+    ("one_hot_range", lambda: fnn.data.one_hot(LABELS + 1, 3), ValueError, r"labels must lie in \[0, 3\)"),
+    ("one_hot_float", lambda: fnn.data.one_hot(LABELS * 0.5, 3), TypeError, r"labels must be integers"),
+    ("one_hot_k", lambda: fnn.data.one_hot(LABELS, 0), ValueError, r"k must be at least 1"),
+    ("normalize_strings", lambda: fnn.data.normalize(X.astype(str)), TypeError, r"images must be uint8"),
+]
+
+
+@pytest.mark.parametrize("name, call, exc, pattern", BAD_DATA_CALLS, ids=[r[0] for r in BAD_DATA_CALLS])
+def test_bad_data_function_arguments(name, call, exc, pattern):
+    check(exc, pattern, call)
+    assert X.tobytes() == X.copy().tobytes()
+
+
+@pytest.mark.parametrize("option, value, valid", [
+    ("--cost", "hinge", "mse, cross_entropy, binary_cross_entropy"),
+    ("--optimizer", "adamax", "sgd, momentum, adam"),
+    ("--activation", "swish", "sigmoid, tanh, relu"),
+    ("--init", "glorot", "xavier, he"),
+])
+def test_cli_unknown_names_list_the_valid_ones(option, value, valid, tmp_path, capsys):
+    cli = pytest.importorskip("fnn.cli")
+    code = cli.main(["train", option, value, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"unknown {option[2:]} {value!r}; valid names: {valid}" in err
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_cli_and_library_agree_on_the_optimizer_names():
+    runs = pytest.importorskip("fnn.runs")
+    optim = pytest.importorskip("fnn.optim")
+    assert set(runs.OPTIMIZERS) == set(optim.OPTIMIZERS)
+    assert set(runs.COSTS) == set(fnn.costs.COSTS)
