@@ -117,10 +117,10 @@ def check_grad(
         for _ in range(directions):
             v = rng.standard_normal(p.shape)
             v /= np.linalg.norm(v)
-            numeric = (perturbed(i, eps * v) - perturbed(i, -eps * v)) / (2 * eps)
+            slope = (perturbed(i, eps * v) - perturbed(i, -eps * v)) / (2 * eps)  # numeric <g, v>
             analytic = float(np.vdot(g, v))
-            scale = max(float(np.linalg.norm(g)), abs(numeric), floor)  # |<g, v>| <= |g| for unit v
-            worst = max(worst, abs(analytic - numeric) / scale)
+            scale = max(float(np.linalg.norm(g)), abs(slope), floor)  # |<g, v>| <= |g| for unit v
+            worst = max(worst, abs(analytic - slope) / scale)
         return worst
 
     return ft.unflatten(treedef, [leaf_error(i) for i in range(len(flat))])
