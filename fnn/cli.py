@@ -133,8 +133,12 @@ def _train(args: argparse.Namespace) -> int:
             import tqdm  # noqa: F401
         except ImportError:
             progress = False
-    layers = "-".join(map(str, cfg["layers"]))
-    say(f"fnn train: {layers} {cfg['activation']}/{cfg['output_activation']}, {cfg['cost']}, "
+    layers = "-".join(map(str, cfg["layers"])) + f" {cfg['activation']}/{cfg['output_activation']}"
+    if cfg.get("model") == "cnn":
+        layers = "cnn" + (" batch-norm" if cfg.get("batch_norm") else "")
+    if cfg.get("dropout"):
+        layers += f" dropout {cfg['dropout']:g}"
+    say(f"fnn train: {layers}, {cfg['cost']}, "
         f"{cfg['optimizer']} lr {cfg['lr']:g}, batch {cfg['batch_size']}, {cfg['epochs']} epochs, "
         f"{cfg['dataset']}, seed {cfg['seed']} -> {out}")
     try:

@@ -65,3 +65,37 @@ def test_a_dropout_mlp_with_weight_decay_learns_the_digits():
     trained, _ = fnn.train(params, (x.reshape(-1, 784), y), epochs=5, batch_size=32,
                            optimizer=fnn.adamw(2e-3, weight_decay=1e-4), cost=fnn.cross_entropy, seed=0)
     assert fnn.accuracy(trained, (xt.reshape(-1, 784), yt)) >= 0.88
+
+
+def test_runs_config_selects_the_model_and_regularisation():
+    from fnn import runs
+
+    cfg = runs.resolve_config({"model": "cnn", "dropout": 0.25, "batch_norm": True})
+    params = runs.build(cfg)
+    names = [type(l).__name__ for l in params]
+    assert names[0] == "Reshape" and names.count("Conv2D") == 2 and names.count("BatchNorm") == 2
+    assert [l.rate for l in params if isinstance(l, fnn.Dropout)] == [0.25, 0.5]
+    assert fnn.forward(params, np.zeros((2, 784), np.float32)).shape == (2, 10)
+    mlp = runs.build(runs.resolve_config({"layers": "784,32,32,10", "activation": "relu", "dropout": 0.2}))
+    assert [type(l).__name__ for l in mlp] == ["Dense", "ReLU", "Dropout", "Dense", "ReLU", "Dropout", "Dense", "ReLU"]
+    assert fnn.tree.all_equal(runs.build(runs.resolve_config({})), runs.build(runs.resolve_config({"model": "mlp"})))
+    with pytest.raises(runs.ConfigError, match="unknown model 'resnet'"):
+        runs.resolve_config({"model": "resnet"})
+    with pytest.raises(runs.ConfigError, match="dropout"):
+        runs.resolve_config({"dropout": 1.0})
+    with pytest.raises(runs.ConfigError, match="weight_decay"):
+        runs.resolve_config({"weight_decay": -1.0})
+
+
+def test_runs_weight_decay_reaches_the_optimizer():
+    from fnn import runs
+
+    p = (np.ones(1, np.float32),)
+    g = (np.zeros(1, np.float32),)
+    for name, expected in [("adamw", -0.1 * 0.5), ("sgd", -0.1 * 0.5), ("adam", -0.1)]:
+        cfg = runs.resolve_config({"optimizer": name, "lr": 0.1, "weight_decay": 0.5})
+        opt, lr = runs._optimizer(cfg, 10)
+        assert lr is None
+        u = opt.update(g, opt.init(p), p)[0][0]
+        np.testing.assert_allclose(u, [expected], rtol=1e-5)  # adam: the L2 gradient alone normalises to 1
+    assert runs._optimizer(runs.resolve_config({"optimizer": "sgd", "lr": 0.1}), 10) == (None, 0.1)
