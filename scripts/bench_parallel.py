@@ -32,14 +32,17 @@ from fnn import parallel
 BATCH_SIZES = (128, 1024, 8192)
 
 
-def _median_time(f: Any, repeat: int) -> float:
-    f()  # warm up (first scatter, caches)
-    times = []
+def _median_times(fs: list[Any], repeat: int) -> list[float]:
+    """Median wall time of each function, calls interleaved so a noisy machine slows them alike."""
+    for f in fs:
+        f()  # warm up (first scatter, caches)
+    times: list[list[float]] = [[] for _ in fs]
     for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for f, ts in zip(fs, times):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
 
 
 def sweep_throughput(executor: Any, runs: int = 4, epochs: int = 2) -> dict[str, float]:
@@ -74,8 +77,10 @@ def step_ratios(executor: Any, shards: int, batch_sizes: tuple[int, ...] = BATCH
     out = []
     for b in batch_sizes:
         idx = rows[:b]
-        single = _median_time(lambda b=b: fnn.value_and_grad(params, (x[:b], y[:b]), fnn.cross_entropy), repeat)
-        dp = _median_time(lambda idx=idx: hook(params, (idx, idx), fnn.cross_entropy, ctxs), repeat)
+        single, dp = _median_times([
+            lambda b=b: fnn.value_and_grad(params, (x[:b], y[:b]), fnn.cross_entropy),
+            lambda idx=idx: hook(params, (idx, idx), fnn.cross_entropy, ctxs),
+        ], repeat)
         out.append({"batch_size": b, "single_ms": 1e3 * single, "parallel_ms": 1e3 * dp, "ratio": dp / single})
     return out
 
@@ -91,7 +96,7 @@ def run(workers: int = 2, quick: bool = False) -> dict[str, Any]:
     ):
         ex = client.get_executor()
         sweep = sweep_throughput(ex, runs=2 * workers, epochs=1 if quick else 2)
-        steps = step_ratios(ex, workers, repeat=3 if quick else 7)
+        steps = step_ratios(ex, workers, repeat=3 if quick else 15)
     return {"workers": workers, "sweep": sweep, "steps": steps}
 
 

@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peers", default=",".join(PEERS), help="which implementations to time")
     ap.add_argument("--limit", type=int, default=None, help="examples per epoch (default: all)")
     ap.add_argument("--quick", action="store_true", help="smoke run: digits, 1 thread, 1 repeat, 1,280 examples")
+    ap.add_argument("--no-parallel", action="store_true", help="skip the fnn.parallel section (Dask)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -274,7 +275,21 @@ def main(argv: list[str] | None = None) -> int:
                       f"{ratio(t, w, gemm[(t, w)])} | | 3 x forward FLOPs at the measured sgemm rate |")
         print()
     _targets(medians, gemm, memory, threads)
+    if not args.no_parallel:
+        _parallel(args.quick)
     return 0
+
+
+def _parallel(quick: bool) -> None:
+    """fnn.parallel on a 2-worker Dask LocalCluster: sweep throughput and data-parallel step ratios."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        print("\nskipped fnn.parallel: Dask is not installed (pip install fnn[dask])")
+        return
+    import bench_parallel
+
+    print("\n" + bench_parallel.report(bench_parallel.run(workers=2, quick=quick)))
 
 
 def _targets(medians: dict, gemm: dict, memory: dict | None, threads: list[int]) -> None:
