@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/seed_network.py                     # fnn train's defaults: lr 10, batch 10, 30 epochs
+    python scripts/seed_network.py                     # fnn train's defaults: lr 15, batch 32, 40 epochs
     python scripts/seed_network.py --classic           # the textbook settings: N(0, 1) init, eta = 3
     python scripts/seed_network.py --epochs 10 --seed 1 --out runs/seed
 
