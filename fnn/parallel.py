@@ -94,7 +94,7 @@ def _dask_client(executor: Any) -> Any:
 def _default_shards(executor: Any) -> int:
     client = _dask_client(executor)
     if client is not None:
-        return max(len(client.scheduler_info().get("workers", {})), 1)
+        return max(len(client.nthreads()), 1)
     workers = getattr(executor, "_max_workers", None)
     if isinstance(workers, int) and workers > 0:
         return workers
@@ -305,7 +305,7 @@ class _DaskStep:
     def __init__(self, client: Any, shards: int, data: Batch) -> None:
         self.client, self.shards = client, shards
         self.x, self.y = (_scatter_one(client, a) for a in data)
-        self.workers = sorted(client.scheduler_info().get("workers", {}))
+        self.workers = sorted(client.nthreads())  # every worker's address
 
     def __call__(self, params: Params, batch: Batch, cost: Cost, ctxs: Any) -> tuple[float, Params]:
         rows = batch[0]  # (batch,) row indices into the scattered training data
@@ -418,6 +418,7 @@ def sweep(
         raise ValueError(f"sweep: retries must be an int >= 0, got {retries!r}.")
     if run is not None and out is not None:
         raise ValueError("sweep: out= names run directories for fnn.runs.run; with your own run=, leave it out.")
+    runs_: list[Callable[[dict], dict]]
     if run is None:
         width = len(str(max(len(configs) - 1, 0)))
         runs_ = [

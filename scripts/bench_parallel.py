@@ -90,7 +90,7 @@ def run(workers: int = 2, quick: bool = False) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                      silence_logs=logging.ERROR) as cluster,
         Client(cluster) as client,
     ):

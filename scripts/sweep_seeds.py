@@ -53,7 +53,7 @@ def _dask_sweep(configs: list[dict], scheduler: str, workers: int, out: str | No
 
     if scheduler == "local":
         with (
-            LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None,
+            LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0",
                          silence_logs=logging.ERROR) as cluster,
             Client(cluster) as client,
         ):

@@ -37,9 +37,11 @@ pytestmark = [
 def client():
     from distributed import Client, LocalCluster
 
+    # dashboard_address=":0": any free port, so a second cluster on this machine (another test
+    # run) does not make Dask warn that port 8787 is taken.
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
             silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster) as c,
