@@ -266,7 +266,9 @@ def _shapes(params: Any, x: np.ndarray, name: str) -> tuple[int, ...]:
 
 
 def _source(name: str, x: np.ndarray, i: int, shape: tuple[int, ...]) -> str:
-    return f"{name} of shape {x.shape}" if i == 0 else f"an input of shape {shape} from layer {i - 1}"
+    if i == 0:
+        return f"{name} of shape {x.shape}"
+    return f"an input of shape {shape} from layer {i - 1} (for {name} of shape {x.shape})"
 
 
 def batch(params: Any, data: Any, cost_: Cost | None = None, name: str = "batch") -> tuple[np.ndarray, np.ndarray]:

@@ -170,7 +170,8 @@ def test_conv_and_pool_shape_mismatch_names_the_layer():
     check(ValueError, r"layer 0 \(Conv2D\) cannot take x of shape \(2, 8, 8, 3\)", fnn.forward, net,
           np.zeros((2, 8, 8, 3), np.float32))  # three channels where the network takes one
     check(ValueError, r"layer 4 \(Dense, w of shape \(32, 3\)\) expects \(batch, 32\) inputs, got an input of "
-          r"shape \(1, 72\) from layer 3", fnn.forward, net, np.zeros((2, 12, 12, 1), np.float32))
+          r"shape \(1, 72\) from layer 3 \(for x of shape \(2, 12, 12, 1\)\)", fnn.forward, net,
+          np.zeros((2, 12, 12, 1), np.float32))
     check(ValueError, r"layer 0 \(Dense.*got x of shape \(2, 2, 2\).*Flatten", fnn.forward,
           (fnn.dense(0, 4, 3),), np.zeros((2, 2, 2), np.float32))
 
