@@ -102,6 +102,20 @@ def test_issue_example_grad_and_train(executor):
     assert [h.epoch for h in history] == [1, 2]
 
 
+def test_dask_training_data_live_on_every_worker(client, executor):
+    x, y = _data(n=50)
+    params = fnn.mlp([5, 4, 3], seed=0, dtype=np.float64)
+    (rows, _), hook = parallel.data_parallel(params, (x, y), executor, 2)
+    assert rows.tolist() == list(range(50))
+    # Scattered once to both workers; a step sends only params (one future) and row indices.
+    held = client.who_has([hook.x, hook.y])
+    assert all(len(workers) == 2 for workers in held.values()), held
+    value, g = hook(params, (rows[:20], rows[:20]), fnn.cross_entropy, fnn.network.contexts(params, True, None))
+    ref_value, ref = fnn.value_and_grad(params, (x[:20], y[:20]), fnn.cross_entropy, train=True)
+    _close(g, ref, np.float64)
+    assert value == pytest.approx(ref_value, rel=1e-10)
+
+
 def test_dask_train_float64_matches_closely(executor):
     x, y = _data(n=200)
     params = fnn.mlp([5, 8, 3], seed=2, dtype=np.float64)
