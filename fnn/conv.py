@@ -17,8 +17,8 @@ Backward, for ``dy: (batch, oh, ow, c_out)`` flattened to ``(batch * oh * ow, c_
           d\mathrm{cols} = dy\, w^T
 
 and ``dx`` is col2im: each of the ``kh * kw`` column blocks of ``dcols`` is
-added back into the padded input at its offset with the same stride, and the
-padding is cropped off. Both passes are GEMM-shaped.
+added back into the input at its offset with the same stride (parts that fall on the
+padding are dropped). Both passes are GEMM-shaped.
 
 >>> import fnn, numpy as np
 >>> layer = conv2d(0, 1, 4, 3)
@@ -117,21 +117,42 @@ def _conv_vjp(layer: Conv2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tu
     del y
     kh, kw, c_in, c_out = layer.w.shape
     s = layer.stride
-    xp = _pad(x, layer.padding)
-    cols = _im2col(xp, kh, kw, s)  # (batch, oh, ow, kh, kw, c_in)
+    cols = _im2col(_pad(x, layer.padding), kh, kw, s)  # (batch, oh, ow, kh, kw, c_in)
     n, oh, ow = cols.shape[:3]
     dy2 = dy.reshape(n * oh * ow, c_out)  # (batch*oh*ow, c_out)
     dw = cols.reshape(n * oh * ow, kh * kw * c_in).T @ dy2  # (kh*kw*c_in, c_out)
-    db = dy2.sum(axis=0)  # (c_out,)
+    db = np.ones(len(dy2), dy2.dtype) @ dy2  # (c_out,): the column sums as one product (faster than sum(axis=0))
     dcols = (dy2 @ layer.w.reshape(kh * kw * c_in, c_out).T).reshape(n, oh, ow, kh, kw, c_in)
-    dxp = np.zeros_like(xp)  # (batch, h + pads, w + pads, c_in)
-    for p in range(kh):
-        for q in range(kw):
-            dxp[:, p : p + s * (oh - 1) + 1 : s, q : q + s * (ow - 1) + 1 : s, :] += dcols[:, :, :, p, q, :]
-    (t, _), (le, _) = layer.padding
-    dx = dxp[:, t : t + x.shape[1], le : le + x.shape[2], :]  # (batch, h, w, c_in)
     grads = Conv2D(dw.reshape(layer.w.shape), db, 0, ((0, 0), (0, 0)))
-    return grads, dx
+    return grads, _col2im(dcols, x.shape, s, layer.padding)
+
+
+def _inside(offset: int, pad: int, size: int, stride: int, n_out: int) -> tuple[int, int, int]:
+    """For one kernel offset: the outputs ``i0 <= i < i1`` whose input pixel ``stride * i + offset - pad``
+    lies inside the unpadded image, and the first such pixel."""
+    i0 = max(0, -(-(pad - offset) // stride))
+    i1 = min(n_out, (size - 1 + pad - offset) // stride + 1)
+    return i0, i1, stride * i0 + offset - pad
+
+
+def _col2im(dcols: np.ndarray, shape: tuple[int, ...], s: int, padding: Padding) -> np.ndarray:
+    """Add each kernel offset's block of ``dcols: (batch, oh, ow, kh, kw, c)`` back into a zero image of ``shape``.
+
+    Writes straight into the unpadded image (blocks that fall on the padding are cut off), so ``dx``
+    comes out contiguous, with no padded buffer to crop.
+    """
+    _, oh, ow, kh, kw, _ = dcols.shape
+    (t, _), (le, _) = padding
+    dx = np.zeros(shape, dtype=dcols.dtype)  # (batch, h, w, c_in)
+    for p in range(kh):
+        i0, i1, r0 = _inside(p, t, shape[1], s, oh)
+        for q in range(kw):
+            j0, j1, c0 = _inside(q, le, shape[2], s, ow)
+            if i0 < i1 and j0 < j1:
+                rows = slice(r0, r0 + s * (i1 - i0 - 1) + 1, s)
+                cols = slice(c0, c0 + s * (j1 - j0 - 1) + 1, s)
+                dx[:, rows, cols, :] += dcols[:, i0:i1, j0:j1, p, q, :]
+    return dx
 
 
 register(Conv2D, _conv_apply, _conv_vjp)

@@ -161,38 +161,67 @@ def _bn_axes(layer: BatchNorm, x: np.ndarray) -> tuple[int, ...]:
     return tuple(range(x.ndim - 1))
 
 
+def _column_sums(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=0)`` for ``a: (rows, features)`` as one matrix-vector product (several times faster)."""
+    return np.ones(a.shape[0], a.dtype) @ a  # (features,)
+
+
+def _batch_stats(layer: BatchNorm, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x2 - mean, mean, 1 / sqrt(var + eps))`` with ``x2 = x`` as ``(rows, features)``; the batch statistics."""
+    _bn_axes(layer, x)
+    x2 = x.reshape(-1, x.shape[-1])  # (rows, features)
+    mu = _column_sums(x2) / np.asarray(len(x2), x.dtype)  # (features,)
+    xc = x2 - mu  # (rows, features)
+    var = _column_sums(xc * xc) / np.asarray(len(x2), x.dtype)  # (features,), biased
+    return xc, mu, 1.0 / np.sqrt(var + np.asarray(layer.eps, x.dtype))
+
+
 def _bn_apply(layer: BatchNorm, x: np.ndarray, ctx: Context) -> np.ndarray:
-    axes = _bn_axes(layer, x)
+    _bn_axes(layer, x)
     if ctx.train:
-        xhat, _, _ = _normalise(x, axes, layer.eps)
-        return xhat * layer.gamma + layer.beta
+        xc, _, inv = _batch_stats(layer, x)
+        xc *= layer.gamma * inv  # (rows, features): gamma * xhat
+        xc += layer.beta
+        return xc.reshape(x.shape)
     scale = layer.gamma / np.sqrt(layer.var + np.asarray(layer.eps, layer.var.dtype))  # (features,)
-    return (x - layer.mean) * scale + layer.beta
+    y = x * scale
+    y += layer.beta - layer.mean * scale
+    return y
 
 
 def _bn_vjp(
     layer: BatchNorm, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context
 ) -> tuple[BatchNorm, np.ndarray]:
     del y
-    axes = _bn_axes(layer, x)
+    _bn_axes(layer, x)
     zeros = np.zeros_like(layer.mean)
+    dy2 = dy.reshape(-1, dy.shape[-1])  # (rows, features)
+    dbeta = _column_sums(dy2)  # (features,)
     if ctx.train:
-        xhat, _, inv = _normalise(x, axes, layer.eps)
-        dx = _dx(dy * layer.gamma, xhat, inv, axes)
-    else:
-        inv = 1.0 / np.sqrt(layer.var + np.asarray(layer.eps, layer.var.dtype))  # (features,)
-        xhat = (x - layer.mean) * inv
-        dx = dy * (layer.gamma * inv)
-    return BatchNorm((dy * xhat).sum(axis=axes), dy.sum(axis=axes), zeros, zeros.copy(), 0.0, 0.0), dx
+        # dx = gamma inv (dy - mean(dy) - xhat mean(dy xhat)), with xhat = xc inv, written as
+        # dx = a dy - xc k - a mean(dy), a = gamma inv, k = a inv dgamma / m: four passes over the batch
+        xc, _, inv = _batch_stats(layer, x)
+        dgamma = _column_sums(dy2 * xc) * inv  # (features,): sum(dy * xhat)
+        m = np.asarray(len(dy2), dy.dtype)
+        a = layer.gamma * inv  # (features,)
+        xc *= a * inv * dgamma / m
+        dx = dy2 * a  # (rows, features)
+        dx -= xc
+        dx -= a * dbeta / m
+        return BatchNorm(dgamma, dbeta, zeros, zeros.copy(), 0.0, 0.0), dx.reshape(x.shape)
+    inv = 1.0 / np.sqrt(layer.var + np.asarray(layer.eps, layer.var.dtype))  # (features,)
+    dgamma = (_column_sums(dy2 * x.reshape(dy2.shape)) - layer.mean * dbeta) * inv  # sum(dy * xhat)
+    return BatchNorm(dgamma, dbeta, zeros, zeros.copy(), 0.0, 0.0), dy * (layer.gamma * inv)
 
 
 def _bn_update(layer: BatchNorm, x: np.ndarray, ctx: Context) -> BatchNorm:
     del ctx
-    axes = _bn_axes(layer, x)
-    n = x.size // x.shape[-1]
+    xc, mu, _ = _batch_stats(layer, x)
+    n = len(xc)
     m = np.asarray(layer.momentum, layer.mean.dtype)
-    mean = (1 - m) * layer.mean + m * x.mean(axis=axes)
-    var = (1 - m) * layer.var + m * x.var(axis=axes) * np.asarray(n / max(n - 1, 1), layer.var.dtype)
+    var = _column_sums(xc * xc) / np.asarray(max(n - 1, 1), xc.dtype)  # unbiased, as PyTorch's running var
+    mean = (1 - m) * layer.mean + m * mu
+    var = (1 - m) * layer.var + m * var
     return freeze(layer._replace(mean=mean.astype(layer.mean.dtype), var=var.astype(layer.var.dtype)))
 
 

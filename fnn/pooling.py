@@ -87,11 +87,15 @@ def _max_vjp(layer: MaxPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> 
     k, s, oh, ow = _geometry(layer, x)
     dx = np.zeros_like(x)  # (batch, h, w, c)
     taken = np.zeros(y.shape, dtype=bool)  # (batch, oh, ow, c): the window's max already found
+    hit = np.empty(y.shape, dtype=bool)
     for rows, cols in _views(x, k, s, oh, ow):
-        hit = x[:, rows, cols, :] == y
-        hit &= ~taken
+        np.equal(x[:, rows, cols, :], y, out=hit)
+        np.greater(hit, taken, out=hit)  # hit and not taken: only the first maximum
         taken |= hit
-        dx[:, rows, cols, :] += np.where(hit, dy, 0)
+        if s >= k:  # windows do not overlap: each entry of dx is written once
+            np.copyto(dx[:, rows, cols, :], dy, where=hit)
+        else:
+            dx[:, rows, cols, :] += np.where(hit, dy, 0)
     return zero_settings(layer), dx
 
 
