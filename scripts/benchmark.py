@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="examples per epoch (default: all)")
     ap.add_argument("--quick", action="store_true", help="smoke run: digits, 1 thread, 1 repeat, 1,280 examples")
     ap.add_argument("--no-parallel", action="store_true", help="skip the fnn.parallel section (Dask)")
+    ap.add_argument("--no-conv", action="store_true", help="skip the conv-net section (scripts/bench_conv.py)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -277,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     _targets(medians, gemm, memory, threads)
     if not args.no_parallel:
         _parallel(args.quick)
+    if not args.no_conv:
+        _conv(threads, args.quick)
     return 0
 
 
@@ -290,6 +293,19 @@ def _parallel(quick: bool) -> None:
     import bench_parallel
 
     print("\n" + bench_parallel.report(bench_parallel.run(workers=2, quick=quick)))
+
+
+# ---------------------------------------------------------------------------
+# Conv net (issue 8): fnn against PyTorch, same threads; the code is in scripts/bench_conv.py
+# ---------------------------------------------------------------------------
+
+
+def _conv(threads: list[int], quick: bool) -> None:
+    """A conv-net epoch (conv-pool-conv-pool-dropout-dense, Adam, batch 128): fnn / PyTorch per thread count."""
+    import bench_conv
+
+    steps = 5 if quick else 100
+    print("\n" + bench_conv.report(bench_conv.run(threads, 1 if quick else 3, steps), steps))
 
 
 def _targets(medians: dict, gemm: dict, memory: dict | None, threads: list[int]) -> None:
