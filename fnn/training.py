@@ -180,22 +180,59 @@ def _thaw(params: Params, plan: _Plan) -> Params:
     )
 
 
-def _into(params: Params, deltas: Params, plan: _Plan, out: Params, lr: float | None) -> Params:
-    """``params + deltas`` (``params - lr * deltas`` when ``lr`` is given) written into ``out``'s arrays.
+class _InPlace:
+    """An epoch's private working state, which no caller ever sees.
 
-    The same operations, in the same order, as :func:`_sgd` and :func:`_add_updates`, so the same
-    bits; ``out`` is a private buffer network of the same structure, which this returns.
+    The params are private copies updated in place; ``scratch`` (plain SGD only) holds
+    ``-lr * grads``. ``bound`` is an upper bound on the params' norm (twice the float sum of
+    squares' root, grown by twice each step's norm): while it stays below ``safe`` (a quarter
+    of the dtype's largest value), an update with a finite norm cannot make a parameter
+    NaN or inf, so the divergence check costs one sum of squares of the update.
     """
-    for layer, delta, o, mask in zip(params, deltas, out, plan.params):
-        if mask is not None:
-            for p, d, buf, m in zip(layer, delta, o, mask):
-                if m:
-                    if lr is None:
-                        np.add(p, d, out=buf)
-                    else:
-                        np.multiply(d, np.asarray(-lr, d.dtype), out=buf)
-                        np.add(p, buf, out=buf)
+
+    __slots__ = ("params", "arrays", "scratch", "bound", "safe")
+
+    def __init__(self, params: Params, plan: _Plan, sgd: bool) -> None:
+        self.params = _thaw(params, plan)
+        self.arrays = _arrays(self.params, plan)
+        self.scratch = [np.empty_like(a) for a in self.arrays] if sgd else None
+        self.safe = float(np.finfo(validate.param_dtype(params)).max) / 4
+        self.bound = 2 * math.sqrt(_sum_squares(self.arrays))
+
+
+def _arrays(params: Params, plan: _Plan) -> list[np.ndarray]:
+    """The parameter arrays of a network whose records are flat, in order."""
+    return [p for layer, mask in zip(params, plan.params) if mask is not None for p, m in zip(layer, mask) if m]
+
+
+def _sum_squares(arrays: list[np.ndarray]) -> float:
+    return sum(float(np.vdot(a, a)) for a in arrays)  # BLAS: inf or NaN on overflow, without flags
+
+
+def _scaled(grads: list[np.ndarray], lr: float, out: list[np.ndarray]) -> list[np.ndarray]:
+    """``grads * -lr`` (as :func:`_sgd` computes it) written into the arrays ``out``; returns ``out``."""
+    for g, o in zip(grads, out):
+        np.multiply(g, np.asarray(-lr, g.dtype), out=o)
     return out
+
+
+def _add_in_place(deltas: list[np.ndarray], work: _InPlace, check: bool) -> bool:
+    """``work``'s params ``+= deltas``, the bits of ``params + deltas``; with ``check``, only if every
+    new parameter is finite (else ``False``, with the params untouched)."""
+    pairs = list(zip(work.arrays, deltas))
+    if check:
+        norm = math.sqrt(_sum_squares([d for _, d in pairs]))
+        if not work.bound + 2 * norm < work.safe:  # also when norm is NaN: test exactly
+            if not all(validate.all_finite(p + d) for p, d in pairs):
+                return False
+            for p, d in pairs:
+                np.add(p, d, out=p)
+            work.bound = 2 * math.sqrt(_sum_squares([p for p, _ in pairs]))
+            return True
+        work.bound += 2 * norm
+    for p, d in pairs:
+        np.add(p, d, out=p)
+    return True
 
 
 def _finite(params: Params, plan: _Plan) -> bool:
@@ -219,10 +256,10 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
 
 
 def _step(
-    plan: _Plan, settings: Settings, state: TrainState, batch: Batch, spare: Params | None = None
+    plan: _Plan, settings: Settings, state: TrainState, batch: Batch, work: _InPlace | None = None
 ) -> tuple[TrainState, float]:
-    """:func:`step`, given the epoch's plan; with ``spare``, a private buffer network of the params'
-    structure, the new params are written into it (an epoch's loop alternates two such networks)."""
+    """:func:`step`, given the epoch's plan; with ``work``, ``state.params`` are an epoch's private
+    copies and are updated in place (see :func:`epoch`)."""
     x, y = batch
     params = state.params
     if plan.keyed:
@@ -238,13 +275,21 @@ def _step(
         xs = None
     if not math.isfinite(value) and settings.on_divergence == "raise":
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state)
+    if work is not None:
+        if work.scratch is not None:
+            deltas, opt_state = _scaled(_arrays(grads, plan), settings.lr or 0.0, work.scratch), state.opt_state
+        else:
+            updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
+            deltas = _arrays(updates, plan)
+        del grads
+        if not _add_in_place(deltas, work, settings.on_divergence == "raise"):
+            raise DivergenceError(state.epoch + 1, state.step + 1, value, state, params=True)
+        return state._replace(opt_state=opt_state, step=state.step + 1), value
     if settings.optimizer is None:
-        lr = settings.lr or 0.0
-        new_params = _sgd(params, grads, lr, plan) if spare is None else _into(params, grads, plan, spare, lr)
-        opt_state = state.opt_state
+        new_params, opt_state = _sgd(params, grads, settings.lr or 0.0, plan), state.opt_state
     else:
         updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
-        new_params = _add_updates(params, updates, plan) if spare is None else _into(params, updates, plan, spare, None)
+        new_params = _add_updates(params, updates, plan)
     if xs is not None and plan.stateful:
         new_params = freeze(updated_state(new_params, xs, ctxs))
     if settings.on_divergence == "raise" and not _finite(new_params, plan):
@@ -272,29 +317,28 @@ def epoch(
 
     ``on_batch(state, loss)``, if given, sees every step's state; it cannot change the result.
 
-    Without ``on_batch``, no caller can see the states between steps, so the steps write the
-    params into two private buffer networks in turn instead of allocating new arrays; the
-    result, frozen, is bit-identical to folding :func:`step` (which is what ``on_batch`` gets).
+    Without ``on_batch``, no caller can see the states between steps, so the epoch copies the
+    params once into private arrays and updates those in place instead of allocating new ones
+    each step; the result, frozen, is bit-identical to folding :func:`step` (which is what
+    ``on_batch`` sees).
     """
     plan = _plan(state.params)  # rules and structure looked up once, not per step
     private = on_batch is None and plan.flat and not plan.stateful and settings.value_and_grad is None
+    work = _InPlace(state.params, plan, settings.optimizer is None) if private else None
 
-    def fold(carry: tuple[TrainState, float, int, Params | None], batch: Batch):
-        s, total, n, spare = carry
-        new, value = _step(plan, settings, s, batch, spare)
+    def fold(carry: tuple[TrainState, float, int], batch: Batch) -> tuple[TrainState, float, int]:
+        s, total, n = carry
+        s, value = _step(plan, settings, s, batch, work)
         if on_batch is not None:
-            on_batch(new, value)
-        return new, total + value * len(batch[0]), n + len(batch[0]), s.params if private else None
+            on_batch(s, value)
+        return s, total + value * len(batch[0]), n + len(batch[0])
 
-    start = state._replace(params=_thaw(state.params, plan)) if private else state
-    spare = _thaw(state.params, plan) if private else None
+    start = state if work is None else state._replace(params=work.params)
     order = fr.fold_in(state.key, state.epoch)
     # Overflow shows up as an inf or NaN loss, which step reports as a DivergenceError.
     try:
         with np.errstate(over="ignore", invalid="ignore"):
-            s, total, n, _ = toolz.reduce(
-                fold, fdata.batches(order, data, settings.batch_size), (start, 0.0, 0, spare)
-            )
+            s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (start, 0.0, 0))
     except DivergenceError as e:
         if private and e.state is not None:
             e.state = e.state._replace(params=freeze(e.state.params))  # the last good params, now the caller's
