@@ -126,3 +126,12 @@ def test_patience_with_validation(tmp_path: Path) -> None:
     assert rec["epochs_done"] < 30
     losses = [h["val_loss"] for h in rec["history"]]
     assert rec["final"]["val_loss"] == pytest.approx(min(losses), rel=1e-6)
+
+
+def test_without_matplotlib_the_run_succeeds_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    rec = runs.run({**TINY, "epochs": 1}, tmp_path).record
+    assert rec["plot"] == "skipped: matplotlib not installed" and not (tmp_path / "curve.png").exists()
+    assert (tmp_path / "params.npz").exists()
