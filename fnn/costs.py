@@ -82,7 +82,7 @@ def _residual(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``pred - targets_like(pred, y)`` as a new array; for labels, one subtraction per row."""
     if y.ndim == 1 and pred.ndim == 2 and y.dtype.kind in "iu":
         diff = pred.copy()  # (batch, k)
-        diff[np.arange(len(y)), y] -= 1
+        diff.reshape(-1)[np.arange(0, diff.size, diff.shape[1]) + y] -= 1  # row i, column y[i]
         return diff
     return pred - targets_like(pred, y)
 

@@ -89,7 +89,7 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
 def _take(arrays: Data, order: np.ndarray, batch_size: int, stop: int) -> Iterator[Data]:
     for start in range(0, stop, batch_size):
         index = order[start : start + batch_size]  # (batch,)
-        yield tuple(np.take(a, index, axis=0) for a in arrays)  # one gather per array
+        yield tuple(a.take(index, axis=0) for a in arrays)  # one gather per array
 
 
 def batches(

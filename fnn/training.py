@@ -124,7 +124,8 @@ class _Plan(NamedTuple):
 
     ``flat``: every field of every layer is an array or a scalar, so updates can rebuild the
     records field by field instead of flattening whole trees; ``params[i]`` says which fields
-    of layer ``i`` are parameters (``None`` for a layer without any).
+    of layer ``i`` are parameters (``None`` for a layer without any), ``where`` lists them as
+    ``(layer, field)`` pairs.
     """
 
     rules: tuple[layers.Rule, ...]
@@ -133,6 +134,7 @@ class _Plan(NamedTuple):
     ctxs: tuple[Context, ...]
     flat: bool
     params: tuple[tuple[bool, ...] | None, ...]
+    where: tuple[tuple[int, int], ...]
 
 
 def _plan(params: Params) -> _Plan:
@@ -146,6 +148,7 @@ def _plan(params: Params) -> _Plan:
         contexts(params, True, None),
         flat,
         tuple(m if any(m) else None for m in masks),
+        tuple((i, j) for i, mask in enumerate(masks) for j, m in enumerate(mask) if m),
     )
 
 
@@ -202,7 +205,7 @@ class _InPlace:
 
 def _arrays(params: Params, plan: _Plan) -> list[np.ndarray]:
     """The parameter arrays of a network whose records are flat, in order."""
-    return [p for layer, mask in zip(params, plan.params) if mask is not None for p, m in zip(layer, mask) if m]
+    return [params[i][j] for i, j in plan.where]
 
 
 def _sum_squares(arrays: list[np.ndarray]) -> float:
