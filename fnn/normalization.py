@@ -114,7 +114,7 @@ def _shape(n: Any) -> tuple[int, ...]:
 
 
 def _eps(eps: Any) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not float(eps) > 0:
         raise ValueError(f"eps must be a small positive number, got {eps!r}; e.g. eps=1e-5.")
     return float(eps)
 

@@ -48,7 +48,7 @@ class AvgPool2D(NamedTuple):
 
 
 def _positive_int(v: object) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(v >= 1)
 
 
 def _geometry(layer: MaxPool2D | AvgPool2D, x: np.ndarray) -> tuple[int, int, int, int]:
