@@ -22,7 +22,8 @@ an *executor*: any object with ``submit(fn, *args) -> Future`` (a
   record with its config and error, and the others still finish.
 
 With Dask (``client.get_executor()``) the engine is used directly: training
-data is scattered to every worker once, each step scatters the params once and
+data is scattered to every worker once (each worker holds a copy, since
+shuffled minibatches need any row), each step scatters the params once and
 sends each shard only its row indices; sweep tasks get ``retries``, and a task
 whose worker dies is rerun on another worker. Other executors get the shard
 arrays with each task. fnn imports nothing from Dask: install it with
