@@ -53,6 +53,7 @@ LABELS = {
     "torch": "PyTorch eager (CPU)",
     "sklearn": "scikit-learn MLPClassifier (log-loss)",
     "seed_loop": "seed-style per-example loop",
+    "gemm": "GEMM bound (the matrix products alone)",
 }
 SEED_FRACTION = 10  # the seed-style loop runs 1/10 of an epoch, extrapolated
 
@@ -70,7 +71,20 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+def _reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (``VmHWM``) so it measures from here on (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # then the peak counts from the process start
+
+
 def _peak_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -95,7 +109,7 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
             if i["user_api"] == "blas"
         )
         if peer == "gemm":
-            return {"seconds": _peers.gemm_seconds(workload, n), "kernel": kernel}
+            return {"seconds": _peers.gemm_seconds(workload, n), "kernel": kernel, "extra_mb": 0.0}
         if peer == "memory":
             return _memory(workload, x, y, job["limit"])
         limit = job["limit"]
@@ -103,6 +117,7 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
             limit = min(limit or n, max(n // SEED_FRACTION, _peers.WORKLOADS[workload].batch_size))
         params = _peers.network(workload)
         order = np.random.default_rng(0).permutation(n)
+        _reset_peak()
         before = _rss_mb()
         seconds = _peers.RUNNERS[peer](workload, params, x, y, order, limit)
         used = limit if limit is not None and limit < n else n
@@ -218,23 +233,18 @@ def main(argv: list[str] | None = None) -> int:
         for p in missing:
             print(f"skipped {p}: its package ({_peers.NEEDS[p]}) is not installed")
         results: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
-        gemm: dict[tuple[int, str], float] = {}
         kernel = ""
         start = time.perf_counter()
         for t in threads:
             for r in range(repeats):
                 for w in workloads:
-                    order = [p for p in peers if not (p == "seed_loop" and w != "W1")]
+                    order = [p for p in peers if not (p == "seed_loop" and w != "W1")] + ["gemm"]
                     order = order[r % len(order):] + order[: r % len(order)]  # rotate: no fixed position
                     for p in order:
                         job = {"threads": t, "workload": w, "peer": p, "x": xp, "y": yp, "limit": limit}
                         res = _run(job)
                         results.setdefault((t, w, p), []).append(res)
                         kernel = res.get("kernel", kernel)
-            for w in workloads:
-                res = _run({"threads": t, "workload": w, "peer": "gemm", "x": xp, "y": yp, "limit": None})
-                if "seconds" in res:
-                    gemm[(t, w)] = res["seconds"]
         memory = None
         if "W2" in workloads and "fnn" in peers:
             memory = _run({"threads": 1, "workload": "W2", "peer": "memory", "x": xp, "y": yp, "limit": limit})
@@ -244,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{repeats} repeat(s), implementations interleaved; {elapsed:.0f} s in all.\n")
     medians = {key: statistics.median(r["seconds"] for r in runs if "seconds" in r)
                for key, runs in results.items() if any("seconds" in r for r in runs)}
+    gemm = {(t, w): m for (t, w, p), m in medians.items() if p == "gemm"}
 
     def ratio(t: int, w: str, seconds: float) -> str:
         base = medians.get((t, w, "torch"))
@@ -254,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| workload | implementation | min s | median s | max s | / PyTorch | peak MB over data | note |")
         print("|---|---|---:|---:|---:|---:|---:|---|")
         for w in workloads:
-            for p in peers:
+            for p in [*peers, "gemm"]:
                 runs = results.get((t, w, p))
                 if not runs:
                     continue
@@ -268,12 +279,11 @@ def main(argv: list[str] | None = None) -> int:
                     note.append(f"extrapolated from {ok[0]['examples']} examples")
                 if p == "sklearn":
                     note.append("log-loss, its own init")
-                mem = max(r["extra_mb"] for r in ok)
+                if p == "gemm":
+                    note.append("3 x forward FLOPs at the sgemm rate measured at these shapes")
+                mem = f"{max(r['extra_mb'] for r in ok):.0f}" if p != "gemm" else ""
                 print(f"| {w} | {LABELS[p]} | {lo:.3f} | {med:.3f} | {hi:.3f} | {ratio(t, w, med)} | "
-                      f"{mem:.0f} | {'; '.join(note)} |")
-            if (t, w) in gemm:
-                print(f"| {w} | GEMM bound (matrix products alone) | | {gemm[(t, w)]:.3f} | | "
-                      f"{ratio(t, w, gemm[(t, w)])} | | 3 x forward FLOPs at the measured sgemm rate |")
+                      f"{mem} | {'; '.join(note)} |")
         print()
     _targets(medians, gemm, memory, threads)
     if not args.no_parallel:
