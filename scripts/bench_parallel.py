@@ -32,72 +32,99 @@ from fnn import parallel
 BATCH_SIZES = (128, 1024, 8192)
 
 
-def _median_times(fs: list[Any], repeat: int) -> list[float]:
-    """Median wall time of each function, calls interleaved so a noisy machine slows them alike."""
-    for f in fs:
-        f()  # warm up (first scatter, caches)
-    times: list[list[float]] = [[] for _ in fs]
+def _median_ms(f: Any, repeat: int) -> float:
+    f()  # warm up (first scatter, caches)
+    times = []
     for _ in range(repeat):
-        for f, ts in zip(fs, times):
-            t = time.perf_counter()
-            f()
-            ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) for ts in times]
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
 
 
-def sweep_throughput(executor: Any, runs: int = 4, epochs: int = 2) -> dict[str, float]:
-    """Seconds for ``runs`` seed runs one by one here and as a sweep on ``executor``; their ratio."""
+def _configs(runs: int, epochs: int) -> list[dict[str, Any]]:
+    return [{"seed": s, "epochs": epochs} for s in range(runs)]
+
+
+def serial_runs(runs: int, epochs: int) -> float:
+    """Seconds for ``runs`` seed runs of ``fnn.runs.run`` one by one in this process."""
     from fnn import runs as fruns
 
-    configs = [{"seed": s, "epochs": epochs} for s in range(runs)]
-    parallel.sweep(configs[:1], executor)  # warm up the workers (imports, digits data)
     t = time.perf_counter()
-    for c in configs:
+    for c in _configs(runs, epochs):
         fruns.run(c)
-    serial = time.perf_counter() - t
+    return time.perf_counter() - t
+
+
+def swept_runs(executor: Any, runs: int, epochs: int) -> float:
+    """Seconds for the same runs as one ``fnn.parallel.sweep`` on ``executor``."""
+    parallel.sweep(_configs(1, 1), executor)  # warm up the workers (imports, digits data)
     t = time.perf_counter()
-    records = parallel.sweep(configs, executor)
-    swept = time.perf_counter() - t
+    records = parallel.sweep(_configs(runs, epochs), executor)
+    seconds = time.perf_counter() - t
     failed = [r for r in records if r["status"] == "failed"]
     if failed:
         raise RuntimeError(f"sweep runs failed: {failed}")
-    return {"runs": runs, "serial_s": serial, "sweep_s": swept, "throughput_ratio": serial / swept}
+    return seconds
 
 
-def step_ratios(executor: Any, shards: int, batch_sizes: tuple[int, ...] = BATCH_SIZES,
-                repeat: int = 7) -> list[dict[str, float]]:
-    """Median step times, single-process and data-parallel, at each batch size; their ratio."""
+def _problem(n: int) -> tuple[Any, np.ndarray, np.ndarray]:
     g = fnn.random.generator(0)
-    n = max(batch_sizes)
     x = g.random((n, 784), dtype=np.float32)  # (n, 784)
     y = g.integers(0, 10, n)  # (n,)
-    params = fnn.mlp([784, 256, 256, 10], "relu", "identity", seed=0)
+    return fnn.mlp([784, 256, 256, 10], "relu", "identity", seed=0), x, y
+
+
+def single_steps(batch_sizes: tuple[int, ...], repeat: int) -> list[float]:
+    """Median ms of one step's ``fnn.value_and_grad`` in this process, per batch size."""
+    params, x, y = _problem(max(batch_sizes))
+    return [_median_ms(lambda b=b: fnn.value_and_grad(params, (x[:b], y[:b]), fnn.cross_entropy), repeat)
+            for b in batch_sizes]
+
+
+def parallel_steps(executor: Any, shards: int, batch_sizes: tuple[int, ...], repeat: int) -> list[float]:
+    """Median ms of one data-parallel step (the hook ``fnn.train(executor=, shards=)`` uses)."""
+    params, x, y = _problem(max(batch_sizes))
     (rows, _), hook = parallel.data_parallel(params, (x, y), executor, shards)
     ctxs = fnn.network.contexts(params, True, None)
-    out = []
-    for b in batch_sizes:
-        idx = rows[:b]
-        single, dp = _median_times([
-            lambda b=b: fnn.value_and_grad(params, (x[:b], y[:b]), fnn.cross_entropy),
-            lambda idx=idx: hook(params, (idx, idx), fnn.cross_entropy, ctxs),
-        ], repeat)
-        out.append({"batch_size": b, "single_ms": 1e3 * single, "parallel_ms": 1e3 * dp, "ratio": dp / single})
-    return out
+    return [_median_ms(lambda b=b: hook(params, (rows[:b], rows[:b]), fnn.cross_entropy, ctxs), repeat)
+            for b in batch_sizes]
 
 
-def run(workers: int = 2, quick: bool = False) -> dict[str, Any]:
-    """Start a LocalCluster of ``workers`` processes and take both measurements."""
+def _one_blas_thread(f: Any, *args: Any) -> list[Any]:
+    """``f(*args)`` with BLAS limited to one thread, as in each worker; Nones without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return [None] * len(args[0])
+    with threadpool_limits(1):
+        return f(*args)
+
+
+def run(workers: int = 2, quick: bool = False, batch_sizes: tuple[int, ...] = BATCH_SIZES) -> dict[str, Any]:
+    """Single-process baselines first (no Dask threads running), then a LocalCluster of ``workers``."""
     from dask.distributed import Client, LocalCluster
 
+    runs, epochs, repeat = (2 * workers, 1, 3) if quick else (4 * workers, 2, 15)
+    serial = serial_runs(runs, epochs)
+    single = single_steps(batch_sizes, repeat)
+    single_1 = _one_blas_thread(single_steps, batch_sizes, repeat)
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                      silence_logs=logging.ERROR) as cluster,
         Client(cluster) as client,
     ):
         ex = client.get_executor()
-        sweep = sweep_throughput(ex, runs=2 * workers, epochs=1 if quick else 2)
-        steps = step_ratios(ex, workers, repeat=3 if quick else 15)
-    return {"workers": workers, "sweep": sweep, "steps": steps}
+        swept = swept_runs(ex, runs, epochs)
+        dp = parallel_steps(ex, workers, batch_sizes, repeat)
+    return {
+        "workers": workers,
+        "sweep": {"runs": runs, "epochs": epochs, "serial_s": serial, "sweep_s": swept,
+                  "throughput_ratio": serial / swept},
+        "steps": [{"batch_size": b, "single_ms": s, "single_1_ms": s1, "parallel_ms": p, "ratio": p / s,
+                   "ratio_1": None if s1 is None else p / s1}
+                  for b, s, s1, p in zip(batch_sizes, single, single_1, dp)],
+    }
 
 
 def report(result: dict[str, Any]) -> str:
@@ -105,14 +132,20 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"## fnn.parallel on a local Dask cluster ({result['workers']} worker processes, 1 thread each)",
         "",
-        f"sweep of {s['runs']} seed runs: one process {s['serial_s']:.2f} s, sweep {s['sweep_s']:.2f} s, "
+        f"sweep of {s['runs']} seed runs ({s['epochs']} epochs of digits each): "
+        f"one process {s['serial_s']:.2f} s, sweep {s['sweep_s']:.2f} s, "
         f"throughput x{s['throughput_ratio']:.2f}",
         "",
-        "| batch | single-process step (ms) | data-parallel step (ms) | parallel / single |",
-        "|---:|---:|---:|---:|",
+        "| batch | one process (ms) | one process, 1 BLAS thread (ms) | data-parallel (ms) "
+        "| parallel / one process | parallel / 1 BLAS thread |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r['batch_size']} | {r['single_ms']:.2f} | {r['parallel_ms']:.2f} | {r['ratio']:.2f} |"
-              for r in result["steps"]]
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    lines += [f"| {r['batch_size']} | {num(r['single_ms'])} | {num(r['single_1_ms'])} | {num(r['parallel_ms'])} "
+              f"| {num(r['ratio'])} | {num(r['ratio_1'])} |" for r in result["steps"]]
     return "\n".join(lines)
 
 
