@@ -47,6 +47,7 @@ _TRAIN_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--model", str, f"architecture: {' or '.join(runs.MODELS)} (default mlp; cnn is fnn.cnn, ignores --layers)"),
     ("--dropout", float, "drop probability after each hidden layer (default 0)"),
     ("--weight-decay", float, "decoupled for adamw, else an L2 penalty (default: the optimizer's own)"),
+    ("--channels", str, "with --model cnn: output channels of each conv block, comma-separated (default 32,64)"),
 )
 
 
@@ -135,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
             progress = False
     layers = "-".join(map(str, cfg["layers"])) + f" {cfg['activation']}/{cfg['output_activation']}"
     if cfg.get("model") == "cnn":
-        layers = "cnn" + (" batch-norm" if cfg.get("batch_norm") else "")
+        layers = "cnn " + "-".join(map(str, cfg["channels"])) + (" batch-norm" if cfg.get("batch_norm") else "")
     if cfg.get("dropout"):
         layers += f" dropout {cfg['dropout']:g}"
     say(f"fnn train: {layers}, {cfg['cost']}, "

@@ -87,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "weight_decay": None,
     "batch_norm": False,
+    "channels": [32, 64],
 }
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -220,6 +221,14 @@ def _regularisation(cfg: dict[str, Any]) -> None:
         cfg["weight_decay"] = float(wd)
     if not isinstance(cfg["batch_norm"], bool):
         raise ConfigError(f"batch_norm must be true or false, got {cfg['batch_norm']!r}.")
+    ch = cfg["channels"]
+    if isinstance(ch, str):
+        ch = [s for s in ch.replace(" ", "").split(",") if s]
+        ch = [int(s) if s.isdigit() else s for s in ch]
+    if (not isinstance(ch, (list, tuple)) or not 1 <= len(ch) <= 4
+            or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1 for c in ch)):
+        raise ConfigError(f"channels must be 1 to 4 positive sizes like 32,64 (one per conv block), got {ch!r}.")
+    cfg["channels"] = [int(c) for c in ch]
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -277,7 +286,8 @@ def build(cfg: Mapping[str, Any]) -> Params:
     seed, dtype = fr.split(cfg["seed"], 3)[0], np.dtype(cfg["dtype"])
     if cfg["model"] == "cnn":
         rate = cfg["dropout"]
-        net = presets.cnn(seed, dropout=rate, hidden_dropout=min(2 * rate, 0.5), batch_norm=cfg["batch_norm"],
+        net = presets.cnn(seed, channels=cfg["channels"], dropout=rate, hidden_dropout=min(2 * rate, 0.5),
+                          batch_norm=cfg["batch_norm"],
                           dtype=dtype)
         return (Reshape((28, 28, 1)),) + net
     params = finit.mlp(cfg["layers"], cfg["activation"], cfg["output_activation"], seed=seed, init=cfg["init"],

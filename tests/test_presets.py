@@ -79,6 +79,11 @@ def test_runs_config_selects_the_model_and_regularisation():
     mlp = runs.build(runs.resolve_config({"layers": "784,32,32,10", "activation": "relu", "dropout": 0.2}))
     assert [type(l).__name__ for l in mlp] == ["Dense", "ReLU", "Dropout", "Dense", "ReLU", "Dropout", "Dense", "ReLU"]
     assert fnn.tree.all_equal(runs.build(runs.resolve_config({})), runs.build(runs.resolve_config({"model": "mlp"})))
+    three = runs.build(runs.resolve_config({"model": "cnn", "channels": "16,32,32"}))
+    assert [l.w.shape[-1] for l in three if isinstance(l, fnn.Conv2D)] == [16, 32, 32]
+    assert fnn.forward(three, np.zeros((1, 784), np.float32)).shape == (1, 10)
+    with pytest.raises(runs.ConfigError, match="channels"):
+        runs.resolve_config({"channels": "32,x"})
     with pytest.raises(runs.ConfigError, match="unknown model 'resnet'"):
         runs.resolve_config({"model": "resnet"})
     with pytest.raises(runs.ConfigError, match="dropout"):
