@@ -105,7 +105,7 @@ def run(workers: int = 2, quick: bool = False, batch_sizes: tuple[int, ...] = BA
     """Single-process baselines first (no Dask threads running), then a LocalCluster of ``workers``."""
     from dask.distributed import Client, LocalCluster
 
-    runs, epochs, repeat = (2 * workers, 1, 3) if quick else (4 * workers, 2, 15)
+    runs, epochs, repeat = (2 * workers, 1, 3) if quick else (4 * workers, 5, 15)
     serial = serial_runs(runs, epochs)
     single = single_steps(batch_sizes, repeat)
     single_1 = _one_blas_thread(single_steps, batch_sizes, repeat)
