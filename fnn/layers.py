@@ -17,7 +17,9 @@ Layers that behave differently in training or draw random numbers (dropout,
 batch normalisation) register with ``context=True``; their functions then take
 one more argument, a :class:`Context` holding the ``train`` flag and a key of
 their own. A layer that keeps running statistics also registers ``update``,
-returning the record with its statistics moved after a training step.
+returning the record with its statistics moved after a training step. A layer may
+also register ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of ``vjp``
+alone: backpropagation uses it for a network's first layer, whose ``dx`` nobody needs.
 
 Arrays are batch-first: ``x`` is ``(batch, features)`` for dense layers.
 Adding a layer type, inside fnn or in your own module, touches nothing else:

@@ -279,6 +279,7 @@ def _step(
     if not math.isfinite(value) and settings.on_divergence == "raise":
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state)
     if work is not None:
+        del xs, dy  # the activations are done with: free them before the optimizer's arrays are made
         if work.scratch is not None:
             deltas, opt_state = _scaled(_arrays(grads, plan), settings.lr or 0.0, work.scratch), state.opt_state
         else:
