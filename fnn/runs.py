@@ -40,6 +40,7 @@ import numpy as np
 from fnn import data as fdata
 from fnn import init as finit
 from fnn import io as fio
+from fnn import optim
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import COSTS
@@ -92,7 +93,7 @@ DEFAULTS: dict[str, Any] = {
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
 SCHEDULES = ("constant", "cosine", "step", "exponential", "warmup_cosine")
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+OPTIMIZERS = tuple(optim.OPTIMIZERS)  # the names fnn.optimizer_from_name resolves
 MODELS = ("mlp", "cnn")
 DTYPES = ("float32", "float64")
 _IN, _OUT = 784, 10  # every data set here: 28x28 images, 10 classes
@@ -320,7 +321,6 @@ def _optimizer(cfg: Mapping[str, Any], n_train: int) -> tuple[Any, float | None]
     wd = cfg.get("weight_decay")
     if cfg["optimizer"] == "sgd" and cfg["schedule"] == "constant" and not wd:
         return None, cfg["lr"]
-    from fnn import optim
 
     total = cfg["epochs"] * fdata.num_batches(n_train, cfg["batch_size"])
     lr = _schedule(cfg, total)
