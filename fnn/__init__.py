@@ -11,6 +11,7 @@ epochs. Randomness comes only from explicit seeds and keys.
 """
 
 from fnn import data, datasets, parallel, random, tree
+from fnn.augment import RandomFlip
 from fnn.checks import check_grad
 from fnn.conv import Conv2D, conv2d
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
@@ -126,6 +127,7 @@ __all__ = [
     # fnn.normalization)
     "Conv2D", "conv2d", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "Dropout",
     "LayerNorm", "BatchNorm", "layer_norm", "batch_norm",
+    "RandomFlip",
     "cnn", "dropout_mlp",
     # costs
     "Cost",

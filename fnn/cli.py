@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="never download MNIST/Fashion-MNIST; fail if the files are not on disk")
     train.add_argument("--batch-norm", dest="batch_norm", action="store_const", const=True, default=None,
                        help="with --model cnn: a BatchNorm after each convolution")
+    train.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
+                       help="with --model cnn: random horizontal flips of the training images (augmentation)")
     train.add_argument("--out", metavar="DIR", help="run directory (default runs/<UTC time>-<config hash>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     train.add_argument("--config", metavar="FILE", help="a TOML or JSON file of config keys")
@@ -108,7 +110,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
-    keys = [flag[2:].replace("-", "_") for flag, _, _ in _TRAIN_OPTIONS] + ["download", "batch_norm"]
+    keys = [flag[2:].replace("-", "_") for flag, _, _ in _TRAIN_OPTIONS] + ["download", "batch_norm", "flip"]
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
@@ -136,7 +138,8 @@ def _train(args: argparse.Namespace) -> int:
             progress = False
     layers = "-".join(map(str, cfg["layers"])) + f" {cfg['activation']}/{cfg['output_activation']}"
     if cfg.get("model") == "cnn":
-        layers = "cnn " + "-".join(map(str, cfg["channels"])) + (" batch-norm" if cfg.get("batch_norm") else "")
+        layers = "cnn " + "-".join(map(str, cfg["channels"])) + (" batch-norm" if cfg.get("batch_norm") else "") + (
+            " flip" if cfg.get("flip") else "")
     if cfg.get("dropout"):
         layers += f" dropout {cfg['dropout']:g}"
     say(f"fnn train: {layers}, {cfg['cost']}, "

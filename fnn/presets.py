@@ -29,6 +29,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import random as fr
+from fnn.augment import RandomFlip
 from fnn.conv import conv2d
 from fnn.dropout import Dropout, _check_rate
 from fnn.init import dense
@@ -51,6 +52,7 @@ def cnn(
     dropout: float = 0.25,
     hidden_dropout: float = 0.5,
     batch_norm: bool = False,
+    flip: bool = False,
     dtype: Any = np.float32,
 ) -> tuple[Any, ...]:
     """A small CNN: conv blocks ``Conv2D(same) [-> BatchNorm] -> ReLU -> MaxPool2D(2)``, then a dense head.
@@ -68,6 +70,7 @@ def cnn(
       hidden: units of the dense hidden layer (0 for none).
       dropout, hidden_dropout: drop probabilities before and after the hidden layer.
       batch_norm: put a :class:`fnn.BatchNorm` after each convolution.
+      flip: start with :class:`fnn.RandomFlip` (random horizontal flips in training: augmentation).
       dtype: the parameters' float dtype.
 
     >>> [type(l).__name__ for l in cnn(channels=(8,), hidden=0, dropout=0.0)]
@@ -78,7 +81,7 @@ def cnn(
     if hidden != 0:
         positive_int(hidden, "hidden")
     keys = fr.split(seed, len(channels) + 2)
-    net: list[Any] = []
+    net: list[Any] = [RandomFlip()] if flip else []
     for i, c_out in enumerate(channels):
         net.append(conv2d(keys[i], c, c_out, kernel, dtype=dtype))
         if batch_norm:

@@ -89,6 +89,7 @@ DEFAULTS: dict[str, Any] = {
     "weight_decay": None,
     "batch_norm": False,
     "channels": [32, 64],
+    "flip": False,
 }
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -220,6 +221,8 @@ def _regularisation(cfg: dict[str, Any]) -> None:
         if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not 0 <= wd < float("inf"):
             raise ConfigError(f"weight_decay must be a non-negative number, got {wd!r}; e.g. 1e-4.")
         cfg["weight_decay"] = float(wd)
+    if not isinstance(cfg["flip"], bool):
+        raise ConfigError(f"flip must be true or false, got {cfg['flip']!r}.")
     if not isinstance(cfg["batch_norm"], bool):
         raise ConfigError(f"batch_norm must be true or false, got {cfg['batch_norm']!r}.")
     ch = cfg["channels"]
@@ -288,7 +291,7 @@ def build(cfg: Mapping[str, Any]) -> Params:
     if cfg["model"] == "cnn":
         rate = cfg["dropout"]
         net = presets.cnn(seed, channels=cfg["channels"], dropout=rate, hidden_dropout=min(2 * rate, 0.5),
-                          batch_norm=cfg["batch_norm"],
+                          batch_norm=cfg["batch_norm"], flip=cfg["flip"],
                           dtype=dtype)
         return (Reshape((28, 28, 1)),) + net
     params = finit.mlp(cfg["layers"], cfg["activation"], cfg["output_activation"], seed=seed, init=cfg["init"],

@@ -20,6 +20,8 @@ EXAMPLES.update({
     fnn.Reshape: [(fnn.Reshape((2, -1)), (3, 8), Context())],
     fnn.Dropout: [(fnn.Dropout(0.5), (4, 6), Context()), (fnn.Dropout(0.3), (4, 6), Context(True, fnn.random.key(0)))],
     fnn.LayerNorm: [(fnn.layer_norm(6, dtype=np.float64), (4, 6), Context())],
+    fnn.RandomFlip: [(fnn.RandomFlip(), (4, 3, 5, 2), Context()),
+                     (fnn.RandomFlip(0.7), (6, 2, 3, 1), Context(True, fnn.random.key(1)))],
     fnn.BatchNorm: [(fnn.batch_norm(3, dtype=np.float64), (5, 3), Context(True, None)),
                     (fnn.batch_norm(2, dtype=np.float64), (2, 3, 3, 2), Context())],
 })

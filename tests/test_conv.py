@@ -125,7 +125,7 @@ def test_issue_example_runs_as_written():
 
 EXTRA = [(t.__name__ + str(i), *case) for t, cases in layer_examples_extra.EXAMPLES.items()
          for i, case in enumerate(cases) if t.__module__ in ("fnn.conv", "fnn.pooling", "fnn.reshape", "fnn.dropout",
-                                                             "fnn.normalization")]
+                                                             "fnn.normalization", "fnn.augment")]
 
 
 @pytest.mark.parametrize("name, layer, shape, ctx", EXTRA, ids=[c[0] for c in EXTRA])

@@ -94,3 +94,34 @@ def test_mask_statistics_match_torch():
     assert abs(ours.mean() - theirs.mean()) < 0.02
     np.testing.assert_array_equal(torch.nn.functional.dropout(torch.from_numpy(x), p=0.4, training=False).numpy(),
                                   layers.apply(fnn.Dropout(0.4), x, Context()))
+
+
+# RandomFlip (fnn.augment): the other random layer, with the same key discipline as Dropout
+
+
+def test_random_flip_flips_the_chosen_images_and_its_gradient_flips_back():
+    x = np.random.default_rng(0).standard_normal((40, 3, 5, 2))
+    ctx = _ctx(4)
+    y = layers.apply(fnn.RandomFlip(), x, ctx)
+    flipped = np.array([np.array_equal(y[i], x[i, :, ::-1]) for i in range(len(x))])
+    kept = np.array([np.array_equal(y[i], x[i]) for i in range(len(x))])
+    assert np.all(flipped ^ kept) and 8 < flipped.sum() < 32
+    np.testing.assert_array_equal(y, layers.apply(fnn.RandomFlip(), x, _ctx(4)))  # same key, same flips
+    dy = np.random.default_rng(1).standard_normal(x.shape)
+    dlayer, dx = layers.vjp(fnn.RandomFlip(), x, y, dy, ctx)
+    assert np.vdot(dy, y) == pytest.approx(np.vdot(dx, x))  # the flip is orthogonal: dx = F^T dy
+    assert dlayer == fnn.RandomFlip(0.0)
+    assert layers.apply(fnn.RandomFlip(), x, Context()) is x
+
+
+def test_random_flip_errors_and_gradient_check():
+    with pytest.raises(ValueError, match="RandomFlip in training mode needs a key"):
+        fnn.forward((fnn.RandomFlip(),), np.zeros((2, 4, 4, 1)), train=True)
+    with pytest.raises(ValueError, match="NHWC"):
+        fnn.forward((fnn.RandomFlip(),), np.zeros((2, 4)))
+    params = (fnn.RandomFlip(), fnn.conv2d(0, 1, 2, 3, dtype=np.float64), fnn.Flatten(),
+              fnn.dense(1, 2 * 4 * 5, 3, dtype=np.float64))
+    g = np.random.default_rng(2)
+    errors = fnn.check_grad(params, (g.standard_normal((6, 4, 5, 1)), np.array([0, 1, 2, 0, 1, 2])),
+                            fnn.cross_entropy, mode="coordinates", train=True, key=5)
+    assert max(fnn.tree.leaves(errors)) < 1e-7

@@ -82,6 +82,9 @@ def test_runs_config_selects_the_model_and_regularisation():
     three = runs.build(runs.resolve_config({"model": "cnn", "channels": "16,32,32"}))
     assert [l.w.shape[-1] for l in three if isinstance(l, fnn.Conv2D)] == [16, 32, 32]
     assert fnn.forward(three, np.zeros((1, 784), np.float32)).shape == (1, 10)
+    flipped = runs.build(runs.resolve_config({"model": "cnn", "flip": True}))
+    assert isinstance(flipped[1], fnn.RandomFlip) and isinstance(flipped[2], fnn.Conv2D)
+    assert isinstance(fnn.cnn(flip=True)[0], fnn.RandomFlip)
     with pytest.raises(runs.ConfigError, match="channels"):
         runs.resolve_config({"channels": "32,x"})
     with pytest.raises(runs.ConfigError, match="unknown model 'resnet'"):
