@@ -1,13 +1,16 @@
 """Ready networks: a small CNN and a regularised MLP, as plain tuples of layer records.
 
-Each preset only builds params; train it like any network. The recipes that
-reach the Fashion-MNIST results in the README:
+Each preset only builds params; train it like any network. The Fashion-MNIST
+runs in the README use these through ``fnn train`` (``--model cnn``, ``--dropout``,
+``--weight-decay``); close equivalents in Python:
 
-- CNN (two conv blocks and a dense head), NHWC images ``(batch, 28, 28, 1)``:
-  ``fnn.train(fnn.cnn(seed=0), (x, y), optimizer=fnn.adam(...), cost=fnn.cross_entropy, ...)``.
-- Regularised MLP (dropout between the hidden layers, decoupled weight decay):
-  ``fnn.train(fnn.dropout_mlp([784, 512, 512, 10], rate=0.2), (x, y),
-  optimizer=fnn.adamw(1e-3, weight_decay=1e-4), cost=fnn.cross_entropy, ...)``.
+- CNN, NHWC images ``(batch, 28, 28, 1)``, a fresh key per step for dropout and flips:
+  ``fnn.train(fnn.cnn(seed, channels=(32, 64, 64), batch_norm=True, flip=True, dropout=0.1,
+  hidden_dropout=0.2), (x, y), epochs=14, batch_size=128, optimizer=fnn.adam(fnn.cosine_decay(1e-3, steps)),
+  cost=fnn.cross_entropy)``.
+- Regularised MLP (dropout after the hidden layers, decoupled weight decay):
+  ``fnn.train(fnn.dropout_mlp([784, 1024, 1024, 10], rate=0.3), (x, y), epochs=30, batch_size=128,
+  optimizer=fnn.adamw(fnn.cosine_decay(1e-3, steps), weight_decay=0.01), cost=fnn.cross_entropy)``.
 
 Every layer is an ordinary record, so a preset is a starting point: slice it,
 splice layers in, or write the tuple out by hand (the README shows one).
