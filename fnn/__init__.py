@@ -10,7 +10,7 @@ epochs. Randomness comes only from explicit seeds and keys.
 (2, 10)
 """
 
-from fnn import data, datasets, parallel, random, tree
+from fnn import data, datasets, io, optim, parallel, random, schedules, tree
 from fnn.augment import RandomFlip
 from fnn.checks import check_grad
 from fnn.conv import Conv2D, conv2d
@@ -41,14 +41,7 @@ from fnn.network import (
 )
 from fnn.normalization import BatchNorm, LayerNorm, batch_norm, layer_norm
 from fnn.optim import (
-    OPTIMIZERS,
-    EmptyState,
     GradientTransformation,
-    ScaleByAdamState,
-    ScaleByLearningRateState,
-    ScaleByRmsState,
-    ScaleByScheduleState,
-    TraceState,
     adam,
     adamw,
     add_decayed_weights,
@@ -56,7 +49,6 @@ from fnn.optim import (
     chain,
     clip_by_global_norm,
     clip_by_value,
-    identity,
     learning_rate,
     momentum,
     optimizer_from_name,
@@ -96,39 +88,41 @@ from fnn.training import (
 __version__ = "0.1.0"
 
 __all__ = [
-    # optimizers (fnn.optim) and schedules (fnn.schedules)
-    "GradientTransformation", "EmptyState", "ScaleByAdamState", "ScaleByLearningRateState",
-    "ScaleByRmsState", "ScaleByScheduleState", "TraceState", "chain", "identity", "scale",
-    "scale_by_schedule", "scale_by_learning_rate", "trace", "scale_by_adam", "scale_by_rms",
-    "add_decayed_weights", "add_l2_penalty", "clip_by_global_norm", "clip_by_value", "sgd", "momentum",
-    "adam", "adamw", "rmsprop", "learning_rate", "OPTIMIZERS", "optimizer_from_name",
-    "constant", "step_decay", "exponential_decay", "cosine_decay", "linear_warmup", "warmup_cosine_decay",
-    "join",
-    # modules
+    # modules: pytrees, keys, data, files, optimizer states, parallel runs
+    "tree",
+    "random",
     "data",
     "datasets",
+    "io",
+    "optim",
+    "schedules",
     "parallel",
-    "random",
-    "tree",
-    # layers
+    # layers and building networks
+    "register",
     "Context",
     "Dense",
-    "Identity",
-    "LeakyReLU",
-    "ReLU",
     "Sigmoid",
-    "Softmax",
     "Tanh",
-    "register",
+    "ReLU",
+    "LeakyReLU",
+    "Softmax",
+    "Identity",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "Flatten",
+    "Reshape",
+    "Dropout",
+    "LayerNorm",
+    "BatchNorm",
+    "RandomFlip",
     "dense",
     "mlp",
-    "check_grad",
-    # convolution, pooling, dropout, normalisation (fnn.conv, fnn.pooling, fnn.reshape, fnn.dropout,
-    # fnn.normalization)
-    "Conv2D", "conv2d", "MaxPool2D", "AvgPool2D", "Flatten", "Reshape", "Dropout",
-    "LayerNorm", "BatchNorm", "layer_norm", "batch_norm",
-    "RandomFlip",
-    "cnn", "dropout_mlp",
+    "conv2d",
+    "layer_norm",
+    "batch_norm",
+    "cnn",
+    "dropout_mlp",
     # costs
     "Cost",
     "mse",
@@ -143,6 +137,34 @@ __all__ = [
     "apply_updates",
     "predict",
     "accuracy",
+    "check_grad",
+    # optimizers and schedules (state records live in fnn.optim)
+    "GradientTransformation",
+    "chain",
+    "sgd",
+    "momentum",
+    "adam",
+    "adamw",
+    "rmsprop",
+    "optimizer_from_name",
+    "learning_rate",
+    "scale",
+    "scale_by_schedule",
+    "scale_by_learning_rate",
+    "trace",
+    "scale_by_adam",
+    "scale_by_rms",
+    "add_decayed_weights",
+    "add_l2_penalty",
+    "clip_by_global_norm",
+    "clip_by_value",
+    "constant",
+    "step_decay",
+    "exponential_decay",
+    "cosine_decay",
+    "linear_warmup",
+    "warmup_cosine_decay",
+    "join",
     # training
     "TrainState",
     "EpochStats",
@@ -153,7 +175,7 @@ __all__ = [
     "epoch",
     "training",
     "train",
-    # saving and loading
+    # files
     "save",
     "load",
 ]

@@ -99,7 +99,9 @@ class DivergenceError(FloatingPointError):
     def __init__(
         self, epoch: int, step: int, value: float, state: TrainState | None = None, params: bool = False
     ) -> None:
-        what = f"the parameters became NaN or inf (the batch loss was {value})" if params else f"the loss became {value}"
+        what = (
+            f"the parameters became NaN or inf (the batch loss was {value})" if params else f"the loss became {value}"
+        )
         super().__init__(
             f"training diverged: {what} in epoch {epoch}, step {step}. "
             "Try a smaller learning rate (or clip gradients with fnn.clip_by_global_norm); "
