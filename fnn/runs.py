@@ -388,7 +388,8 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _plot(out: Path, history: list[dict[str, Any]]) -> str:
+def _plot(out: Path, history: list[dict[str, Any]], held_out: str = "validation") -> str:
+    """Draw ``curve.png``; ``held_out`` names what the per-epoch metrics were measured on."""
     try:
         import matplotlib
 
@@ -400,13 +401,13 @@ def _plot(out: Path, history: list[dict[str, Any]]) -> str:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     ax1.plot(epochs, [h["loss"] for h in history], label="training loss")
     if any(h["val_loss"] is not None for h in history):
-        ax1.plot(epochs, [h["val_loss"] for h in history], label="validation loss")
+        ax1.plot(epochs, [h["val_loss"] for h in history], label=f"{held_out} loss")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend()
     ax2.plot(epochs, [h["val_accuracy"] for h in history], color="C2")
     ax2.set_xlabel("epoch")
-    ax2.set_ylabel("validation accuracy")
+    ax2.set_ylabel(f"{held_out} accuracy")
     fig.tight_layout()
     fig.savefig(out / CURVE_FILE, dpi=100)
     plt.close(fig)
@@ -577,7 +578,7 @@ def run(
         fio.save(out_dir / PARAMS_FILE, params)
         extra["params_path"] = str((out_dir / PARAMS_FILE).resolve())
         extra["checkpoint_path"] = str((out_dir / CHECKPOINT_FILE).resolve())
-        extra["plot"] = _plot(out_dir, history_rows(state))
+        extra["plot"] = _plot(out_dir, history_rows(state), "validation" if val_set is not None else "test")
     rec = record(state, "completed", **extra)
     if out_dir is not None:
         _write_json(out_dir / RECORD_FILE, rec)
