@@ -117,12 +117,24 @@ def backprop(
     return tuple(grads)
 
 
-def updated_state(params: Params, xs: list[np.ndarray], ctxs: tuple[Context, ...]) -> Params:
-    """The network with the running statistics of stateful layers moved by this batch (training mode)."""
+def updated_state(
+    params: Params, xs: list[np.ndarray], ctxs: tuple[Context, ...], before: Params | None = None
+) -> Params:
+    """The network with the running statistics of stateful layers moved by this batch (training mode).
+
+    ``before`` is the network the batch ran through, if ``params`` is that network after an
+    optimizer step: the statistics move from ``before``'s values (the fields that ``update``
+    changes), so weight decay or any other update never leaks into them.
+    """
+    before = params if before is None else before
     out = []
-    for layer, x, ctx in zip(params, xs, ctxs):
+    for layer, old, x, ctx in zip(params, before, xs, ctxs):
         upd = layers.rule(layer).update
-        out.append(upd(layer, x, ctx) if upd is not None and ctx.train else layer)
+        if upd is None or not ctx.train:
+            out.append(layer)
+            continue
+        moved = upd(old, x, ctx)
+        out.append(type(layer)(*(m if m is not o else f for f, o, m in zip(layer, old, moved))))
     return tuple(out)
 
 

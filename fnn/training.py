@@ -297,7 +297,7 @@ def _step(
         updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
         new_params = _add_updates(params, updates, plan)
     if xs is not None and plan.stateful:
-        new_params = freeze(updated_state(new_params, xs, ctxs))
+        new_params = freeze(updated_state(new_params, xs, ctxs, before=params))
     if settings.on_divergence == "raise" and not _finite(new_params, plan):
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state, params=True)
     return state._replace(params=new_params, opt_state=opt_state, step=state.step + 1), value

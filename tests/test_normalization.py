@@ -149,3 +149,17 @@ def test_bad_shapes_and_settings_are_clear_errors():
         fnn.batch_norm(3, momentum=1.5)
     with pytest.raises(ValueError, match="eps"):
         fnn.layer_norm(3, eps=0)
+
+
+def test_optimizer_updates_never_touch_running_statistics():
+    """Weight decay moves gamma and beta but not the running mean and variance: those follow the batch only."""
+    x = np.random.default_rng(0).standard_normal((16, 3)) * 2 + 1
+    y = np.random.default_rng(1).integers(0, 3, 16)
+    params = (fnn.batch_norm(3, dtype=np.float64), fnn.Identity())
+    opt = fnn.chain(fnn.add_decayed_weights(0.5), fnn.sgd(0.1))
+    settings = fnn.Settings(cost=fnn.cross_entropy, optimizer=opt, batch_size=16)
+    state, _ = fnn.step(fnn.init_state(params, opt, seed=0), (x, y), settings)
+    bn, m = params[0], params[0].momentum
+    np.testing.assert_allclose(state.params[0].mean, (1 - m) * bn.mean + m * x.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(state.params[0].var, (1 - m) * bn.var + m * x.var(axis=0, ddof=1), rtol=1e-12)
+    assert not np.allclose(state.params[0].gamma, bn.gamma)  # the trainable fields did move
