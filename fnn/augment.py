@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.layers import Context, register
+from fnn.layers import Context, register, training_key
 
 __all__ = ["RandomFlip"]
 
@@ -47,12 +47,7 @@ def _chosen(layer: RandomFlip, x: np.ndarray, ctx: Context) -> np.ndarray | None
                          "reshape first, e.g. fnn.Reshape((28, 28, 1)).")
     if not ctx.train or p == 0:
         return None
-    if ctx.key is None:
-        raise ValueError(
-            "RandomFlip in training mode needs a key: pass key= to fnn.forward/loss/grad, e.g. "
-            "fnn.forward(params, x, train=True, key=step); fnn.train passes a fresh key every step."
-        )
-    return (fr.generator(ctx.key).random(len(x)) < p).reshape(-1, 1, 1, 1)
+    return (fr.generator(training_key(ctx, "RandomFlip")).random(len(x)) < p).reshape(-1, 1, 1, 1)
 
 
 def _flip(a: np.ndarray, chosen: np.ndarray | None) -> np.ndarray:

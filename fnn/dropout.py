@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.layers import Context, register
+from fnn.layers import Context, register, training_key
 
 __all__ = ["Dropout", "dropout_mask"]
 
@@ -63,12 +63,7 @@ def _mask(layer: Dropout, x: np.ndarray, ctx: Context) -> np.ndarray | None:
     rate = _check_rate(layer.rate)
     if not ctx.train or rate == 0:
         return None
-    if ctx.key is None:
-        raise ValueError(
-            "Dropout in training mode needs a key: pass key= to fnn.forward/loss/grad, e.g. "
-            "fnn.forward(params, x, train=True, key=step); fnn.train passes a fresh key every step."
-        )
-    return dropout_mask(ctx.key, rate, x.shape, x.dtype)
+    return dropout_mask(training_key(ctx, "Dropout"), rate, x.shape, x.dtype)
 
 
 def _apply(layer: Dropout, x: np.ndarray, ctx: Context) -> np.ndarray:

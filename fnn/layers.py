@@ -45,6 +45,7 @@ from fnn.random import Key
 
 __all__ = [
     "Context",
+    "training_key",
     "Rule",
     "register",
     "rule",
@@ -84,6 +85,22 @@ class Rule(NamedTuple):
 
 _RULES: dict[type, Rule] = {}
 _EVAL = Context()
+
+
+def training_key(ctx: Context, layer_name: str) -> Key:
+    """The key of a random layer in training mode; a clear error when the caller gave none.
+
+    >>> training_key(Context(True, None), "Dropout")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Dropout in training mode needs a key: pass key= to fnn.forward/loss/grad, ...
+    """
+    if ctx.key is None:
+        raise ValueError(
+            f"{layer_name} in training mode needs a key: pass key= to fnn.forward/loss/grad, e.g. "
+            "fnn.forward(params, x, train=True, key=step); fnn.train passes a fresh key every step."
+        )
+    return ctx.key
 
 
 def register(
