@@ -11,7 +11,9 @@ operations, never loops over pixels:
 - average: :math:`y = \frac{1}{k^2} \sum_{p,q} x_{s i + p,\, s j + q}`; every entry of
   a window gets ``dy / k^2``.
 
-Overlapping windows (``s < k``) add their contributions.
+Overlapping windows (``s < k``) add their contributions. When windows tile the image
+(``s == k``, the usual case) the backward pass works on the input viewed as
+``(batch, oh, k, ow, k, c)`` and broadcasts ``dy`` over each window in one product.
 
 >>> import fnn, numpy as np
 >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
@@ -83,8 +85,42 @@ def _max_apply(layer: MaxPool2D, x: np.ndarray) -> np.ndarray:
     return y
 
 
+def _windows(x: np.ndarray, k: int, oh: int, ow: int) -> np.ndarray:
+    """``x`` cut to whole windows and viewed as ``(batch, oh, k, ow, k, c)`` (for ``stride == window``)."""
+    n, _, _, c = x.shape
+    return x[:, : oh * k, : ow * k, :].reshape(n, oh, k, ow, k, c)  # (batch, oh, k, ow, k, c)
+
+
+def _uncut(dxr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A window-shaped gradient ``(batch, oh, k, ow, k, c)`` as ``shape``, zero on rows/columns no window covers."""
+    n, oh, k, ow, _, c = dxr.shape
+    dx = dxr.reshape(n, oh * k, ow * k, c)  # (batch, oh*k, ow*k, c)
+    if dx.shape == shape:
+        return dx
+    full = np.zeros(shape, dtype=dx.dtype)  # (batch, h, w, c)
+    full[:, : oh * k, : ow * k, :] = dx
+    return full
+
+
+def _first_max(hit: np.ndarray) -> np.ndarray:
+    """Keep only the first ``True`` of each window of ``hit: (batch, oh, k, ow, k, c)`` in row-major order."""
+    k = hit.shape[2]
+    taken = np.zeros(hit[:, :, 0, :, 0, :].shape, dtype=bool)  # (batch, oh, ow, c)
+    for p in range(k):
+        for q in range(k):
+            m = hit[:, :, p, :, q, :]
+            np.greater(m, taken, out=m)  # hit and not taken
+            taken |= m
+    return hit
+
+
 def _max_vjp(layer: MaxPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[MaxPool2D, np.ndarray]:
     k, s, oh, ow = _geometry(layer, x)
+    if s == k:
+        hit = _windows(x, k, oh, ow) == y[:, :, None, :, None, :]  # (batch, oh, k, ow, k, c)
+        if np.count_nonzero(hit) != y.size:  # ties (e.g. windows of ReLU zeros): the first maximum only
+            _first_max(hit)
+        return zero_settings(layer), _uncut(np.multiply(hit, dy[:, :, None, :, None, :]), x.shape)
     dx = np.zeros_like(x)  # (batch, h, w, c)
     taken = np.zeros(y.shape, dtype=bool)  # (batch, oh, ow, c): the window's max already found
     hit = np.empty(y.shape, dtype=bool)
@@ -92,10 +128,7 @@ def _max_vjp(layer: MaxPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> 
         np.equal(x[:, rows, cols, :], y, out=hit)
         np.greater(hit, taken, out=hit)  # hit and not taken: only the first maximum
         taken |= hit
-        if s >= k:  # windows do not overlap: each entry of dx is written once
-            np.copyto(dx[:, rows, cols, :], dy, where=hit)
-        else:
-            dx[:, rows, cols, :] += np.where(hit, dy, 0)
+        dx[:, rows, cols, :] += np.where(hit, dy, 0)
     return zero_settings(layer), dx
 
 
@@ -112,6 +145,10 @@ def _avg_vjp(layer: AvgPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> 
     del y
     k, s, oh, ow = _geometry(layer, x)
     share = dy * np.asarray(1.0 / (k * k), dtype=dy.dtype)  # (batch, oh, ow, c)
+    if s == k:
+        n, _, _, c = share.shape
+        dxr = np.broadcast_to(share[:, :, None, :, None, :], (n, oh, k, ow, k, c))  # (batch, oh, k, ow, k, c)
+        return zero_settings(layer), _uncut(np.ascontiguousarray(dxr), x.shape)
     dx = np.zeros_like(x)  # (batch, h, w, c)
     for rows, cols in _views(x, k, s, oh, ow):
         dx[:, rows, cols, :] += share

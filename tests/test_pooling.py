@@ -43,6 +43,29 @@ def test_max_pool_ties_send_the_gradient_to_the_first_maximum_once():
     assert dx.ravel().tolist() == [3.0, 0.0, 0.0, 0.0]
 
 
+def _naive_max_pool_dx(x, dy, k, s):
+    """The first-maximum rule written as loops over windows: the reference for the vectorised passes."""
+    dx = np.zeros_like(x)
+    for n, i, j, c in np.ndindex(dy.shape):
+        window = x[n, s * i : s * i + k, s * j : s * j + k, c]
+        p, q = np.unravel_index(np.argmax(window), window.shape)  # argmax: the first maximum
+        dx[n, s * i + p, s * j + q, c] += dy[n, i, j, c]
+    return dx
+
+
+@pytest.mark.parametrize("window, stride, size", POOLS)
+def test_max_pool_with_many_ties_matches_window_by_window_loops(window, stride, size):
+    g = np.random.default_rng(2)
+    x = np.maximum(g.integers(-2, 2, (3, *size, 4)), 0).astype(np.float32)  # mostly tied zeros and ones
+    layer = fnn.MaxPool2D(window, stride)
+    y = layers.apply(layer, x)
+    dy = g.standard_normal(y.shape).astype(np.float32)
+    dx = layers.vjp(layer, x, y, dy)[1]
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    expected = _naive_max_pool_dx(x, dy, window, window if stride is None else stride)
+    np.testing.assert_allclose(dx, expected, rtol=1e-6, atol=1e-6)  # overlapping windows add in another order
+
+
 def test_pool_errors_are_clear():
     with pytest.raises(ValueError, match=r"MaxPool2D\(3\) expects NHWC images .* at least 3x3"):
         fnn.forward((fnn.MaxPool2D(3),), np.zeros((1, 2, 2, 1)))
