@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fnn import tree as ft
 from fnn.random import Key
 
 __all__ = [
@@ -179,12 +180,14 @@ def is_param(leaf: Any) -> bool:
 
 
 def zero_grad(layer: Any) -> Any:
-    """The gradient record of a layer with no parameters: zeros in the place of each setting.
+    """A layer's record with zeros in the place of every field: parameters as zero arrays, settings
+    (numbers, tuples of numbers; ``None`` stays) as zeros of their type. The gradient of a layer
+    without parameters, and of the layers backpropagation never needs to reach.
 
     >>> zero_grad(LeakyReLU(0.1))
     LeakyReLU(slope=0.0)
     """
-    return type(layer)(*(np.zeros_like(f) if is_param(f) else type(f)(0) for f in layer))
+    return ft.map(lambda f: np.zeros_like(f) if is_param(f) else type(f)(0), layer)
 
 
 # ---------------------------------------------------------------------------

@@ -92,6 +92,12 @@ def trace(
     return xs
 
 
+def _has_params(layer: Any) -> bool:
+    """Whether a layer record holds a parameter (a floating array), in a field or nested in one."""
+    return any(layers.is_param(f) or (isinstance(f, (tuple, list, dict)) and any(map(layers.is_param, ft.leaves(f))))
+               for f in layer)
+
+
 def backprop(
     params: Params,
     xs: list[np.ndarray],
@@ -101,19 +107,22 @@ def backprop(
 ) -> Params:
     """Gradients of every layer, from the traced activations and the output gradient ``dy``.
 
-    Nobody needs the gradient with respect to the network's input, so the first layer runs its
-    ``param_vjp`` rule when it has one (a dense layer then skips its ``dy @ w.T`` product).
+    Nobody needs the gradient with respect to the network's input, so backpropagation stops at
+    the first layer with parameters, running its ``param_vjp`` rule when it has one (a dense or
+    conv layer then skips its input gradient); layers before it (augmentation, a reshape) get
+    :func:`fnn.layers.zero_grad` records without running their ``vjp`` at all.
     """
     rs = rules(params) if rules_ is None else rules_
-    grads: list[Any] = [None] * len(params)
-    for i in range(len(params) - 1, 0, -1):
+    first = next((i for i, layer in enumerate(params) if _has_params(layer)), 0)
+    grads: list[Any] = [layers.zero_grad(layer) for layer in params[:first]] + [None] * (len(params) - first)
+    for i in range(len(params) - 1, first, -1):
         r = rs[i]
         if r.context:
             grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy, ctxs[i])
         else:
             grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy)
-    r, args = rs[0], (params[0], xs[0], xs[1], dy) + ((ctxs[0],) if rs[0].context else ())
-    grads[0] = r.vjp(*args)[0] if r.param_vjp is None else r.param_vjp(*args)
+    r, args = rs[first], (params[first], xs[first], xs[first + 1], dy) + ((ctxs[first],) if rs[first].context else ())
+    grads[first] = r.vjp(*args)[0] if r.param_vjp is None else r.param_vjp(*args)
     return tuple(grads)
 
 

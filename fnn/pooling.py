@@ -29,8 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fnn.conv import zero_settings
-from fnn.layers import register
+from fnn.layers import register, zero_grad
 
 __all__ = ["MaxPool2D", "AvgPool2D"]
 
@@ -120,7 +119,7 @@ def _max_vjp(layer: MaxPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> 
         hit = _windows(x, k, oh, ow) == y[:, :, None, :, None, :]  # (batch, oh, k, ow, k, c)
         if np.count_nonzero(hit) != y.size:  # ties (e.g. windows of ReLU zeros): the first maximum only
             _first_max(hit)
-        return zero_settings(layer), _uncut(np.multiply(hit, dy[:, :, None, :, None, :]), x.shape)
+        return zero_grad(layer), _uncut(np.multiply(hit, dy[:, :, None, :, None, :]), x.shape)
     dx = np.zeros_like(x)  # (batch, h, w, c)
     taken = np.zeros(y.shape, dtype=bool)  # (batch, oh, ow, c): the window's max already found
     hit = np.empty(y.shape, dtype=bool)
@@ -129,7 +128,7 @@ def _max_vjp(layer: MaxPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> 
         np.greater(hit, taken, out=hit)  # hit and not taken: only the first maximum
         taken |= hit
         dx[:, rows, cols, :] += np.where(hit, dy, 0)
-    return zero_settings(layer), dx
+    return zero_grad(layer), dx
 
 
 def _avg_apply(layer: AvgPool2D, x: np.ndarray) -> np.ndarray:
@@ -148,11 +147,11 @@ def _avg_vjp(layer: AvgPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> 
     if s == k:
         n, _, _, c = share.shape
         dxr = np.broadcast_to(share[:, :, None, :, None, :], (n, oh, k, ow, k, c))  # (batch, oh, k, ow, k, c)
-        return zero_settings(layer), _uncut(np.ascontiguousarray(dxr), x.shape)
+        return zero_grad(layer), _uncut(np.ascontiguousarray(dxr), x.shape)
     dx = np.zeros_like(x)  # (batch, h, w, c)
     for rows, cols in _views(x, k, s, oh, ow):
         dx[:, rows, cols, :] += share
-    return zero_settings(layer), dx
+    return zero_grad(layer), dx
 
 
 register(MaxPool2D, _max_apply, _max_vjp)

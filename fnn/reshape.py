@@ -16,8 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fnn.conv import zero_settings
-from fnn.layers import register
+from fnn.layers import register, zero_grad
 
 __all__ = ["Flatten", "Reshape"]
 
@@ -47,4 +46,4 @@ register(
     lambda layer, x: x.reshape(x.shape[0], -1),  # (batch, features)
     lambda layer, x, y, dy: (layer, dy.reshape(x.shape)),
 )
-register(Reshape, _reshape_apply, lambda layer, x, y, dy: (zero_settings(layer), dy.reshape(x.shape)))
+register(Reshape, _reshape_apply, lambda layer, x, y, dy: (zero_grad(layer), dy.reshape(x.shape)))

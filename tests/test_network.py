@@ -1,12 +1,14 @@
 """forward, loss, grad, value_and_grad, sgd_step, predict, accuracy: values, purity, read-only results."""
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fnn
-from fnn import tree
+from fnn import layers, tree
 
 
 def _example():
@@ -116,3 +118,19 @@ def test_forward_on_a_batch_equals_row_by_row(sizes, n, seed, activation):
     whole = fnn.forward(params, x)
     rows = np.concatenate([fnn.forward(params, x[i : i + 1]) for i in range(n)])
     np.testing.assert_allclose(whole, rows, rtol=1e-12, atol=1e-12)
+
+
+class _NoBackward(NamedTuple):
+    """A parameter-free layer whose backward rule must never run."""
+
+
+layers.register(_NoBackward, lambda layer, x: x + 1, lambda layer, x, y, dy: pytest.fail("vjp ran"))
+
+
+def test_backprop_stops_at_the_first_layer_with_parameters():
+    x = np.random.default_rng(0).random((5, 4))
+    y = np.array([0, 1, 2, 1, 0])
+    params = (_NoBackward(), fnn.ReLU(), fnn.dense(0, 4, 3, dtype=np.float64))
+    grads = fnn.grad(params, (x, y), cost=fnn.cross_entropy)
+    expected = fnn.grad(params[2:], (x + 1, y), cost=fnn.cross_entropy)
+    assert grads[:2] == (_NoBackward(), fnn.ReLU()) and tree.all_equal(grads[2], expected[0])
