@@ -14,11 +14,17 @@ by ``w`` reshaped to ``(kh * kw * c_in, c_out)``.
 Backward, for ``dy: (batch, oh, ow, c_out)`` flattened to ``(batch * oh * ow, c_out)``:
 
 .. math:: dw = \mathrm{cols}^T dy, \quad db = \textstyle\sum_{n,i,j} dy, \quad
-          d\mathrm{cols} = dy\, w^T
+          d\mathrm{cols}_{p,q} = dy\, w_{p,q}^T
 
-and ``dx`` is col2im: each of the ``kh * kw`` column blocks of ``dcols`` is
-added back into the input at its offset with the same stride (parts that fall on the
-padding are dropped). Both passes are GEMM-shaped.
+and ``dx`` is col2im, one kernel offset at a time: each offset's block
+``dcols_{p,q}: (batch * oh * ow, c_in)`` comes out of its own GEMM, contiguous, and is
+added back into the input at that offset with the layer's stride (parts that fall on the
+padding are dropped). Both passes are GEMM-shaped. A network's first convolution
+registers ``param_vjp`` too, so it skips ``dx`` altogether.
+
+The padded input, the patch matrix and the ``dcols`` block are work arrays that never leave these
+functions; they are kept per thread and reused from one batch to the next (tens of
+megabytes per step would otherwise be allocated, faulted in and freed each time).
 
 >>> import fnn, numpy as np
 >>> layer = conv2d(0, 1, 4, 3)
@@ -28,29 +34,19 @@ padding are dropped). Both passes are GEMM-shaped.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from fnn import random as fr
-from fnn import tree as ft
-from fnn.layers import is_param, register
+from fnn.layers import register
 from fnn.network import freeze
 
-__all__ = ["Conv2D", "conv2d", "resolve_padding", "zero_settings"]
+__all__ = ["Conv2D", "conv2d", "resolve_padding"]
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
-
-
-def zero_settings(layer: Any) -> Any:
-    """A layer record with zeros in the place of every field: the gradient of a record with no parameters.
-
-    Handles settings that are tuples of ints or ``None`` (unlike a flat ``type(f)(0)``).
-
-    >>> zero_settings(Conv2D(np.ones(1), np.ones(1), 2, ((1, 1), (0, 0))))
-    Conv2D(w=array([0.]), b=array([0.]), stride=0, padding=((0, 0), (0, 0)))
-    """
-    return ft.map(lambda f: np.zeros_like(f) if is_param(f) else type(f)(0), layer)
 
 
 class Conv2D(NamedTuple):
@@ -70,18 +66,49 @@ def _out_size(n: int, k: int, s: int) -> int:
     return (n - k) // s + 1
 
 
+_WORK = threading.local()
+_WORK_KEPT = 8  # work arrays kept per thread: a padded input and a patch matrix per conv layer shape
+_WORK_MAX_BYTES = 64 * 2**20  # larger ones (an evaluation of a whole test set at once) are not kept
+
+
+def _work(tag: tuple[Any, ...], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A zero-initialised work array for ``tag`` and ``shape``, the same one on every call from this thread.
+
+    Callers overwrite what they read (a padded buffer only ever has its interior written, so
+    its border stays zero) and never return the array or a view of it.
+    """
+    kept: OrderedDict | None = getattr(_WORK, "arrays", None)
+    if kept is None:
+        kept = _WORK.arrays = OrderedDict()
+    k = (tag, shape, dtype.str)
+    a = kept.pop(k, None)
+    if a is None:
+        a = np.zeros(shape, dtype)
+        if a.nbytes > _WORK_MAX_BYTES:
+            return a
+        while len(kept) >= _WORK_KEPT:
+            kept.popitem(last=False)
+    kept[k] = a  # most recently used last
+    return a
+
+
 def _pad(x: np.ndarray, padding: Padding) -> np.ndarray:
+    """``x`` zero-padded, in a work array (``x`` itself when there is no padding)."""
     (t, bo), (le, r) = padding
     if t == bo == le == r == 0:
         return x
-    return np.pad(x, ((0, 0), (t, bo), (le, r), (0, 0)))
+    n, h, w, c = x.shape
+    xp = _work(("pad", padding), (n, h + t + bo, w + le + r, c), x.dtype)  # (batch, hp, wp, c_in)
+    xp[:, t : t + h, le : le + w, :] = x
+    return xp
 
 
 def _im2col(xp: np.ndarray, kh: int, kw: int, s: int) -> np.ndarray:
-    """``(batch, oh, ow, kh, kw, c)`` patches of the padded input, one strided copy per kernel offset."""
+    """``(batch, oh, ow, kh, kw, c)`` patches of the padded input, one strided copy per kernel offset,
+    in a work array."""
     n, hp, wp, c = xp.shape
     oh, ow = _out_size(hp, kh, s), _out_size(wp, kw, s)
-    cols = np.empty((n, oh, ow, kh, kw, c), dtype=xp.dtype)  # (batch, oh, ow, kh, kw, c_in)
+    cols = _work(("cols",), (n, oh, ow, kh, kw, c), xp.dtype)  # (batch, oh, ow, kh, kw, c_in)
     for p in range(kh):
         for q in range(kw):
             cols[:, :, :, p, q, :] = xp[:, p : p + s * (oh - 1) + 1 : s, q : q + s * (ow - 1) + 1 : s, :]
@@ -113,18 +140,31 @@ def _conv_apply(layer: Conv2D, x: np.ndarray) -> np.ndarray:
     return y.reshape(n, oh, ow, c_out)  # (batch, oh, ow, c_out)
 
 
+def _patches_and_dy(layer: Conv2D, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The patch matrix ``(batch*oh*ow, kh*kw*c_in)`` (a work array), ``dy`` as ``(batch*oh*ow, c_out)``,
+    and ``w`` as ``(kh*kw*c_in, c_out)``."""
+    kh, kw, c_in, c_out = layer.w.shape
+    cols = _im2col(_pad(x, layer.padding), kh, kw, layer.stride)  # (batch, oh, ow, kh, kw, c_in)
+    rows = cols.shape[0] * cols.shape[1] * cols.shape[2]
+    return cols.reshape(rows, kh * kw * c_in), dy.reshape(rows, c_out), layer.w.reshape(kh * kw * c_in, c_out)
+
+
+def _param_grads(layer: Conv2D, cols: np.ndarray, dy2: np.ndarray) -> Conv2D:
+    dw = cols.T @ dy2  # (kh*kw*c_in, c_out)
+    db = np.ones(len(dy2), dy2.dtype) @ dy2  # (c_out,): the column sums as one product (faster than sum(axis=0))
+    return Conv2D(dw.reshape(layer.w.shape), db, 0, ((0, 0), (0, 0)))
+
+
+def _conv_param_vjp(layer: Conv2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> Conv2D:
+    del y
+    cols, dy2, _ = _patches_and_dy(layer, x, dy)
+    return _param_grads(layer, cols, dy2)
+
+
 def _conv_vjp(layer: Conv2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Conv2D, np.ndarray]:
     del y
-    kh, kw, c_in, c_out = layer.w.shape
-    s = layer.stride
-    cols = _im2col(_pad(x, layer.padding), kh, kw, s)  # (batch, oh, ow, kh, kw, c_in)
-    n, oh, ow = cols.shape[:3]
-    dy2 = dy.reshape(n * oh * ow, c_out)  # (batch*oh*ow, c_out)
-    dw = cols.reshape(n * oh * ow, kh * kw * c_in).T @ dy2  # (kh*kw*c_in, c_out)
-    db = np.ones(len(dy2), dy2.dtype) @ dy2  # (c_out,): the column sums as one product (faster than sum(axis=0))
-    dcols = (dy2 @ layer.w.reshape(kh * kw * c_in, c_out).T).reshape(n, oh, ow, kh, kw, c_in)
-    grads = Conv2D(dw.reshape(layer.w.shape), db, 0, ((0, 0), (0, 0)))
-    return grads, _col2im(dcols, x.shape, s, layer.padding)
+    cols, dy2, _ = _patches_and_dy(layer, x, dy)
+    return _param_grads(layer, cols, dy2), _input_grad(layer, dy2, dy.shape, x.shape)
 
 
 def _inside(offset: int, pad: int, size: int, stride: int, n_out: int) -> tuple[int, int, int]:
@@ -135,27 +175,31 @@ def _inside(offset: int, pad: int, size: int, stride: int, n_out: int) -> tuple[
     return i0, i1, stride * i0 + offset - pad
 
 
-def _col2im(dcols: np.ndarray, shape: tuple[int, ...], s: int, padding: Padding) -> np.ndarray:
-    """Add each kernel offset's block of ``dcols: (batch, oh, ow, kh, kw, c)`` back into a zero image of ``shape``.
+def _input_grad(layer: Conv2D, dy2: np.ndarray, dy_shape: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """``dx`` of ``shape``: each kernel offset's ``dcols`` block added back at its offset (module docstring).
 
-    Writes straight into the unpadded image (blocks that fall on the padding are cut off), so ``dx``
+    Writes straight into the unpadded image (parts that fall on the padding are cut off), so ``dx``
     comes out contiguous, with no padded buffer to crop.
     """
-    _, oh, ow, kh, kw, _ = dcols.shape
-    (t, _), (le, _) = padding
-    dx = np.zeros(shape, dtype=dcols.dtype)  # (batch, h, w, c_in)
+    kh, kw, c_in, _ = layer.w.shape
+    n, oh, ow, _ = dy_shape
+    s, ((t, _), (le, _)) = layer.stride, layer.padding
+    dx = np.zeros(shape, dtype=dy2.dtype)  # (batch, h, w, c_in)
+    block = _work(("dcols",), (n * oh * ow, c_in), dy2.dtype)  # (batch*oh*ow, c_in)
+    block4 = block.reshape(n, oh, ow, c_in)  # (batch, oh, ow, c_in)
     for p in range(kh):
         i0, i1, r0 = _inside(p, t, shape[1], s, oh)
         for q in range(kw):
             j0, j1, c0 = _inside(q, le, shape[2], s, ow)
             if i0 < i1 and j0 < j1:
+                np.matmul(dy2, layer.w[p, q].T, out=block)  # (batch*oh*ow, c_in): dcols at offset (p, q)
                 rows = slice(r0, r0 + s * (i1 - i0 - 1) + 1, s)
                 cols = slice(c0, c0 + s * (j1 - j0 - 1) + 1, s)
-                dx[:, rows, cols, :] += dcols[:, i0:i1, j0:j1, p, q, :]
+                dx[:, rows, cols, :] += block4[:, i0:i1, j0:j1, :]
     return dx
 
 
-register(Conv2D, _conv_apply, _conv_vjp)
+register(Conv2D, _conv_apply, _conv_vjp, param_vjp=_conv_param_vjp)
 
 
 def _pair(value: Any, name: str) -> tuple[int, int]:

@@ -147,3 +147,47 @@ def test_layer_contract_of_the_issue_8_layers(name, layer, shape, ctx):
     d32, dx32 = layers.vjp(layer32, x.astype(np.float32), y32, np.ones_like(y32), ctx)
     assert y32.dtype == dx32.dtype == np.float32
     assert all(d.dtype == np.float32 for d in tree.leaves(d32) if isinstance(d, np.ndarray))
+
+
+@pytest.mark.parametrize("kernel, stride, padding, size", GEOMETRIES)
+def test_param_vjp_equals_the_parameter_half_of_the_full_vjp(kernel, stride, padding, size):
+    conv = _net(kernel, stride, padding, size)[0]
+    g = np.random.default_rng(3)
+    x = g.standard_normal((2, *size, 2))
+    y = layers.apply(conv, x)
+    dy = g.standard_normal(y.shape)
+    full, _ = layers.vjp(conv, x, y, dy)
+    part = layers.rule(conv).param_vjp(conv, x, y, dy)
+    assert tree.all_equal(part, full)
+
+
+def test_work_arrays_never_leak_into_results(monkeypatch):
+    """Padded inputs and patch matrices are reused between calls; no result may share their memory."""
+    from fnn import conv as fconv
+
+    layer = fnn.conv2d(0, 3, 4, 3)
+    g = np.random.default_rng(0)
+    x1, x2 = g.random((2, 2, 6, 6, 3), dtype=np.float32)
+    y1 = layers.apply(layer, x1)
+    g1, dx1 = layers.vjp(layer, x1, y1, np.ones_like(y1))
+    kept = [y1.copy(), g1.w.copy(), dx1.copy()]
+    y2 = layers.apply(layer, x2)  # the same shapes: the same work arrays
+    g2, dx2 = layers.vjp(layer, x2, y2, y2)
+    for before, after in zip(kept, [y1, g1.w, dx1]):
+        np.testing.assert_array_equal(before, after)
+    assert not any(np.shares_memory(a, b) for a in (y1, dx1, g1.w) for b in (y2, dx2, g2.w))
+    monkeypatch.setattr(fconv, "_WORK_MAX_BYTES", 0)  # nothing kept: fresh arrays, the same numbers
+    assert tree.all_equal(layers.vjp(layer, x2, y2, y2), (g2, dx2))
+    np.testing.assert_array_equal(layers.apply(layer, x2), y2)
+
+
+def test_threads_have_their_own_work_arrays():
+    from concurrent.futures import ThreadPoolExecutor
+
+    layer = fnn.conv2d(0, 8, 8, 3)
+    xs = list(np.random.default_rng(1).random((8, 16, 12, 12, 8), dtype=np.float32))
+    expected = [layers.apply(layer, x) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(lambda x: layers.apply(layer, x), xs))
+            assert all(np.array_equal(a, b) for a, b in zip(got, expected))
