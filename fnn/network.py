@@ -92,6 +92,21 @@ def trace(
     return xs
 
 
+#: Evaluation-mode passes run this many examples at a time: layers treat examples independently
+#: outside training, so the result is the same, and memory stays that of a minibatch whatever the
+#: batch (a conv net's patch matrices for a whole 10,000-image test set would take gigabytes).
+EVAL_ROWS = 256
+
+
+def evaluate(params: Params, x: np.ndarray, rules_: tuple[layers.Rule, ...] | None = None) -> np.ndarray:
+    """The network's output in evaluation mode, computed :data:`EVAL_ROWS` examples at a time."""
+    rs = rules(params) if rules_ is None else rules_
+    ctxs = contexts(params, False, None)
+    if len(x) <= EVAL_ROWS:
+        return trace(params, x, ctxs, rs)[-1]
+    return np.concatenate([trace(params, x[i : i + EVAL_ROWS], ctxs, rs)[-1] for i in range(0, len(x), EVAL_ROWS)])
+
+
 def _has_params(layer: Any) -> bool:
     """Whether a layer record holds a parameter (a floating array), in a field or nested in one."""
     return any(layers.is_param(f) or (isinstance(f, (tuple, list, dict)) and any(map(layers.is_param, ft.leaves(f))))
@@ -178,7 +193,7 @@ def forward(params: Params, x: np.ndarray, *, train: bool = False, key: fr.KeyLi
     """
     validate.network(params)
     x = validate.inputs(params, x)
-    return trace(params, x, contexts(params, train, key))[-1]
+    return trace(params, x, contexts(params, True, key))[-1] if train else evaluate(params, x)
 
 
 def loss(
@@ -196,7 +211,7 @@ def loss(
     validate.network(params)
     cost = validate.cost(cost)
     x, y = validate.batch(params, batch, cost)
-    return cost.value(trace(params, x, contexts(params, train, key))[-1], y)
+    return cost.value(trace(params, x, contexts(params, True, key))[-1] if train else evaluate(params, x), y)
 
 
 def value_and_grad(
@@ -282,4 +297,4 @@ def accuracy(params: Params, batch: Batch) -> float:
     validate.network(params)
     x, y = validate.batch(params, batch)
     labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return float((trace(params, x, contexts(params, False, None))[-1].argmax(axis=-1) == labels).mean())
+    return float((evaluate(params, x).argmax(axis=-1) == labels).mean())

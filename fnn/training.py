@@ -38,6 +38,7 @@ from fnn.network import (
     _step_leaf,
     backprop,
     contexts,
+    evaluate,
     freeze,
     rules,
     trace,
@@ -307,7 +308,7 @@ def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[flo
     if validation is None:
         return None, None
     x, y = validation
-    out = trace(params, x, contexts(params, False, None))[-1]
+    out = evaluate(params, x)
     labels = y if y.ndim == 1 else y.argmax(axis=-1)
     return cost.value(out, y), float((out.argmax(axis=-1) == labels).mean())
 

@@ -134,3 +134,16 @@ def test_backprop_stops_at_the_first_layer_with_parameters():
     grads = fnn.grad(params, (x, y), cost=fnn.cross_entropy)
     expected = fnn.grad(params[2:], (x + 1, y), cost=fnn.cross_entropy)
     assert grads[:2] == (_NoBackward(), fnn.ReLU()) and tree.all_equal(grads[2], expected[0])
+
+
+def test_evaluation_runs_in_slices_with_the_whole_batch_result():
+    from fnn.network import EVAL_ROWS, contexts, trace
+
+    g = np.random.default_rng(0)
+    x = g.random((2 * EVAL_ROWS + 3, 8, 8, 1), dtype=np.float32)
+    y = g.integers(0, 10, len(x))
+    params = fnn.cnn(0, input_shape=(8, 8, 1), channels=(4,), hidden=16, batch_norm=True, flip=True)
+    whole = trace(params, x, contexts(params, False, None))[-1]
+    np.testing.assert_allclose(fnn.forward(params, x), whole, rtol=1e-6, atol=1e-6)
+    assert fnn.accuracy(params, (x, y)) == float((whole.argmax(axis=-1) == y).mean())
+    assert np.isclose(fnn.loss(params, (x, y), fnn.cross_entropy), fnn.cross_entropy.value(whole, y), rtol=1e-6)
