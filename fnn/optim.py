@@ -26,6 +26,13 @@ through untouched, are never decayed, and do not count in a global norm;
 
 ``learning_rate(state)`` reads the rate the next update will use, for logging.
 
+Inside an epoch of :func:`fnn.train`, where no caller can see the states between
+steps, the built-in transformations also run in a private in-place form: the
+state's arrays are private copies moved in place and no new update tree is built
+per step. Both forms call the same one-array functions (with ``out=`` given or
+not), so they agree bit for bit; a transformation of your own, or a chain that
+holds one, always runs through its ``update``.
+
 >>> import fnn, numpy as np
 >>> params = (fnn.Dense(np.ones((2, 1)), np.zeros(1)),)
 >>> grads = (fnn.Dense(np.full((2, 1), 0.5), np.ones(1)),)
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -211,6 +219,124 @@ def _as_schedule(lr: ScalarOrSchedule) -> Schedule:
     return lambda count: value
 
 
+def _times(u: np.ndarray, c: float) -> np.ndarray:
+    """``u * c`` in ``u``'s dtype: every rescaling here (scale, schedule, learning rate, clipping)."""
+    return u * np.asarray(c, u.dtype)
+
+
+# The math of the moments, for one array. ``update`` calls these with ``out=None`` (new arrays);
+# the in-place form passes the private state array as ``out``, which gives the same bits.
+
+
+def _decay_add(g: np.ndarray, b: np.ndarray, decay: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``b * decay + g``: a momentum buffer."""
+    out = np.multiply(b, np.asarray(decay, b.dtype), out=out)
+    return np.add(out, g, out=out)
+
+
+def _average(g: np.ndarray, m: np.ndarray, decay: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``m * decay + g * (1 - decay)``: a running mean (Adam's first moment)."""
+    new = g * np.asarray(1.0 - decay, g.dtype)
+    out = np.multiply(m, np.asarray(decay, m.dtype), out=out)
+    return np.add(out, new, out=out)
+
+
+def _average_square(g: np.ndarray, v: np.ndarray, decay: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``v * decay + (g * g) * (1 - decay)``: a running mean of squares (Adam's second moment, RMSprop's)."""
+    new = g * g
+    new *= np.asarray(1.0 - decay, g.dtype)
+    out = np.multiply(v, np.asarray(decay, v.dtype), out=out)
+    return np.add(out, new, out=out)
+
+
+# ---------------------------------------------------------------------------
+# The private in-place form (fnn.train's epochs; never seen by callers)
+# ---------------------------------------------------------------------------
+
+_Arrays = list  # the parameter arrays of a tree, in flatten order
+
+
+class _Layout(NamedTuple):
+    """Where the parameters sit in a tree shaped like the params: its structure and their leaf positions."""
+
+    treedef: ft.TreeDef
+    where: tuple[int, ...]
+    like: tuple[np.ndarray, ...]  # the parameter arrays, for their shapes and dtypes
+
+
+class _InPlace(NamedTuple):
+    """A transformation's in-place form, for an epoch whose intermediate states nobody sees.
+
+    - ``thaw(state, layout) -> work``: private, writeable copies of the state's arrays, or
+      ``None`` when ``state`` is not shaped as expected (the caller then uses ``update``);
+    - ``step(work, updates, params) -> (updates, factor)``: one update of the parameter arrays
+      (lists in flatten order, never written into), moving ``work`` in place; the result stands
+      for ``updates * factor`` (``factor`` ``None``: 1), left for the caller to fuse with the
+      parameter step;
+    - ``freeze(work) -> state``: the state that folding ``update`` would have returned.
+
+    ``step`` computes exactly what ``update`` does, with the same one-array functions.
+    """
+
+    thaw: Callable[[Any, _Layout], Any]
+    step: Callable[[Any, _Arrays, _Arrays], tuple[_Arrays, float | None]]
+    freeze: Callable[[Any], Any]
+
+
+_IN_PLACE: weakref.WeakKeyDictionary[Callable[..., Any], _InPlace] = weakref.WeakKeyDictionary()
+
+
+def _with_in_place(t: GradientTransformation, form: _InPlace) -> GradientTransformation:
+    """Record ``form`` as the in-place form of ``t`` (looked up by its ``update`` function); returns ``t``."""
+    _IN_PLACE[t.update] = form
+    return t
+
+
+def _in_place(t: Any) -> _InPlace | None:
+    """The in-place form of a transformation built here, ``None`` for any other."""
+    try:
+        return _IN_PLACE.get(t.update)
+    except (AttributeError, TypeError):  # no update, or one that cannot be weakly referenced
+        return None
+
+
+class _Thawed(NamedTuple):
+    """A state tree shaped like the params, its parameter leaves as private copies (``arrays``)."""
+
+    leaves: list[Any]
+    arrays: list[np.ndarray]
+    layout: _Layout
+
+    def tree(self) -> PyTree:
+        """The tree again, holding ``arrays`` in the parameters' places."""
+        out = list(self.leaves)
+        for i, a in zip(self.layout.where, self.arrays):
+            out[i] = a
+        return ft.unflatten(self.layout.treedef, out)
+
+
+def _thaw_tree(tree: PyTree, layout: _Layout) -> _Thawed | None:
+    """Private copies of the parameter leaves of a state tree shaped like the params; ``None`` if it is not."""
+    leaves, treedef = ft.flatten(tree)
+    if treedef != layout.treedef:
+        return None
+    mine = [leaves[i] for i in layout.where]
+    if not all(isinstance(a, np.ndarray) and a.shape == p.shape and a.dtype == p.dtype
+               for a, p in zip(mine, layout.like)):
+        return None
+    return _Thawed(leaves, [a.copy() for a in mine], layout)
+
+
+def _stateless(step: Callable[[_Arrays, _Arrays], tuple[_Arrays, float | None]]) -> _InPlace:
+    """The in-place form of a transformation whose state is an :class:`EmptyState`."""
+
+    def thaw(state: Any, layout: _Layout) -> Any:
+        del layout
+        return state if isinstance(state, EmptyState) else None
+
+    return _InPlace(thaw, lambda work, u, p: step(u, p), lambda work: work)
+
+
 # ---------------------------------------------------------------------------
 # Composition
 # ---------------------------------------------------------------------------
@@ -254,7 +380,29 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
         return toolz.reduce(one, zip(transforms, state), (updates, ()))
 
-    return GradientTransformation(init, update)
+    opt = GradientTransformation(init, update)
+    forms = [f for f in map(_in_place, transforms) if f is not None]
+    return _with_in_place(opt, _chain_in_place(forms)) if len(forms) == len(transforms) else opt
+
+
+def _chain_in_place(forms: list[_InPlace]) -> _InPlace:
+    """A chain's in-place form: its members' in turn, each pending factor applied before the next member."""
+
+    def thaw(state: Any, layout: _Layout) -> Any:
+        if not isinstance(state, tuple) or len(state) != len(forms):
+            return None
+        works = tuple(f.thaw(s, layout) for f, s in zip(forms, state))
+        return None if any(w is None for w in works) else works
+
+    def step(works: tuple[Any, ...], u: _Arrays, p: _Arrays) -> tuple[_Arrays, float | None]:
+        c = None
+        for f, w in zip(forms, works):
+            if c is not None:
+                u = [_times(x, c) for x in u]
+            u, c = f.step(w, u, p)
+        return u, c
+
+    return _InPlace(thaw, step, lambda works: tuple(f.freeze(w) for f, w in zip(forms, works)))
 
 
 def identity() -> GradientTransformation:
@@ -272,7 +420,7 @@ def identity() -> GradientTransformation:
         del params
         return updates, state
 
-    return GradientTransformation(init, update)
+    return _with_in_place(GradientTransformation(init, update), _stateless(lambda u, p: (u, None)))
 
 
 # ---------------------------------------------------------------------------
@@ -287,13 +435,13 @@ def scale(step_size: float) -> GradientTransformation:
     array([0.5, 0.5], dtype=float32)
     """
     c = _number(step_size, "step_size", "scale(-0.1)", low=-math.inf)
-    mul = _lift(lambda u: u * np.asarray(c, u.dtype))
+    mul = _lift(lambda u: _times(u, c))
 
     def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
         del params
         return mul(updates), state
 
-    return GradientTransformation(identity().init, update)
+    return _with_in_place(GradientTransformation(identity().init, update), _stateless(lambda u, p: (u, c)))
 
 
 def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
@@ -316,9 +464,20 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
     def update(updates: PyTree, state: ScaleByScheduleState, params: PyTree | None = None):
         del params
         c = float(schedule(int(state.step)))
-        return _lift(lambda u: u * np.asarray(c, u.dtype))(updates), ScaleByScheduleState(_next(state.step))
+        return _lift(lambda u: _times(u, c))(updates), ScaleByScheduleState(_next(state.step))
 
-    return GradientTransformation(init, update)
+    def thaw(state: Any, layout: _Layout) -> list[int] | None:
+        del layout
+        return [int(state.step)] if isinstance(state, ScaleByScheduleState) else None
+
+    def step(count: list[int], u: _Arrays, p: _Arrays) -> tuple[_Arrays, float]:
+        del p
+        c = float(schedule(count[0]))
+        count[0] += 1
+        return u, c
+
+    form = _InPlace(thaw, step, lambda count: ScaleByScheduleState(np.asarray(count[0], np.int64)))
+    return _with_in_place(GradientTransformation(init, update), form)
 
 
 def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
@@ -348,9 +507,24 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
         del params
         c = -float(state.learning_rate)
         count = _next(state.step)
-        return _lift(lambda u: u * np.asarray(c, u.dtype))(updates), ScaleByLearningRateState(count, rate(count))
+        return _lift(lambda u: _times(u, c))(updates), ScaleByLearningRateState(count, rate(count))
 
-    return GradientTransformation(init, update)
+    def thaw(state: Any, layout: _Layout) -> list[Any] | None:
+        del layout
+        ok = isinstance(state, ScaleByLearningRateState)
+        return [int(state.step), float(state.learning_rate)] if ok else None
+
+    def step(work: list[Any], u: _Arrays, p: _Arrays) -> tuple[_Arrays, float]:
+        del p
+        c = -work[1]
+        work[0] += 1
+        work[1] = float(rate(work[0]))
+        return u, c
+
+    def freeze(work: list[Any]) -> ScaleByLearningRateState:
+        return ScaleByLearningRateState(np.asarray(work[0], np.int64), np.asarray(work[1], np.float64))
+
+    return _with_in_place(GradientTransformation(init, update), _InPlace(thaw, step, freeze))
 
 
 # ---------------------------------------------------------------------------
@@ -375,18 +549,29 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     mu = _number(decay, "decay", "trace(0.9)")
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be True or False, got {nesterov!r}.")
-    step = _lift(lambda g, b: b * np.asarray(mu, b.dtype) + g, keep=1)
-    look_ahead = _lift(lambda g, b: g + b * np.asarray(mu, b.dtype))
+
+    def look_ahead(g: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return g + b * np.asarray(mu, b.dtype)
 
     def init(params: PyTree) -> TraceState:
         return TraceState(ft.map(_zeros, params))
 
     def update(updates: PyTree, state: TraceState, params: PyTree | None = None) -> tuple[PyTree, TraceState]:
         del params
-        buf = step(updates, state.trace)
-        return (look_ahead(updates, buf) if nesterov else _lift(lambda g, b: b)(updates, buf)), TraceState(buf)
+        buf = _lift(lambda g, b: _decay_add(g, b, mu), keep=1)(updates, state.trace)
+        return _lift(look_ahead if nesterov else lambda g, b: b)(updates, buf), TraceState(buf)
 
-    return GradientTransformation(init, update)
+    def thaw(state: Any, layout: _Layout) -> _Thawed | None:
+        return _thaw_tree(state.trace, layout) if isinstance(state, TraceState) else None
+
+    def step(work: _Thawed, u: _Arrays, p: _Arrays) -> tuple[_Arrays, None]:
+        del p
+        for g, b in zip(u, work.arrays):
+            _decay_add(g, b, mu, out=b)
+        return [look_ahead(g, b) for g, b in zip(u, work.arrays)] if nesterov else list(work.arrays), None
+
+    form = _InPlace(thaw, step, lambda work: TraceState(work.tree()))
+    return _with_in_place(GradientTransformation(init, update), form)
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
@@ -407,8 +592,15 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     b1 = _number(b1, "b1", "b1=0.9", high=1.0, include_high=False)
     b2 = _number(b2, "b2", "b2=0.999", high=1.0, include_high=False)
     eps = _number(eps, "eps", "eps=1e-8")
-    first = _lift(lambda g, m: m * np.asarray(b1, m.dtype) + g * np.asarray(1.0 - b1, g.dtype), keep=1)
-    second = _lift(lambda g, v: v * np.asarray(b2, v.dtype) + (g * g) * np.asarray(1.0 - b2, g.dtype), keep=1)
+
+    def direction(count: int) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        bc1, root_bc2 = 1.0 - b1 ** count, math.sqrt(1.0 - b2 ** count)
+
+        def one(g: np.ndarray, m: np.ndarray, v: np.ndarray) -> np.ndarray:
+            dt = g.dtype
+            return (m / np.asarray(bc1, dt)) / (np.sqrt(v) / np.asarray(root_bc2, dt) + np.asarray(eps, dt))
+
+        return one
 
     def init(params: PyTree) -> ScaleByAdamState:
         zeros = ft.map(_zeros, params)
@@ -417,16 +609,29 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     def update(updates: PyTree, state: ScaleByAdamState, params: PyTree | None = None):
         del params
         count = _next(state.step)
-        mu, nu = first(updates, state.mu), second(updates, state.nu)
-        bc1, root_bc2 = 1.0 - b1 ** int(count), math.sqrt(1.0 - b2 ** int(count))
+        mu = _lift(lambda g, m: _average(g, m, b1), keep=1)(updates, state.mu)
+        nu = _lift(lambda g, v: _average_square(g, v, b2), keep=1)(updates, state.nu)
+        return _lift(direction(int(count)))(updates, mu, nu), ScaleByAdamState(count, mu, nu)
 
-        def direction(g: np.ndarray, m: np.ndarray, v: np.ndarray) -> np.ndarray:
-            dt = g.dtype
-            return (m / np.asarray(bc1, dt)) / (np.sqrt(v) / np.asarray(root_bc2, dt) + np.asarray(eps, dt))
+    def thaw(state: Any, layout: _Layout) -> list[Any] | None:
+        if not isinstance(state, ScaleByAdamState):
+            return None
+        mu, nu = _thaw_tree(state.mu, layout), _thaw_tree(state.nu, layout)
+        return None if mu is None or nu is None else [int(state.step), mu, nu]
 
-        return _lift(direction)(updates, mu, nu), ScaleByAdamState(count, mu, nu)
+    def step(work: list[Any], u: _Arrays, p: _Arrays) -> tuple[_Arrays, None]:
+        del p
+        work[0] += 1
+        one = direction(work[0])
+        for g, m, v in zip(u, work[1].arrays, work[2].arrays):
+            _average(g, m, b1, out=m)
+            _average_square(g, v, b2, out=v)
+        return [one(g, m, v) for g, m, v in zip(u, work[1].arrays, work[2].arrays)], None
 
-    return GradientTransformation(init, update)
+    def freeze(work: list[Any]) -> ScaleByAdamState:
+        return ScaleByAdamState(np.asarray(work[0], np.int64), work[1].tree(), work[2].tree())
+
+    return _with_in_place(GradientTransformation(init, update), _InPlace(thaw, step, freeze))
 
 
 def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
@@ -442,18 +647,29 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformati
     """
     rho = _number(decay, "decay", "decay=0.99", high=1.0)
     eps = _number(eps, "eps", "eps=1e-8")
-    mean_square = _lift(lambda g, v: v * np.asarray(rho, v.dtype) + (g * g) * np.asarray(1.0 - rho, g.dtype), keep=1)
-    divide = _lift(lambda g, v: g / (np.sqrt(v) + np.asarray(eps, v.dtype)))
+
+    def divide(g: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return g / (np.sqrt(v) + np.asarray(eps, v.dtype))
 
     def init(params: PyTree) -> ScaleByRmsState:
         return ScaleByRmsState(ft.map(_zeros, params))
 
     def update(updates: PyTree, state: ScaleByRmsState, params: PyTree | None = None):
         del params
-        nu = mean_square(updates, state.nu)
-        return divide(updates, nu), ScaleByRmsState(nu)
+        nu = _lift(lambda g, v: _average_square(g, v, rho), keep=1)(updates, state.nu)
+        return _lift(divide)(updates, nu), ScaleByRmsState(nu)
 
-    return GradientTransformation(init, update)
+    def thaw(state: Any, layout: _Layout) -> _Thawed | None:
+        return _thaw_tree(state.nu, layout) if isinstance(state, ScaleByRmsState) else None
+
+    def step(work: _Thawed, u: _Arrays, p: _Arrays) -> tuple[_Arrays, None]:
+        del p
+        for g, v in zip(u, work.arrays):
+            _average_square(g, v, rho, out=v)
+        return [divide(g, v) for g, v in zip(u, work.arrays)], None
+
+    form = _InPlace(thaw, step, lambda work: ScaleByRmsState(work.tree()))
+    return _with_in_place(GradientTransformation(init, update), form)
 
 
 # ---------------------------------------------------------------------------
@@ -470,7 +686,8 @@ def _add_scaled_params(weight: float, name: str) -> GradientTransformation:
             raise ValueError(f"{name} needs the params: call update(grads, state, params).")
         return ft.map(add, updates, params), state
 
-    return GradientTransformation(identity().init, update)
+    form = _stateless(lambda u, p: ([add(a, b) for a, b in zip(u, p)], None))
+    return _with_in_place(GradientTransformation(identity().init, update), form)
 
 
 def add_decayed_weights(weight_decay: float) -> GradientTransformation:
@@ -521,16 +738,17 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """
     limit = _number(max_norm, "max_norm", "clip_by_global_norm(1.0)")
 
+    def factor(arrays: list[np.ndarray]) -> float | None:
+        """``max_norm / norm`` of the parameter arrays, ``None`` when their norm is within the limit."""
+        norm = math.sqrt(float(sum([np.sum(np.square(u, dtype=np.float64)) for u in arrays], 0.0)))
+        return None if norm <= limit else limit / norm
+
     def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
         del params
-        squares = [np.sum(np.square(u, dtype=np.float64)) for u in ft.leaves(updates) if is_param(u)]
-        norm = math.sqrt(float(sum(squares, 0.0)))
-        if norm <= limit:
-            return updates, state
-        c = limit / norm
-        return _lift(lambda u: u * np.asarray(c, u.dtype))(updates), state
+        c = factor([u for u in ft.leaves(updates) if is_param(u)])
+        return (updates, state) if c is None else (_lift(lambda u: _times(u, c))(updates), state)
 
-    return GradientTransformation(identity().init, update)
+    return _with_in_place(GradientTransformation(identity().init, update), _stateless(lambda u, p: (u, factor(u))))
 
 
 def clip_by_value(max_abs: float) -> GradientTransformation:
@@ -540,13 +758,16 @@ def clip_by_value(max_abs: float) -> GradientTransformation:
     array([-1. ,  0.5,  1. ])
     """
     limit = _number(max_abs, "max_abs", "clip_by_value(1.0)")
-    clip = _lift(lambda u: np.clip(u, np.asarray(-limit, u.dtype), np.asarray(limit, u.dtype)))
+
+    def clip(u: np.ndarray) -> np.ndarray:
+        return np.clip(u, np.asarray(-limit, u.dtype), np.asarray(limit, u.dtype))
 
     def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
         del params
-        return clip(updates), state
+        return _lift(clip)(updates), state
 
-    return GradientTransformation(identity().init, update)
+    return _with_in_place(GradientTransformation(identity().init, update),
+                          _stateless(lambda u, p: ([clip(a) for a in u], None)))
 
 
 # ---------------------------------------------------------------------------
