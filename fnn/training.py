@@ -27,7 +27,7 @@ import numpy as np
 import toolz
 
 from fnn import data as fdata
-from fnn import layers, validate
+from fnn import layers, optim, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse, value_and_grad
@@ -178,67 +178,197 @@ def _sgd(params: Params, grads: Params, lr: float, plan: _Plan) -> Params:
     )
 
 
-def _thaw(params: Params, plan: _Plan) -> Params:
-    """Private, writeable copies of every parameter array, for an epoch's in-place steps."""
-    return tuple(
-        layer if mask is None else type(layer)(*[p.copy() if m else p for p, m in zip(layer, mask)])
-        for layer, mask in zip(params, plan.params)
-    )
+_ALIGN = 64  # bytes: each private parameter starts on a cache line
+_CHUNK = 1 << 15  # elements per pass of the fused step on a large network: well inside the L2 cache
 
 
-class _InPlace:
+class _Diverged(Exception):
+    """An optimizer's in-place step made a parameter NaN or inf: the epoch is replayed on the public path."""
+
+
+def _buffer(arrays: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A zero buffer with an aligned place for every array, and a view shaped like each (the gaps stay zero)."""
+    per = _ALIGN // dtype.itemsize
+    sizes = [-(-a.size // per) * per for a in arrays]
+    raw = np.zeros(sum(sizes) + per, dtype)
+    buf = raw[(-raw.ctypes.data % _ALIGN) // dtype.itemsize :][: sum(sizes)]
+    starts = np.cumsum([0, *sizes[:-1]]).tolist()
+    return buf, [buf[s : s + a.size].reshape(a.shape) for s, a in zip(starts, arrays)]
+
+
+class _Private:
     """An epoch's private working state, which no caller ever sees.
 
-    The params are private copies updated in place; ``scratch`` (plain SGD only) holds
-    ``-lr * grads``. ``bound`` is an upper bound on the params' norm (twice the float sum of
-    squares' root, grown by twice each step's norm): while it stays below ``safe`` (a quarter
-    of the dtype's largest value), an update with a finite norm cannot make a parameter
-    NaN or inf, so the divergence check costs one sum of squares of the update.
+    ``params`` is the network with its parameters copied into one aligned buffer (``arrays``:
+    their views, in flatten order); each step adds ``updates * factor`` to them in place, with
+    the bits of ``params + updates * factor``. A small network steps in one pass over the whole
+    buffer (``tmp`` has its layout), a large one in ``pieces``: cache-sized chunks of each array.
+
+    Plain SGD (``form`` ``None``) is the factor ``-lr`` on the gradients; nothing is written
+    before the step is known to keep the params finite. An optimizer runs in its in-place form
+    (:class:`fnn.optim._InPlace`) on ``work``, private copies of its state, which it moves before
+    the params are checked: when a step leaves a parameter NaN or inf, :class:`_Diverged` sends
+    :func:`epoch` back to fold the public :func:`step` from the epoch's start (costs and layers
+    are pure functions, so the replay is the same computation), which raises the error.
+
+    ``bound`` is an upper bound on the params' norm (twice the float sum of squares' root,
+    grown by twice each step's norm): while it stays below ``safe`` (a quarter of the dtype's
+    largest value), a step with a finite norm cannot make a parameter NaN or inf, so the
+    divergence check costs one sum of squares of the step.
     """
 
-    __slots__ = ("params", "arrays", "scratch", "bound", "safe")
+    __slots__ = ("params", "arrays", "buffer", "tmp", "tmp_views", "pieces", "form", "work", "c", "bound", "safe")
 
-    def __init__(self, params: Params, plan: _Plan, sgd: bool) -> None:
-        self.params = _thaw(params, plan)
-        self.arrays = _arrays(self.params, plan)
-        self.scratch = [np.empty_like(a) for a in self.arrays] if sgd else None
-        self.safe = float(np.finfo(validate.param_dtype(params)).max) / 4
-        self.bound = 2 * math.sqrt(_sum_squares(self.arrays))
+    def __init__(self, state: TrainState, plan: _Plan, settings: Settings, form: Any, work: Any) -> None:
+        originals = _arrays(state.params, plan)
+        dtype = originals[0].dtype
+        self.buffer, self.arrays = _buffer(originals, dtype)
+        for a, p in zip(self.arrays, originals):
+            np.copyto(a, p)
+        it = iter(self.arrays)
+        self.params = tuple(
+            layer if mask is None else type(layer)(*[next(it) if m else f for f, m in zip(layer, mask)])
+            for layer, mask in zip(state.params, plan.params)
+        )
+        if self.buffer.size <= _CHUNK:
+            self.tmp, self.tmp_views = _buffer(self.arrays, dtype)
+            self.pieces: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
+        else:
+            self.tmp, self.tmp_views = np.empty(_CHUNK, dtype), []
+            self.pieces = [
+                (i, lo, min(lo + _CHUNK, a.size), a.reshape(-1)[lo : lo + _CHUNK], self.tmp[: min(_CHUNK, a.size - lo)])
+                for i, a in enumerate(self.arrays)
+                for lo in range(0, a.size, _CHUNK)
+            ]
+        self.form, self.work = form, work
+        self.c = np.asarray(-(settings.lr or 0.0), dtype)  # plain SGD's factor, as sgd_step makes it
+        self.safe = float(np.finfo(dtype).max) / 4
+        self.bound = 0.0
+        self._rebound()
+
+    @classmethod
+    def start(cls, state: TrainState, plan: _Plan, settings: Settings) -> _Private | None:
+        """The private state for an epoch, or ``None`` when the epoch must fold the public :func:`step`."""
+        if not plan.flat or plan.stateful or settings.value_and_grad is not None or not plan.where:
+            return None
+        if len({state.params[i][j].dtype for i, j in plan.where}) > 1:  # one buffer holds one dtype
+            return None
+        if settings.optimizer is None:
+            return cls(state, plan, settings, None, None)
+        form = optim._in_place(settings.optimizer)  # a transformation of your own has none: it might keep params
+        if form is None:
+            return None
+        leaves, treedef = ft.flatten(state.params)
+        where = tuple(k for k, leaf in enumerate(leaves) if layers.is_param(leaf))
+        work = form.thaw(state.opt_state, optim._Layout(treedef, where, tuple(leaves[k] for k in where)))
+        return None if work is None else cls(state, plan, settings, form, work)
+
+    def _rebound(self) -> None:
+        self.bound = 2 * math.sqrt(float(np.vdot(self.buffer, self.buffer)))  # BLAS: inf or NaN on overflow
+
+    def _proves_finite(self, norm: float) -> bool:
+        """Whether a step of this norm cannot make a parameter NaN or inf (the bound then grows by it)."""
+        if self.bound + 2 * norm < self.safe:  # False when norm is NaN
+            self.bound += 2 * norm
+            return True
+        return False
+
+    def _fill(self, u: list[np.ndarray], c: np.ndarray | None) -> None:
+        """``tmp = u * c`` (``u`` for ``c`` ``None``), a small network's whole step."""
+        for a, t in zip(u, self.tmp_views):
+            np.copyto(t, a) if c is None else np.multiply(a, c, out=t)
+
+    def _add_chunks(self, u: list[np.ndarray], c: np.ndarray | None) -> float:
+        """``params += u * c`` a chunk at a time, as ``params + u * c``; returns the step's sum of squares."""
+        flat = [a.reshape(-1) for a in u]
+        square = 0.0
+        for i, lo, hi, p, t in self.pieces:
+            np.copyto(t, flat[i][lo:hi]) if c is None else np.multiply(flat[i][lo:hi], c, out=t)
+            np.add(p, t, out=p)
+            square += float(np.vdot(t, t))
+        return square
+
+    def _opt_step(self, grads: list[np.ndarray], check: bool) -> bool:
+        """The optimizer's in-place step on the private params; raises :class:`_Diverged` when it
+        leaves a parameter NaN or inf."""
+        u, c = self.form.step(self.work, grads, self.arrays)
+        factor = None if c is None else np.asarray(c, self.buffer.dtype)
+        if self.pieces:
+            square = self._add_chunks(u, factor)
+        else:
+            self._fill(u, factor)
+            np.add(self.buffer, self.tmp, out=self.buffer)
+            square = float(np.vdot(self.tmp, self.tmp)) if check else 0.0
+        if check and not self._proves_finite(math.sqrt(square)):
+            if not all(validate.all_finite(a) for a in self.arrays):
+                raise _Diverged
+            self._rebound()
+        return True
+
+    def _sgd(self, grads: list[np.ndarray], check: bool) -> bool:
+        """A plain SGD step on the private params; ``False``, with nothing written, when it would make
+        a parameter NaN or inf."""
+        c = self.c
+        if not self.pieces:
+            for g, t in zip(grads, self.tmp_views):
+                np.multiply(g, c, out=t)
+            if check and not self._proves_finite(math.sqrt(float(np.vdot(self.tmp, self.tmp)))):
+                if not all(validate.all_finite(p + t) for p, t in zip(self.arrays, self.tmp_views)):
+                    return False
+                np.add(self.buffer, self.tmp, out=self.buffer)
+                self._rebound()
+                return True
+            np.add(self.buffer, self.tmp, out=self.buffer)
+            return True
+        # |fl(g * c)| <= |g| |c| (1 + eps): the gradients' norm bounds the step's before it is taken
+        if check and not self._proves_finite(abs(float(c)) * math.sqrt(sum(float(np.vdot(g, g)) for g in grads))):
+            new = [p + g * c for p, g in zip(self.arrays, grads)]
+            if not all(validate.all_finite(a) for a in new):
+                return False
+            for p, a in zip(self.arrays, new):
+                np.copyto(p, a)
+            self._rebound()
+            return True
+        self._add_chunks(grads, c)
+        return True
+
+    def finish(self, state: TrainState, steps: int) -> TrainState:
+        """``state`` after ``steps`` private steps: the buffers become the caller's, read-only."""
+        opt_state = state.opt_state if self.form is None else self.form.freeze(self.work)
+        freeze(self.params)
+        self.buffer.flags.writeable = False
+        if self.buffer.base is not None:
+            self.buffer.base.flags.writeable = False
+        return state._replace(params=self.params, opt_state=opt_state, step=state.step + steps)
+
+    def run(self, state: TrainState, data: Batch, settings: Settings, plan: _Plan) -> tuple[TrainState, float, int]:
+        """Every step of the epoch on the private arrays: ``(state after, summed loss, examples)``."""
+        params, rules_, check, ctxs = self.params, plan.rules, settings.on_divergence == "raise", plan.ctxs
+        cost = settings.cost
+        fused = cost.value_and_grad or (lambda pred, y: value_and_grad(cost, pred, y))  # looked up once
+        step = self._sgd if self.form is None else self._opt_step
+        order = fr.fold_in(state.key, state.epoch)
+        steps, total, n = 0, 0.0, 0
+        for x, y in fdata.batches(order, data, settings.batch_size):
+            if plan.keyed:
+                ctxs = contexts(params, True, fr.fold_in(order, state.step + steps))
+            xs = trace(params, x, ctxs, rules_)
+            value, dy = fused(xs[-1], y)
+            grads = _arrays(backprop(params, xs, dy, ctxs, rules_), plan)
+            del xs, dy  # the activations are done with: free them before the optimizer's arrays are made
+            if check and not math.isfinite(value):
+                raise DivergenceError(state.epoch + 1, state.step + steps + 1, value, self.finish(state, steps))
+            if not step(grads, check):
+                raise DivergenceError(state.epoch + 1, state.step + steps + 1, value, self.finish(state, steps),
+                                      params=True)
+            del grads
+            steps, total, n = steps + 1, total + value * len(y), n + len(y)
+        return self.finish(state, steps), total, n
 
 
 def _arrays(params: Params, plan: _Plan) -> list[np.ndarray]:
     """The parameter arrays of a network whose records are flat, in order."""
     return [params[i][j] for i, j in plan.where]
-
-
-def _sum_squares(arrays: list[np.ndarray]) -> float:
-    return sum(float(np.vdot(a, a)) for a in arrays)  # BLAS: inf or NaN on overflow, without flags
-
-
-def _scaled(grads: list[np.ndarray], lr: float, out: list[np.ndarray]) -> list[np.ndarray]:
-    """``grads * -lr`` (as :func:`_sgd` computes it) written into the arrays ``out``; returns ``out``."""
-    for g, o in zip(grads, out):
-        np.multiply(g, np.asarray(-lr, g.dtype), out=o)
-    return out
-
-
-def _add_in_place(deltas: list[np.ndarray], work: _InPlace, check: bool) -> bool:
-    """``work``'s params ``+= deltas``, the bits of ``params + deltas``; with ``check``, only if every
-    new parameter is finite (else ``False``, with the params untouched)."""
-    pairs = list(zip(work.arrays, deltas))
-    if check:
-        norm = math.sqrt(_sum_squares([d for _, d in pairs]))
-        if not work.bound + 2 * norm < work.safe:  # also when norm is NaN: test exactly
-            if not all(validate.all_finite(p + d) for p, d in pairs):
-                return False
-            for p, d in pairs:
-                np.add(p, d, out=p)
-            work.bound = 2 * math.sqrt(_sum_squares([p for p, _ in pairs]))
-            return True
-        work.bound += 2 * norm
-    for p, d in pairs:
-        np.add(p, d, out=p)
-    return True
 
 
 def _finite(params: Params, plan: _Plan) -> bool:
@@ -261,11 +391,8 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
     return _step(_plan(state.params), settings, state, batch)
 
 
-def _step(
-    plan: _Plan, settings: Settings, state: TrainState, batch: Batch, work: _InPlace | None = None
-) -> tuple[TrainState, float]:
-    """:func:`step`, given the epoch's plan; with ``work``, ``state.params`` are an epoch's private
-    copies and are updated in place (see :func:`epoch`)."""
+def _step(plan: _Plan, settings: Settings, state: TrainState, batch: Batch) -> tuple[TrainState, float]:
+    """:func:`step`, given the epoch's plan."""
     x, y = batch
     params = state.params
     if plan.keyed:
@@ -281,17 +408,9 @@ def _step(
         xs = None
     if not math.isfinite(value) and settings.on_divergence == "raise":
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state)
-    if work is not None:
+    if xs is not None and not plan.stateful:
         del xs, dy  # the activations are done with: free them before the optimizer's arrays are made
-        if work.scratch is not None:
-            deltas, opt_state = _scaled(_arrays(grads, plan), settings.lr or 0.0, work.scratch), state.opt_state
-        else:
-            updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
-            deltas = _arrays(updates, plan)
-        del grads
-        if not _add_in_place(deltas, work, settings.on_divergence == "raise"):
-            raise DivergenceError(state.epoch + 1, state.step + 1, value, state, params=True)
-        return state._replace(opt_state=opt_state, step=state.step + 1), value
+        xs = None
     if settings.optimizer is None:
         new_params, opt_state = _sgd(params, grads, settings.lr or 0.0, plan), state.opt_state
     else:
@@ -325,33 +444,32 @@ def epoch(
     ``on_batch(state, loss)``, if given, sees every step's state; it cannot change the result.
 
     Without ``on_batch``, no caller can see the states between steps, so the epoch copies the
-    params once into private arrays and updates those in place instead of allocating new ones
-    each step; the result, frozen, is bit-identical to folding :func:`step` (which is what
-    ``on_batch`` sees).
+    params and the optimizer's state once into private arrays and updates those in place instead
+    of allocating new ones each step (for plain SGD and the optimizers of :mod:`fnn.optim`; one of
+    your own runs through its ``update``). The result, frozen, is bit-identical to folding
+    :func:`step` (which is what ``on_batch`` sees). Should a step diverge, the epoch is run again
+    by folding :func:`step`, which raises the :class:`DivergenceError` with the state before it.
     """
     plan = _plan(state.params)  # rules and structure looked up once, not per step
-    private = on_batch is None and plan.flat and not plan.stateful and settings.value_and_grad is None
-    work = _InPlace(state.params, plan, settings.optimizer is None) if private else None
 
     def fold(carry: tuple[TrainState, float, int], batch: Batch) -> tuple[TrainState, float, int]:
         s, total, n = carry
-        s, value = _step(plan, settings, s, batch, work)
+        s, value = _step(plan, settings, s, batch)
         if on_batch is not None:
             on_batch(s, value)
         return s, total + value * len(batch[0]), n + len(batch[0])
 
-    start = state if work is None else state._replace(params=work.params)
-    order = fr.fold_in(state.key, state.epoch)
+    work = _Private.start(state, plan, settings) if on_batch is None else None
     # Overflow shows up as an inf or NaN loss, which step reports as a DivergenceError.
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (start, 0.0, 0))
-    except DivergenceError as e:
-        if private and e.state is not None:
-            e.state = e.state._replace(params=freeze(e.state.params))  # the last good params, now the caller's
-        raise
-    if private:
-        s = s._replace(params=freeze(s.params))  # the private buffers become the caller's, read-only
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            done = None if work is None else work.run(state, data, settings, plan)
+        except _Diverged:
+            done = None
+        if done is None:
+            order = fr.fold_in(state.key, state.epoch)
+            done = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
+    s, total, n = done
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
     stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
