@@ -13,7 +13,11 @@ Peers:
 - ``numpy_plain``: straightforward pure NumPy, fresh arrays each step (what one writes first).
 - ``numpy_tuned``: hand-tuned NumPy, preallocated buffers and in-place updates: the ceiling
   for a NumPy implementation of the same maths.
-- ``torch``: PyTorch eager on CPU, ``nn.Sequential`` of ``nn.Linear``, float32, the same loss.
+- ``torch``: PyTorch eager on CPU, ``nn.Sequential`` of ``nn.Linear``, float32, the same loss;
+  a tight loop that gathers each minibatch with ``index_select`` (the fastest eager loop we know).
+- ``torch_dataloader``: the same model and optimizer fed the idiomatic way, by
+  ``DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=seeded, num_workers=0)``;
+  its per-batch collation (a stack of single examples) costs far more than the maths at W1's size.
 - ``sklearn``: ``MLPClassifier(solver="sgd")``, one epoch; always log-loss on a softmax (or
   logistic) output, its own initialisation, so only roughly comparable.
 - ``seed_loop``: a per-example loop over ``(n, 1)`` column vectors, as in the classic
@@ -297,8 +301,8 @@ def run_seed_loop(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, or
 # ---------------------------------------------------------------------------
 
 
-def run_torch(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: np.ndarray,
-              limit: int | None) -> float:
+def _torch_model(workload: str, params: tuple) -> tuple[Any, Any, Any, list]:
+    """``(model, optimizer, loss, linears)``: fnn's network as ``nn.Sequential``, with its weights."""
     import torch
     from torch import nn
 
@@ -318,25 +322,67 @@ def run_torch(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order:
             mods.append(nn.ReLU())
     model = nn.Sequential(*mods)
     opt = torch.optim.SGD(model.parameters(), lr=w.lr, momentum=w.momentum)
-    k = w.sizes[-1]
+    crit = nn.MSELoss() if w.cost == "mse" else nn.CrossEntropyLoss()
+    return model, opt, crit, [m for m in mods if isinstance(m, nn.Linear)]
+
+
+def _torch_step(workload: str, model: Any, opt: Any, crit: Any, xb: Any, yb: Any) -> float:
+    from torch import nn
+
+    w = WORKLOADS[workload]
+    target = nn.functional.one_hot(yb, w.sizes[-1]).float() if w.cost == "mse" else yb
+    opt.zero_grad(set_to_none=True)
+    loss = crit(model(xb), target)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def _torch_result(linears: list) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears]
+
+
+def run_torch(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: np.ndarray,
+              limit: int | None) -> float:
+    """PyTorch's tight loop: each minibatch gathered by ``index_select`` in ``order``."""
+    import torch
+
+    model, opt, crit, linears = _torch_model(workload, params)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
     ot = torch.from_numpy(order.astype(np.int64))
-    crit = nn.MSELoss() if w.cost == "mse" else nn.CrossEntropyLoss()
-    n, bs = _n(x, limit), w.batch_size
+    n, bs = _n(x, limit), WORKLOADS[workload].batch_size
     t = time.perf_counter()
     total = 0.0
     for start in range(0, n, bs):
         idx = ot[start : start + bs]
-        xb, yb = xt.index_select(0, idx), yt.index_select(0, idx)
-        target = nn.functional.one_hot(yb, k).float() if w.cost == "mse" else yb
-        opt.zero_grad(set_to_none=True)
-        loss = crit(model(xb), target)
-        loss.backward()
-        opt.step()
-        total += loss.item()
+        total += _torch_step(workload, model, opt, crit, xt.index_select(0, idx), yt.index_select(0, idx))
     elapsed = time.perf_counter() - t
-    linears = [m for m in mods if isinstance(m, nn.Linear)]
-    LAST["torch"] = ([(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears], total)
+    LAST["torch"] = (_torch_result(linears), total)
+    return elapsed
+
+
+def run_torch_dataloader(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: np.ndarray,
+                         limit: int | None) -> float:
+    """PyTorch as its tutorials write it: a shuffling ``DataLoader`` over a ``TensorDataset``.
+
+    The order comes from a ``torch.Generator`` seeded with 0 (not ``order``): the loader draws
+    its own permutation each epoch; one process (``num_workers=0``), as for every peer here.
+    """
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    del order
+    model, opt, crit, linears = _torch_model(workload, params)
+    n = _n(x, limit)
+    data = TensorDataset(torch.from_numpy(x[:n]), torch.from_numpy(y[:n].astype(np.int64)))
+    loader = DataLoader(data, batch_size=WORKLOADS[workload].batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(0), num_workers=0)
+    t = time.perf_counter()
+    total = 0.0
+    for xb, yb in loader:
+        total += _torch_step(workload, model, opt, crit, xb, yb)
+    elapsed = time.perf_counter() - t
+    LAST["torch_dataloader"] = (_torch_result(linears), total)
     return elapsed
 
 
@@ -406,11 +452,12 @@ RUNNERS: dict[str, Callable[..., float]] = {
     "numpy_tuned": run_numpy_tuned,
     "numpy_plain": run_numpy_plain,
     "torch": run_torch,
+    "torch_dataloader": run_torch_dataloader,
     "sklearn": run_sklearn,
     "seed_loop": run_seed_loop,
 }
 
-NEEDS = {"torch": "torch", "sklearn": "sklearn"}
+NEEDS = {"torch": "torch", "torch_dataloader": "torch", "sklearn": "sklearn"}
 
 
 def available(peer: str) -> bool:

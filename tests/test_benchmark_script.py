@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 
@@ -25,3 +28,20 @@ def test_quick_run_prints_a_table_with_numbers_in_every_row() -> None:
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert re.fullmatch(r"\d+\.\d{3}", cells[3]), row  # the median, in seconds
     assert "## Targets" in out and "W1 fnn / tuned NumPy, 1 thread" in out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
+def test_both_pytorch_loops_are_timed_and_both_w1_ratios_reported() -> None:
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--limit", "200", "--workloads", "W1",
+         "--peers", "fnn,torch,torch_dataloader", "--no-parallel", "--no-conv"],
+        capture_output=True, text=True, timeout=180, check=True,
+    ).stdout
+    names = {r.split("|")[2].strip() for r in out.splitlines() if r.startswith("| W1 ")}
+    assert {"PyTorch eager (CPU), tight index_select loop",
+            "PyTorch eager (CPU), DataLoader(shuffle=True) loop"} <= names
+    targets = out[out.index("## Targets"):]
+    for name in ("W1 fnn / PyTorch tight index_select loop, 1 thread",
+                 "W1 fnn / PyTorch DataLoader(shuffle=True) loop, 1 thread"):
+        row = next(line for line in targets.splitlines() if line.startswith(f"| {name} |"))
+        assert re.search(r"\| \d+\.\d\d \| <= 0.15 \| (pass|FAIL) \|$", row), row
