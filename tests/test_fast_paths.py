@@ -50,6 +50,7 @@ NETWORKS = {
     "sigmoid": lambda: fnn.mlp([13, 8, 4], "sigmoid", seed=1),
     "leaky": lambda: fnn.mlp([13, 8, 4], "leaky_relu", "identity", seed=1),  # a setting leaf (the slope)
     "large": lambda: fnn.mlp([13, 2600, 4], "relu", "identity", seed=1),  # > _CHUNK params: the step in pieces
+    "dropout": lambda: (lambda n: n[:2] + (fnn.Dropout(0.5),) + n[2:])(fnn.mlp([13, 8, 4], "relu", "identity", seed=1)),
 }
 
 
