@@ -125,8 +125,9 @@ def init_state(params: Params, optimizer: Any = None, seed: fr.KeyLike = 0) -> T
 class _Plan(NamedTuple):
     """What every step of an epoch needs to know about the network, worked out once per epoch.
 
-    ``flat``: every field of every layer is an array or a scalar, so updates can rebuild the
-    records field by field instead of flattening whole trees; ``params[i]`` says which fields
+    ``flat``: no parameter sits inside a container field (settings such as Conv2D's padding
+    may be tuples), so updates can rebuild the records field by field instead of flattening
+    whole trees; ``params[i]`` says which fields
     of layer ``i`` are parameters (``None`` for a layer without any), ``where`` lists them as
     ``(layer, field)`` pairs.
     """
@@ -143,7 +144,9 @@ class _Plan(NamedTuple):
 def _plan(params: Params) -> _Plan:
     rules_ = rules(params)
     masks = tuple(tuple(layers.is_param(f) for f in layer) for layer in params)
-    flat = not any(isinstance(f, (tuple, list, dict)) for layer in params for f in layer)
+    flat = not any(
+        isinstance(f, (tuple, list, dict)) and any(map(layers.is_param, ft.leaves(f))) for layer in params for f in layer
+    )
     return _Plan(
         rules_,
         any(r.context for r in rules_),

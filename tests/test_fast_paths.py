@@ -51,6 +51,8 @@ NETWORKS = {
     "leaky": lambda: fnn.mlp([13, 8, 4], "leaky_relu", "identity", seed=1),  # a setting leaf (the slope)
     "large": lambda: fnn.mlp([13, 2600, 4], "relu", "identity", seed=1),  # > _CHUNK params: the step in pieces
     "dropout": lambda: (lambda n: n[:2] + (fnn.Dropout(0.5),) + n[2:])(fnn.mlp([13, 8, 4], "relu", "identity", seed=1)),
+    "conv": lambda: (fnn.Reshape((13, 1, 1)), fnn.conv2d(1, 1, 3, (3, 1)), fnn.ReLU(), fnn.Flatten(),
+                     fnn.dense(2, 39, 4)),  # a tuple setting (the padding) beside the parameters
 }
 
 
