@@ -270,7 +270,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     array([0. , 0.5, 1. ])
     """
     half = np.asarray(0.5, dtype=x.dtype)
-    y = np.tanh(x * half)
+    y = np.multiply(x, half)
+    np.tanh(y, out=y)
     y += 1
     y *= half
     return y

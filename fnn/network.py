@@ -107,10 +107,9 @@ def evaluate(params: Params, x: np.ndarray, rules_: tuple[layers.Rule, ...] | No
     return np.concatenate([trace(params, x[i : i + EVAL_ROWS], ctxs, rs)[-1] for i in range(0, len(x), EVAL_ROWS)])
 
 
-def _has_params(layer: Any) -> bool:
-    """Whether a layer record holds a parameter (a floating array), in a field or nested in one."""
-    return any(layers.is_param(f) or (isinstance(f, (tuple, list, dict)) and any(map(layers.is_param, ft.leaves(f))))
-               for f in layer)
+def first_with_params(params: Params) -> int:
+    """The index of the first layer holding a parameter (a floating array, in a field or nested in one); 0 if none."""
+    return next((i for i, layer in enumerate(params) if any(map(layers.is_param, ft.leaves(layer)))), 0)
 
 
 def backprop(
@@ -119,16 +118,18 @@ def backprop(
     dy: np.ndarray,
     ctxs: tuple[Context, ...],
     rules_: tuple[layers.Rule, ...] | None = None,
+    first: int | None = None,
 ) -> Params:
     """Gradients of every layer, from the traced activations and the output gradient ``dy``.
 
     Nobody needs the gradient with respect to the network's input, so backpropagation stops at
-    the first layer with parameters, running its ``param_vjp`` rule when it has one (a dense or
-    conv layer then skips its input gradient); layers before it (augmentation, a reshape) get
+    the first layer with parameters (``first``, from :func:`first_with_params` when the caller
+    has it), running its ``param_vjp`` rule when it has one (a dense or conv layer then skips
+    its input gradient); layers before it (augmentation, a reshape) get
     :func:`fnn.layers.zero_grad` records without running their ``vjp`` at all.
     """
     rs = rules(params) if rules_ is None else rules_
-    first = next((i for i, layer in enumerate(params) if _has_params(layer)), 0)
+    first = first_with_params(params) if first is None else first
     grads: list[Any] = [layers.zero_grad(layer) for layer in params[:first]] + [None] * (len(params) - first)
     for i in range(len(params) - 1, first, -1):
         r = rs[i]

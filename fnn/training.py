@@ -39,6 +39,7 @@ from fnn.network import (
     backprop,
     contexts,
     evaluate,
+    first_with_params,
     freeze,
     rules,
     trace,
@@ -127,9 +128,9 @@ class _Plan(NamedTuple):
 
     ``flat``: no parameter sits inside a container field (settings such as Conv2D's padding
     may be tuples), so updates can rebuild the records field by field instead of flattening
-    whole trees; ``params[i]`` says which fields
-    of layer ``i`` are parameters (``None`` for a layer without any), ``where`` lists them as
-    ``(layer, field)`` pairs.
+    whole trees; ``params[i]`` says which fields of layer ``i`` are parameters (``None`` for a
+    layer without any), ``where`` lists them as ``(layer, field)`` pairs; ``first`` is the first
+    layer with parameters, where backpropagation stops.
     """
 
     rules: tuple[layers.Rule, ...]
@@ -139,14 +140,14 @@ class _Plan(NamedTuple):
     flat: bool
     params: tuple[tuple[bool, ...] | None, ...]
     where: tuple[tuple[int, int], ...]
+    first: int
 
 
 def _plan(params: Params) -> _Plan:
     rules_ = rules(params)
     masks = tuple(tuple(layers.is_param(f) for f in layer) for layer in params)
-    flat = not any(
-        isinstance(f, (tuple, list, dict)) and any(map(layers.is_param, ft.leaves(f))) for layer in params for f in layer
-    )
+    nested = (f for layer in params for f in layer if isinstance(f, (tuple, list, dict)))
+    flat = not any(layers.is_param(leaf) for f in nested for leaf in ft.leaves(f))
     return _Plan(
         rules_,
         any(r.context for r in rules_),
@@ -155,6 +156,7 @@ def _plan(params: Params) -> _Plan:
         flat,
         tuple(m if any(m) else None for m in masks),
         tuple((i, j) for i, mask in enumerate(masks) for j, m in enumerate(mask) if m),
+        first_with_params(params),
     )
 
 
@@ -357,7 +359,7 @@ class _Private:
                 ctxs = contexts(params, True, fr.fold_in(order, state.step + steps))
             xs = trace(params, x, ctxs, rules_)
             value, dy = fused(xs[-1], y)
-            grads = _arrays(backprop(params, xs, dy, ctxs, rules_), plan)
+            grads = _arrays(backprop(params, xs, dy, ctxs, rules_, plan.first), plan)
             del xs, dy  # the activations are done with: free them before the optimizer's arrays are made
             if check and not math.isfinite(value):
                 raise DivergenceError(state.epoch + 1, state.step + steps + 1, value, self.finish(state, steps))
@@ -405,7 +407,7 @@ def _step(plan: _Plan, settings: Settings, state: TrainState, batch: Batch) -> t
     if settings.value_and_grad is None:
         xs: list[np.ndarray] | None = trace(params, x, ctxs, plan.rules)
         value, dy = value_and_grad(settings.cost, xs[-1], y)  # type: ignore[index]
-        grads = backprop(params, xs, dy, ctxs, plan.rules)  # type: ignore[arg-type]
+        grads = backprop(params, xs, dy, ctxs, plan.rules, plan.first)  # type: ignore[arg-type]
     else:
         value, grads = settings.value_and_grad(params, (x, y), settings.cost, ctxs)
         xs = None
