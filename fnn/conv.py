@@ -140,13 +140,12 @@ def _conv_apply(layer: Conv2D, x: np.ndarray) -> np.ndarray:
     return y.reshape(n, oh, ow, c_out)  # (batch, oh, ow, c_out)
 
 
-def _patches_and_dy(layer: Conv2D, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The patch matrix ``(batch*oh*ow, kh*kw*c_in)`` (a work array), ``dy`` as ``(batch*oh*ow, c_out)``,
-    and ``w`` as ``(kh*kw*c_in, c_out)``."""
+def _patches_and_dy(layer: Conv2D, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The patch matrix ``(batch*oh*ow, kh*kw*c_in)`` (a work array) and ``dy`` as ``(batch*oh*ow, c_out)``."""
     kh, kw, c_in, c_out = layer.w.shape
     cols = _im2col(_pad(x, layer.padding), kh, kw, layer.stride)  # (batch, oh, ow, kh, kw, c_in)
     rows = cols.shape[0] * cols.shape[1] * cols.shape[2]
-    return cols.reshape(rows, kh * kw * c_in), dy.reshape(rows, c_out), layer.w.reshape(kh * kw * c_in, c_out)
+    return cols.reshape(rows, kh * kw * c_in), dy.reshape(rows, c_out)  # (rows, kh*kw*c_in), (rows, c_out)
 
 
 def _param_grads(layer: Conv2D, cols: np.ndarray, dy2: np.ndarray) -> Conv2D:
@@ -157,13 +156,13 @@ def _param_grads(layer: Conv2D, cols: np.ndarray, dy2: np.ndarray) -> Conv2D:
 
 def _conv_param_vjp(layer: Conv2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> Conv2D:
     del y
-    cols, dy2, _ = _patches_and_dy(layer, x, dy)
+    cols, dy2 = _patches_and_dy(layer, x, dy)
     return _param_grads(layer, cols, dy2)
 
 
 def _conv_vjp(layer: Conv2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Conv2D, np.ndarray]:
     del y
-    cols, dy2, _ = _patches_and_dy(layer, x, dy)
+    cols, dy2 = _patches_and_dy(layer, x, dy)
     return _param_grads(layer, cols, dy2), _input_grad(layer, dy2, dy.shape, x.shape)
 
 
