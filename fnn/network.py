@@ -98,10 +98,9 @@ def trace(
 EVAL_ROWS = 256
 
 
-def evaluate(params: Params, x: np.ndarray, rules_: tuple[layers.Rule, ...] | None = None) -> np.ndarray:
+def eval_forward(params: Params, x: np.ndarray) -> np.ndarray:
     """The network's output in evaluation mode, computed :data:`EVAL_ROWS` examples at a time."""
-    rs = rules(params) if rules_ is None else rules_
-    ctxs = contexts(params, False, None)
+    rs, ctxs = rules(params), contexts(params, False, None)
     if len(x) <= EVAL_ROWS:
         return trace(params, x, ctxs, rs)[-1]
     return np.concatenate([trace(params, x[i : i + EVAL_ROWS], ctxs, rs)[-1] for i in range(0, len(x), EVAL_ROWS)])
@@ -194,7 +193,7 @@ def forward(params: Params, x: np.ndarray, *, train: bool = False, key: fr.KeyLi
     """
     validate.network(params)
     x = validate.inputs(params, x)
-    return trace(params, x, contexts(params, True, key))[-1] if train else evaluate(params, x)
+    return trace(params, x, contexts(params, True, key))[-1] if train else eval_forward(params, x)
 
 
 def loss(
@@ -212,7 +211,7 @@ def loss(
     validate.network(params)
     cost = validate.cost(cost)
     x, y = validate.batch(params, batch, cost)
-    return cost.value(trace(params, x, contexts(params, True, key))[-1] if train else evaluate(params, x), y)
+    return cost.value(trace(params, x, contexts(params, True, key))[-1] if train else eval_forward(params, x), y)
 
 
 def value_and_grad(
@@ -298,4 +297,4 @@ def accuracy(params: Params, batch: Batch) -> float:
     validate.network(params)
     x, y = validate.batch(params, batch)
     labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return float((evaluate(params, x).argmax(axis=-1) == labels).mean())
+    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())

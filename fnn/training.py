@@ -38,7 +38,7 @@ from fnn.network import (
     _step_leaf,
     backprop,
     contexts,
-    evaluate,
+    eval_forward,
     first_with_params,
     freeze,
     rules,
@@ -432,7 +432,7 @@ def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[flo
     if validation is None:
         return None, None
     x, y = validation
-    out = evaluate(params, x)
+    out = eval_forward(params, x)
     labels = y if y.ndim == 1 else y.argmax(axis=-1)
     return cost.value(out, y), float((out.argmax(axis=-1) == labels).mean())
 
