@@ -21,7 +21,9 @@ returning the record with its statistics moved after a training step. A layer ma
 also register ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of ``vjp``
 alone: backpropagation uses it for a network's first layer, whose ``dx`` nobody needs.
 
-Arrays are batch-first: ``x`` is ``(batch, features)`` for dense layers.
+Arrays are batch-first: ``x`` is ``(batch, features)`` for dense layers. Outside training a
+layer must treat the examples of a batch independently (evaluation runs a large batch in
+slices); only training mode may mix them, as batch normalisation does.
 Adding a layer type, inside fnn or in your own module, touches nothing else:
 
 >>> from typing import NamedTuple
