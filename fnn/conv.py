@@ -72,10 +72,11 @@ _WORK_MAX_BYTES = 64 * 2**20  # larger ones (an evaluation of a whole test set a
 
 
 def _work(tag: tuple[Any, ...], shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A zero-initialised work array for ``tag`` and ``shape``, the same one on every call from this thread.
+    """A work array for ``tag`` and ``shape``, the same one on every call from this thread.
 
-    Callers overwrite what they read (a padded buffer only ever has its interior written, so
-    its border stays zero) and never return the array or a view of it.
+    It is all zeros when first made and holds whatever the last caller left after that, so
+    callers write what they read (a padded buffer only ever has its interior written, so its
+    border stays zero) and never return the array or a view of it.
     """
     kept: OrderedDict | None = getattr(_WORK, "arrays", None)
     if kept is None:

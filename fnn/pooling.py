@@ -101,8 +101,8 @@ def _uncut(dxr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return full
 
 
-def _first_max(hit: np.ndarray) -> np.ndarray:
-    """Keep only the first ``True`` of each window of ``hit: (batch, oh, k, ow, k, c)`` in row-major order."""
+def _first_max(hit: np.ndarray) -> None:
+    """Keep only the first ``True`` of each window of ``hit: (batch, oh, k, ow, k, c)`` (row-major), in place."""
     k = hit.shape[2]
     taken = np.zeros(hit[:, :, 0, :, 0, :].shape, dtype=bool)  # (batch, oh, ow, c)
     for p in range(k):
@@ -110,7 +110,6 @@ def _first_max(hit: np.ndarray) -> np.ndarray:
             m = hit[:, :, p, :, q, :]
             np.greater(m, taken, out=m)  # hit and not taken
             taken |= m
-    return hit
 
 
 def _max_vjp(layer: MaxPool2D, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[MaxPool2D, np.ndarray]:

@@ -27,6 +27,15 @@ def _net(kernel, stride, padding, size, c_in=2, c_out=3):
     return (conv, fnn.Tanh(), fnn.Flatten(), fnn.dense(1, n_out, 2, dtype=np.float64))
 
 
+def _pass(kernel, stride, padding, size, seed):
+    """A float64 conv layer of this geometry, a random input ``x``, its output ``y`` and a random ``dy``."""
+    layer = _net(kernel, stride, padding, size)[0]
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((2, *size, 2))
+    y = layers.apply(layer, x)
+    return layer, x, y, g.standard_normal(y.shape)
+
+
 @pytest.mark.parametrize("kernel, stride, padding, size", GEOMETRIES)
 def test_conv_gradients_match_finite_differences(kernel, stride, padding, size):
     params = _net(kernel, stride, padding, size)
@@ -91,11 +100,7 @@ def test_conv_float32_stays_float32():
 @pytest.mark.parametrize("kernel, stride, padding, size", GEOMETRIES)
 def test_conv_equals_torch(kernel, stride, padding, size):
     torch = pytest.importorskip("torch")
-    layer = _net(kernel, stride, padding, size)[0]
-    g = np.random.default_rng(1)
-    x = g.standard_normal((2, *size, 2))
-    y = layers.apply(layer, x)
-    dy = g.standard_normal(y.shape)
+    layer, x, y, dy = _pass(kernel, stride, padding, size, seed=1)
     dlayer, dx = layers.vjp(layer, x, y, dy)
     (top, bottom), (left, right) = layer.padding
     xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)  # NHWC -> NCHW
@@ -151,11 +156,7 @@ def test_layer_contract_of_the_issue_8_layers(name, layer, shape, ctx):
 
 @pytest.mark.parametrize("kernel, stride, padding, size", GEOMETRIES)
 def test_param_vjp_equals_the_parameter_half_of_the_full_vjp(kernel, stride, padding, size):
-    conv = _net(kernel, stride, padding, size)[0]
-    g = np.random.default_rng(3)
-    x = g.standard_normal((2, *size, 2))
-    y = layers.apply(conv, x)
-    dy = g.standard_normal(y.shape)
+    conv, x, y, dy = _pass(kernel, stride, padding, size, seed=3)
     full, _ = layers.vjp(conv, x, y, dy)
     part = layers.rule(conv).param_vjp(conv, x, y, dy)
     assert tree.all_equal(part, full)
