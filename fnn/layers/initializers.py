@@ -1,38 +1,35 @@
-"""Building networks: initialised dense layers and multilayer perceptrons.
+"""Initialisation schemes for dense layers, by name: the one table :func:`fnn.dense`, ``fnn.mlp`` and the CLI read.
 
-Randomness comes only from the key or seed passed in: the same seed gives
-bit-identical arrays in any process. Names (``"sigmoid"``, ``"he"``) are
-resolved here, at the edge, into records and functions.
+Randomness comes only from the generator passed in (made from a key or seed by
+:func:`fnn.random.generator`): the same seed gives bit-identical arrays in any process.
 
-Initialisers, for a layer with ``n_in`` inputs and ``n_out`` outputs:
+Each scheme is ``init(g, n_in, n_out) -> (w: (n_in, n_out), b: (n_out,))`` in float64 (the
+builder casts). For a layer with ``n_in`` inputs and ``n_out`` outputs:
 
 - ``"xavier"``: ``w ~ U(-a, a)``, ``a = sqrt(6 / (n_in + n_out))``, ``b = 0`` (Glorot and Bengio, 2010);
 - ``"he"``: ``w ~ N(0, 2 / n_in)``, ``b = 0`` (He et al., 2015), for ReLU networks;
 - ``"normal"``: ``w, b ~ N(0, 1)``, the classic from-scratch scheme;
 - ``"torch"``: ``w, b ~ U(-1/sqrt(n_in), 1/sqrt(n_in))``, PyTorch's ``nn.Linear`` default.
+
+Adding a scheme is one entry in :data:`INITS`; names, help texts and error messages read the table.
+
+>>> sorted(INITS)
+['he', 'normal', 'torch', 'xavier']
+>>> w, b = get_init("he")(np.random.default_rng(0), 3, 2)
+>>> w.shape, b.shape
+((3, 2), (2,))
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from fnn import layers
-from fnn import random as fr
-from fnn.network import freeze
+__all__ = ["INITS", "get_init"]
 
-__all__ = ["dense", "mlp", "ACTIVATIONS", "INITS", "get_activation"]
-
-ACTIVATIONS: dict[str, Any] = {
-    "sigmoid": layers.Sigmoid(),
-    "tanh": layers.Tanh(),
-    "relu": layers.ReLU(),
-    "leaky_relu": layers.LeakyReLU(),
-    "softmax": layers.Softmax(),
-    "identity": layers.Identity(),
-}
+Init = Callable[[np.random.Generator, int, int], tuple[np.ndarray, np.ndarray]]
 
 
 def _xavier(g: np.random.Generator, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +50,8 @@ def _torch(g: np.random.Generator, n_in: int, n_out: int) -> tuple[np.ndarray, n
     return g.uniform(-a, a, (n_in, n_out)), g.uniform(-a, a, n_out)
 
 
-INITS: dict[str, Callable[[np.random.Generator, int, int], tuple[np.ndarray, np.ndarray]]] = {
+#: The initialisers by name (module docstring).
+INITS: dict[str, Init] = {
     "xavier": _xavier,
     "he": _he,
     "normal": _normal,
@@ -61,83 +59,16 @@ INITS: dict[str, Callable[[np.random.Generator, int, int], tuple[np.ndarray, np.
 }
 
 
-def _lookup(table: dict[str, Any], name: Any, what: str) -> Any:
-    if name not in table:
-        raise ValueError(f"unknown {what} {name!r}; choose one of: {', '.join(map(repr, table))}.")
-    return table[name]
+def get_init(name: Any) -> Init:
+    """The initialiser called ``name`` in :data:`INITS`; a clear error naming the valid ones.
 
-
-def get_activation(name: Any) -> Any:
-    """An activation record from its name; a record passes through.
-
-    >>> get_activation("relu")
-    ReLU()
+    >>> get_init("xavier") is INITS["xavier"]
+    True
+    >>> get_init("glorot")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown init 'glorot'; choose one of: 'xavier', 'he', 'normal', 'torch'.
     """
-    if isinstance(name, tuple) and hasattr(type(name), "_fields"):
-        layers.rule(name)
-        return name
-    return _lookup(ACTIVATIONS, name, "activation")
-
-
-def dense(
-    key: fr.KeyLike, n_in: int, n_out: int, init: str = "xavier", dtype: Any = np.float32
-) -> layers.Dense:
-    """A :class:`fnn.Dense` layer with ``w: (n_in, n_out)`` and ``b: (n_out,)`` drawn from ``key``.
-
-    Args:
-      key: an int seed or a key from :mod:`fnn.random`.
-      n_in, n_out: the numbers of inputs and outputs.
-      init: ``"xavier"``, ``"he"``, ``"normal"`` or ``"torch"`` (see the module docstring).
-      dtype: ``np.float32`` (default) or ``np.float64``.
-
-    >>> layer = dense(0, 784, 16)
-    >>> layer.w.shape, layer.b.shape, layer.w.dtype
-    ((784, 16), (16,), dtype('float32'))
-    """
-    from fnn.validate import positive_int
-
-    n_in, n_out = positive_int(n_in, "n_in"), positive_int(n_out, "n_out")
-    make = _lookup(INITS, init, "init")
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype must be a float type such as np.float32, got {dtype}.")
-    w, b = make(fr.generator(key), n_in, n_out)
-    return freeze(layers.Dense(w.astype(dtype), b.astype(dtype)))
-
-
-def mlp(
-    sizes: Sequence[int],
-    activation: Any = "sigmoid",
-    output_activation: Any = None,
-    *,
-    seed: fr.KeyLike = 0,
-    init: str = "xavier",
-    dtype: Any = np.float32,
-) -> tuple[Any, ...]:
-    """A multilayer perceptron: ``Dense`` layers of the given sizes with activations between them.
-
-    Args:
-      sizes: ``[n_in, hidden..., n_out]``, e.g. ``[784, 16, 16, 10]``.
-      activation: name or record of the hidden activation.
-      output_activation: name or record after the last layer; ``None`` means the same as
-        ``activation`` (the classic all-sigmoid network). Use ``"identity"`` for logits.
-      seed: an int seed or key; layer ``i`` uses ``fnn.random.split(seed, n)[i]``.
-      init: the initialiser name for every ``Dense`` layer.
-      dtype: the parameters' float dtype.
-
-    Returns:
-      The tuple of layer records ``(Dense, act, Dense, act, ..., Dense, out_act)``.
-
-    >>> [type(l).__name__ for l in mlp([784, 16, 16, 10])]
-    ['Dense', 'Sigmoid', 'Dense', 'Sigmoid', 'Dense', 'Sigmoid']
-    """
-    sizes = list(sizes)
-    if len(sizes) < 2:
-        raise ValueError(f"sizes needs at least an input and an output size, got {sizes}; e.g. [784, 16, 10].")
-    hidden = get_activation(activation)
-    out = hidden if output_activation is None else get_activation(output_activation)
-    keys = fr.split(seed, len(sizes) - 1)
-    net: list[Any] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        net += [dense(keys[i], n_in, n_out, init=init, dtype=dtype), hidden if i < len(sizes) - 2 else out]
-    return tuple(net)
+    if name not in INITS:
+        raise ValueError(f"unknown init {name!r}; choose one of: {', '.join(map(repr, INITS))}.")
+    return INITS[name]

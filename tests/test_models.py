@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn.presets import dropout_mlp
+from fnn.models import dropout_mlp
 
 
 def test_cnn_structure_and_shapes():
