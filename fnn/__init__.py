@@ -10,25 +10,35 @@ epochs. Randomness comes only from explicit seeds and keys.
 (2, 10)
 """
 
-from fnn import data, datasets, io, optim, parallel, random, schedules, tree
-from fnn.augment import RandomFlip
+from fnn import data, datasets, io, layers, models, optim, parallel, random, schedules, tree
 from fnn.checks import check_grad
-from fnn.conv import Conv2D, conv2d
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
-from fnn.dropout import Dropout
-from fnn.init import dense, mlp
 from fnn.io import load, save
 from fnn.layers import (
+    AvgPool2D,
+    BatchNorm,
     Context,
+    Conv2D,
     Dense,
+    Dropout,
+    Flatten,
     Identity,
+    LayerNorm,
     LeakyReLU,
+    MaxPool2D,
+    RandomFlip,
     ReLU,
+    Reshape,
     Sigmoid,
     Softmax,
     Tanh,
+    batch_norm,
+    conv2d,
+    dense,
+    layer_norm,
     register,
 )
+from fnn.models import cnn, dropout_mlp, mlp
 from fnn.network import (
     accuracy,
     apply_updates,
@@ -39,7 +49,6 @@ from fnn.network import (
     sgd_step,
     value_and_grad,
 )
-from fnn.normalization import BatchNorm, LayerNorm, batch_norm, layer_norm
 from fnn.optim import (
     GradientTransformation,
     adam,
@@ -61,9 +70,6 @@ from fnn.optim import (
     sgd,
     trace,
 )
-from fnn.pooling import AvgPool2D, MaxPool2D
-from fnn.presets import cnn, dropout_mlp
-from fnn.reshape import Flatten, Reshape
 from fnn.schedules import (
     constant,
     cosine_decay,
@@ -88,12 +94,14 @@ from fnn.training import (
 __version__ = "0.1.0"
 
 __all__ = [
-    # modules: pytrees, keys, data, files, optimizer states, parallel runs
+    # modules: pytrees, keys, data, files, layers, models, optimizer states, parallel runs
     "tree",
     "random",
     "data",
     "datasets",
     "io",
+    "layers",
+    "models",
     "optim",
     "schedules",
     "parallel",

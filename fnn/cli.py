@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from fnn import runs
+from fnn.costs import COSTS
+from fnn.layers import ACTIVATIONS, INITS
 
 __all__ = ["main", "build_parser", "read_config_file"]
 
@@ -31,10 +33,10 @@ _TRAIN_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--dataset", str, f"one of {', '.join(runs.DATASETS)} (default digits, shipped with fnn)"),
     ("--data-dir", str, "folder holding the MNIST/Fashion-MNIST IDX files (default: search the usual places)"),
     ("--layers", str, "layer sizes, comma-separated (default 784,16,16,10)"),
-    ("--activation", str, "hidden activation: sigmoid, tanh, relu, leaky_relu, softmax, identity"),
+    ("--activation", str, f"hidden activation: {', '.join(ACTIVATIONS)} (default {runs.DEFAULTS['activation']})"),
     ("--output-activation", str, "output activation (default: identity for cross-entropy, else --activation)"),
-    ("--cost", str, "mse, cross_entropy or binary_cross_entropy (default mse)"),
-    ("--init", str, "xavier, he, normal or torch (default xavier)"),
+    ("--cost", str, f"one of {', '.join(COSTS)} (default {runs.DEFAULTS['cost']})"),
+    ("--init", str, f"one of {', '.join(INITS)} (default {runs.DEFAULTS['init']})"),
     ("--optimizer", str, f"one of {', '.join(runs.OPTIMIZERS)} (default sgd)"),
     ("--lr", float, f"learning rate (default {runs.DEFAULTS['lr']:g})"),
     ("--schedule", str, f"learning-rate schedule: {', '.join(runs.SCHEDULES)} (default constant)"),

@@ -68,6 +68,19 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 _RECORDS: dict[str, type] = {}
 
+#: Where fnn's layer modules lived before ``fnn.layers`` became a package: records stored under
+#: these module names (files saved by earlier versions) load as the types that moved.
+FORMER_MODULES: dict[str, str] = {
+    "fnn.layers.linear": "fnn.layers",
+    "fnn.layers.activations": "fnn.layers",
+    "fnn.layers.conv": "fnn.conv",
+    "fnn.layers.pooling": "fnn.pooling",
+    "fnn.layers.reshape": "fnn.reshape",
+    "fnn.layers.dropout": "fnn.dropout",
+    "fnn.layers.normalization": "fnn.normalization",
+    "fnn.layers.augment": "fnn.augment",
+}
+
 
 class CheckpointError(ValueError):
     """A file could not be saved or loaded as a pytree; the message names the file and the cause."""
@@ -115,13 +128,20 @@ def _module_records() -> Iterator[type]:
 def known_records() -> dict[str, type]:
     """The record types :func:`load` may rebuild, by stored name (``module.QualName``).
 
-    >>> "fnn.layers.Dense" in known_records() and "fnn.training.TrainState" in known_records()
+    Layer records also answer to the names they were stored under before they moved
+    (:data:`FORMER_MODULES`), so older files still load.
+
+    >>> "fnn.layers.linear.Dense" in known_records() and "fnn.training.TrainState" in known_records()
+    True
+    >>> known_records()["fnn.conv.Conv2D"] is known_records()["fnn.layers.conv.Conv2D"]
     True
     """
     for optional in ("fnn.training", "fnn.optim", "fnn.schedules"):
         with contextlib.suppress(ImportError):
             __import__(optional)
     found = {_name(c): c for c in _module_records()}
+    found.update({f"{FORMER_MODULES[c.__module__]}.{c.__qualname__}": c
+                  for c in layers.registered() if c.__module__ in FORMER_MODULES})
     found.update({_name(c): c for c in layers.registered()})
     found.update(_RECORDS)
     return found

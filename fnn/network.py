@@ -27,6 +27,7 @@ from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse
 from fnn.layers import Context
+from fnn.tree import freeze
 
 __all__ = [
     "Params",
@@ -44,17 +45,6 @@ __all__ = [
 
 Params = tuple
 Batch = tuple[np.ndarray, np.ndarray]
-
-
-def freeze(tree: Any) -> Any:
-    """Mark every array leaf of ``tree`` read-only, in place; returns ``tree``.
-
-    Only for arrays that fnn itself has just created and no caller has seen.
-    """
-    for leaf in ft.leaves(tree):
-        if isinstance(leaf, np.ndarray):
-            leaf.flags.writeable = False
-    return tree
 
 
 # ---------------------------------------------------------------------------

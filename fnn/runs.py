@@ -38,12 +38,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import data as fdata
-from fnn import init as finit
+from fnn import datasets, models, optim
 from fnn import io as fio
-from fnn import optim
 from fnn import random as fr
+from fnn import schedules as fs
 from fnn import tree as ft
 from fnn.costs import COSTS
+from fnn.layers import ACTIVATIONS, INITS, Dropout, Reshape
 from fnn.network import Params
 from fnn.training import DivergenceError, TrainState, train
 
@@ -92,8 +93,27 @@ DEFAULTS: dict[str, Any] = {
     "flip": False,
 }
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
-SCHEDULES = ("constant", "cosine", "step", "exponential", "warmup_cosine")
+#: The data sets by name: ``load(data_dir, download) -> ((x, y), (x_test, y_test))``.
+DATASETS: dict[str, Callable[[str | None, bool], Any]] = {
+    "digits": lambda data_dir, download: datasets.load_digits(),  # shipped with fnn
+    "mnist": lambda data_dir, download: datasets.load_mnist(data_dir, download=download),
+    "fashion-mnist": lambda data_dir, download: datasets.load_fashion_mnist(data_dir, download=download),
+}
+
+
+def _warmup_cosine(lr: float, total: int) -> Any:
+    warm = max(total // 20, 1)  # a linear warmup over the first 5% of the steps
+    return fs.warmup_cosine_decay(lr, warmup_steps=warm, decay_steps=max(total - warm, 1))
+
+
+#: The learning-rate schedules by name: ``recipe(lr, total_steps) -> lr or schedule``.
+SCHEDULES: dict[str, Callable[[float, int], Any]] = {
+    "constant": lambda lr, total: lr,
+    "cosine": lambda lr, total: fs.cosine_decay(lr, steps=total),
+    "step": lambda lr, total: fs.step_decay(lr, every=max(-(-total // 3), 1), factor=0.1),  # x0.1 at 1/3 and 2/3
+    "exponential": lambda lr, total: fs.exponential_decay(lr, rate=0.01, steps=total),  # down to 1% at the end
+    "warmup_cosine": _warmup_cosine,
+}
 OPTIMIZERS = tuple(optim.OPTIMIZERS)  # the names fnn.optimizer_from_name resolves
 MODELS = ("mlp", "cnn")
 DTYPES = ("float32", "float64")
@@ -164,10 +184,10 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     >>> cfg = resolve_config({"layers": "784,32,10", "cost": "cross_entropy"})
     >>> cfg["layers"], cfg["output_activation"], cfg["optimizer"]
     ([784, 32, 10], 'identity', 'sgd')
-    >>> resolve_config({"activation": "swish"})
+    >>> resolve_config({"activation": "swish"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
       ...
-    fnn.runs.ConfigError: unknown activation 'swish'; valid names: sigmoid, tanh, relu, leaky_relu, softmax, identity.
+    fnn.runs.ConfigError: unknown activation 'swish'; valid names: ...
     """
     config = dict(config or {})
     unknown = sorted(set(config) - set(DEFAULTS))
@@ -175,12 +195,12 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         raise ConfigError(f"unknown config keys {unknown}; valid keys: {', '.join(DEFAULTS)}.")
     cfg = {**DEFAULTS, **config}
     _choice(cfg, "dataset", DATASETS)
-    _choice(cfg, "activation", finit.ACTIVATIONS)
+    _choice(cfg, "activation", ACTIVATIONS)
     _choice(cfg, "cost", COSTS)
     if cfg["output_activation"] is None:
         cfg["output_activation"] = "identity" if cfg["cost"] != "mse" else cfg["activation"]
-    _choice(cfg, "output_activation", finit.ACTIVATIONS)
-    _choice(cfg, "init", finit.INITS)
+    _choice(cfg, "output_activation", ACTIVATIONS)
+    _choice(cfg, "init", INITS)
     _choice(cfg, "dtype", DTYPES)
     _choice(cfg, "optimizer", OPTIMIZERS)
     _choice(cfg, "schedule", SCHEDULES)
@@ -257,13 +277,7 @@ def _sha256(*arrays: np.ndarray) -> str:
 
 
 def _load_data(cfg: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...] | None, tuple[Any, ...], dict]:
-    from fnn import datasets
-
-    if cfg["dataset"] == "digits":
-        (x, y), (xt, yt) = datasets.load_digits()
-    else:
-        load = datasets.load_mnist if cfg["dataset"] == "mnist" else datasets.load_fashion_mnist
-        (x, y), (xt, yt) = load(cfg["data_dir"], download=cfg["download"])
+    (x, y), (xt, yt) = DATASETS[cfg["dataset"]](cfg["data_dir"], cfg["download"])
     info = {
         "dataset": cfg["dataset"],
         "train_sha256": _sha256(x, y),
@@ -283,19 +297,15 @@ def _load_data(cfg: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]
 
 def build(cfg: Mapping[str, Any]) -> Params:
     """The initial network of a resolved config."""
-    from fnn import presets
-    from fnn.dropout import Dropout
-    from fnn.reshape import Reshape
-
     seed, dtype = fr.split(cfg["seed"], 3)[0], np.dtype(cfg["dtype"])
     if cfg["model"] == "cnn":
         rate = cfg["dropout"]
-        net = presets.cnn(seed, channels=cfg["channels"], dropout=rate, hidden_dropout=min(2 * rate, 0.5),
-                          batch_norm=cfg["batch_norm"], flip=cfg["flip"],
-                          dtype=dtype)
+        net = models.cnn(seed, channels=cfg["channels"], dropout=rate, hidden_dropout=min(2 * rate, 0.5),
+                         batch_norm=cfg["batch_norm"], flip=cfg["flip"],
+                         dtype=dtype)
         return (Reshape((28, 28, 1)),) + net
-    params = finit.mlp(cfg["layers"], cfg["activation"], cfg["output_activation"], seed=seed, init=cfg["init"],
-                       dtype=dtype)
+    params = models.mlp(cfg["layers"], cfg["activation"], cfg["output_activation"], seed=seed, init=cfg["init"],
+                        dtype=dtype)
     if cfg["dropout"] == 0:
         return params
     hidden = range(1, len(params) - 2, 2)  # the hidden activations: Dense, act, ..., Dense, out
@@ -304,19 +314,7 @@ def build(cfg: Mapping[str, Any]) -> Params:
 
 
 def _schedule(cfg: Mapping[str, Any], total: int) -> Any:
-    from fnn import schedules as fs
-
-    lr, name = cfg["lr"], cfg["schedule"]
-    if name == "constant":
-        return lr
-    if name == "cosine":
-        return fs.cosine_decay(lr, steps=total)
-    if name == "step":  # x0.1 at 1/3 and 2/3 of training
-        return fs.step_decay(lr, every=max(-(-total // 3), 1), factor=0.1)
-    if name == "exponential":  # down to 1% at the end
-        return fs.exponential_decay(lr, rate=0.01, steps=total)
-    warm = max(total // 20, 1)
-    return fs.warmup_cosine_decay(lr, warmup_steps=warm, decay_steps=max(total - warm, 1))
+    return SCHEDULES[cfg["schedule"]](cfg["lr"], total)
 
 
 def _optimizer(cfg: Mapping[str, Any], n_train: int) -> tuple[Any, float | None]:

@@ -48,6 +48,7 @@ __all__ = [
     "norm",
     "zeros_like",
     "size",
+    "freeze",
 ]
 
 PyTree = Any
@@ -312,3 +313,18 @@ def size(tree: PyTree) -> int:
     17
     """
     return int(sum(np.size(x) for x in leaves(tree)))
+
+
+def freeze(tree: PyTree) -> PyTree:
+    """Mark every array leaf of ``tree`` read-only, in place; returns ``tree``.
+
+    Only for arrays that fnn itself has just created and no caller has seen.
+
+    >>> a = freeze((np.zeros(2),))[0]
+    >>> a.flags.writeable
+    False
+    """
+    for leaf in leaves(tree):
+        if isinstance(leaf, np.ndarray):
+            leaf.flags.writeable = False
+    return tree

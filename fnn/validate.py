@@ -222,7 +222,8 @@ def _inputs(params: Any, x: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]
 
 
 #: Layer types whose output has the shape of their input: ``_shapes`` steps over them without running them.
-SAME_SHAPE: set[type] = {layers.Sigmoid, layers.Tanh, layers.ReLU, layers.LeakyReLU, layers.Softmax, layers.Identity}
+#: Every activation of :data:`fnn.layers.ACTIVATIONS` (elementwise or softmax) is one.
+SAME_SHAPE: set[type] = {type(a) for a in layers.ACTIVATIONS.values()}
 
 
 def _shapes(params: Any, x: np.ndarray, name: str) -> tuple[int, ...]:

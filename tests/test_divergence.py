@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import costs
+from fnn import costs, runs
 from fnn import random as fr
 from fnn import tree as ft
 
@@ -141,7 +141,6 @@ def test_divergence_leaves_the_callers_params_alone():
 
 
 def test_run_directory_keeps_the_last_finite_checkpoint(tmp_path):
-    runs = pytest.importorskip("fnn.runs")
     out = tmp_path / "run"
     config = {"lr": HUGE, "epochs": 2, "layers": [784, 8, 10], "activation": "identity", "cost": "mse"}
     with pytest.raises(fnn.DivergenceError, match=r"epoch 1, step \d+"):

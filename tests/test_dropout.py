@@ -96,7 +96,7 @@ def test_mask_statistics_match_torch():
                                   layers.apply(fnn.Dropout(0.4), x, Context()))
 
 
-# RandomFlip (fnn.augment): the other random layer, with the same key discipline as Dropout
+# RandomFlip (fnn.layers.augment): the other random layer, with the same key discipline as Dropout
 
 
 def test_random_flip_flips_the_chosen_images_and_its_gradient_flips_back():

@@ -78,12 +78,30 @@ def test_registered_user_record(tmp_path: Path) -> None:
     assert type(back) is Counter and back.n == 1 and np.array_equal(back.total, np.ones(2))
 
 
+def test_files_saved_before_the_layers_package_still_load(tmp_path: Path) -> None:
+    """Layer records stored under their former module names (fnn.layers.Dense, fnn.conv.Conv2D, ...) load."""
+    params = fnn.cnn(0, channels=(2,), hidden=4, batch_norm=True, flip=True) + (fnn.Sigmoid(), fnn.Reshape((10,)))
+    path = tmp_path / "old.npz"
+    fnn.save(path, params)
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    text = entries["tree.json"].decode()
+    for new, old in fio.FORMER_MODULES.items():
+        text = text.replace(f'"{new}.', f'"{old}.')
+    assert '"fnn.conv.Conv2D"' in text and '"fnn.layers.Dense"' in text and "fnn.layers.linear" not in text
+    entries["tree.json"] = text.encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
+    assert fnn.tree.all_equal(fnn.load(path), params)
+
+
 def test_unknown_record_type_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "p.npz"
     fnn.save(path, fnn.mlp([2, 2], seed=0))
     with zipfile.ZipFile(path) as z:
         entries = {n: z.read(n) for n in z.namelist()}
-    entries["tree.json"] = entries["tree.json"].replace(b"fnn.layers.Dense", b"evil.Thing")
+    entries["tree.json"] = entries["tree.json"].replace(b"fnn.layers.linear.Dense", b"evil.Thing")
     with zipfile.ZipFile(path, "w") as z:
         for n, b in entries.items():
             z.writestr(n, b)

@@ -1,7 +1,25 @@
-"""One contract, run over every layer type: shapes, finiteness, gradient structure, finite differences.
+"""One contract, run over every registered layer type: shapes, dtype, batch independence, gradients.
 
-Every registered layer type of fnn has an example here; a new type without one fails
-``test_every_layer_type_has_an_example``.
+``EXAMPLES`` gives every layer type of fnn one or more examples ``(layer, input shape, context)``,
+float64 parameters; each example goes through the same checks:
+
+- shapes: the batch axis is kept, ``dx`` has the shape of ``x``, ``dlayer`` is a record of the
+  layer's type with the structure and leaf shapes and types of the layer;
+- finite values, with every floating-point flag an error (``np.errstate(all="raise")``);
+- gradients: ``dx`` and the gradient of every parameter field against central differences in
+  float64 (fields a layer declares untrained, BatchNorm's running statistics, must have zero ones);
+  ``param_vjp``, where registered, equals the parameter half of ``vjp``; ``update``, where
+  registered, returns a record of the same structure;
+- the dtype is kept: float32 layers and inputs give float32 outputs and gradients;
+- outside training, a batch gives the rows that the examples give one by one (evaluation may
+  run a large batch in slices).
+
+``test_every_registered_type_has_an_example`` runs over ``fnn.layers.registered()``: a type that a
+module of fnn registers and that has no example here fails it. Types registered elsewhere are not
+fnn's and are left out by their module: a test module's types have ``__module__ == "tests..."``;
+a doctest's have the ``__module__`` of the fnn module whose docstring defined them, but are no
+attribute of that module (``getattr(sys.modules[t.__module__], t.__qualname__)`` is not ``t``).
+Adding a layer type to fnn is therefore: its module, plus one entry in ``EXAMPLES``.
 """
 
 import sys
@@ -13,6 +31,10 @@ import pytest
 import fnn
 from fnn import layers, tree
 from fnn import random as fr
+from fnn.layers import Context
+from tests.conftest import vjp_errors
+
+EVAL = Context()
 
 
 def _dense(n_in, n_out, seed=0):
@@ -20,90 +42,110 @@ def _dense(n_in, n_out, seed=0):
     return fnn.Dense(g.standard_normal((n_in, n_out)), g.standard_normal(n_out))
 
 
-# layer, input shape
-EXAMPLES = {
-    fnn.Dense: [(_dense(5, 3), (4, 5)), (_dense(1, 7, 1), (2, 1))],
-    fnn.Sigmoid: [(fnn.Sigmoid(), (4, 6))],
-    fnn.Tanh: [(fnn.Tanh(), (4, 6))],
-    fnn.ReLU: [(fnn.ReLU(), (4, 6))],
-    fnn.LeakyReLU: [(fnn.LeakyReLU(0.1), (4, 6)), (fnn.LeakyReLU(), (3, 2))],
-    fnn.Softmax: [(fnn.Softmax(), (4, 6))],
-    fnn.Identity: [(fnn.Identity(), (4, 6))],
-}
-CASES = [(t.__name__ + str(i), layer, shape) for t, cases in EXAMPLES.items() for i, (layer, shape) in enumerate(cases)]
-
-
-def vjp_errors(layer, x, ctx=None, eps=1e-6, seed=0):
-    """Relative errors of dx and of each parameter leaf of dlayer, against central differences of <apply, r>."""
-    ctx = layers.Context() if ctx is None else ctx
+def _norm(layer, seed=0):
+    """A normalisation layer with random gamma and beta, so no gradient term is trivially zero."""
     g = np.random.default_rng(seed)
-    y = layers.apply(layer, x, ctx)
-    r = g.standard_normal(y.shape)
-    dlayer, dx = layers.vjp(layer, x, y, r, ctx)
-
-    def f(lay, inp):
-        return float(np.vdot(layers.apply(lay, inp, ctx), r))
-
-    def rel(analytic, numeric, scale):
-        return abs(analytic - numeric) / max(scale, abs(numeric), 1e-12)
-
-    errors = []
-    v = g.standard_normal(x.shape)
-    numeric = (f(layer, x + eps * v) - f(layer, x - eps * v)) / (2 * eps)
-    errors.append(rel(float(np.vdot(dx, v)), numeric, np.linalg.norm(dx) * np.linalg.norm(v)))
-    for i, (p, d) in enumerate(zip(layer, dlayer)):
-        if not layers.is_param(p):
-            continue
-        v = g.standard_normal(p.shape)
-        plus = layer._replace(**{layer._fields[i]: p + eps * v})
-        minus = layer._replace(**{layer._fields[i]: p - eps * v})
-        numeric = (f(plus, x) - f(minus, x)) / (2 * eps)
-        errors.append(rel(float(np.vdot(d, v)), numeric, np.linalg.norm(d) * np.linalg.norm(v)))
-    return y, dlayer, dx, errors
+    return layer._replace(gamma=g.uniform(0.5, 2, layer.gamma.shape), beta=g.standard_normal(layer.beta.shape))
 
 
-@pytest.mark.parametrize("name, layer, shape", CASES, ids=[c[0] for c in CASES])
-def test_layer_contract(name, layer, shape):
+# layer type: [(layer, input shape, context)]; float64 parameters
+EXAMPLES = {
+    fnn.Dense: [(_dense(5, 3), (4, 5), EVAL), (_dense(1, 7, 1), (2, 1), EVAL)],
+    fnn.Sigmoid: [(fnn.Sigmoid(), (4, 6), EVAL)],
+    fnn.Tanh: [(fnn.Tanh(), (4, 6), EVAL)],
+    fnn.ReLU: [(fnn.ReLU(), (4, 6), EVAL)],
+    fnn.LeakyReLU: [(fnn.LeakyReLU(0.1), (4, 6), EVAL), (fnn.LeakyReLU(), (3, 2), EVAL)],
+    fnn.Softmax: [(fnn.Softmax(), (4, 6), EVAL)],
+    fnn.Identity: [(fnn.Identity(), (4, 6), EVAL)],
+    fnn.Conv2D: [(fnn.conv2d(0, 2, 3, 3, dtype=np.float64), (2, 5, 6, 2), EVAL),
+                 (fnn.conv2d(1, 1, 2, (2, 3), 2, 1, dtype=np.float64), (3, 7, 6, 1), EVAL)],
+    fnn.MaxPool2D: [(fnn.MaxPool2D(2), (2, 4, 5, 3), EVAL), (fnn.MaxPool2D(3, 2), (1, 7, 7, 2), EVAL)],
+    fnn.AvgPool2D: [(fnn.AvgPool2D(2), (2, 4, 5, 3), EVAL), (fnn.AvgPool2D(3, 1), (1, 4, 4, 2), EVAL)],
+    fnn.Flatten: [(fnn.Flatten(), (2, 3, 4, 2), EVAL)],
+    fnn.Reshape: [(fnn.Reshape((2, -1)), (3, 8), EVAL)],
+    fnn.Dropout: [(fnn.Dropout(0.5), (4, 6), EVAL), (fnn.Dropout(0.3), (4, 6), Context(True, fr.key(0)))],
+    fnn.LayerNorm: [(_norm(fnn.layer_norm(6, dtype=np.float64)), (4, 6), EVAL),
+                    (_norm(fnn.layer_norm((3, 2), dtype=np.float64)), (2, 4, 3, 2), EVAL)],
+    fnn.BatchNorm: [(_norm(fnn.batch_norm(3, dtype=np.float64)), (5, 3), Context(True, None)),
+                    (_norm(fnn.batch_norm(2, dtype=np.float64)), (2, 3, 3, 2), EVAL)],
+    fnn.RandomFlip: [(fnn.RandomFlip(), (4, 3, 5, 2), EVAL),
+                     (fnn.RandomFlip(0.7), (6, 2, 3, 1), Context(True, fr.key(1)))],
+}
+UNTRAINED = {fnn.BatchNorm: ("mean", "var")}  # float fields moved by ``update``, never by gradients
+CASES = [pytest.param(layer, shape, ctx, id=f"{t.__name__}{i}")
+         for t, cases in EXAMPLES.items() for i, (layer, shape, ctx) in enumerate(cases)]
+
+
+def _fnn_types():
+    """The registered types that a module of fnn defines (see the module docstring)."""
+    def own(t):
+        return t.__module__.startswith("fnn.") and getattr(sys.modules[t.__module__], t.__qualname__, None) is t
+
+    return [t for t in layers.registered() if own(t)]
+
+
+def test_every_registered_type_has_an_example():
+    missing = sorted(t.__name__ for t in _fnn_types() if t not in EXAMPLES)
+    assert not missing, f"add contract examples to tests/test_layers.py EXAMPLES for: {missing}"
+    assert set(EXAMPLES) <= set(_fnn_types()), "every example is of a type fnn registers"
+
+
+def test_types_from_tests_and_doctests_are_left_out():
+    class Here(NamedTuple):
+        pass
+
+    fnn.register(Here, lambda layer, x: x, lambda layer, x, y, dy: (layer, dy))
+    assert Here in layers.registered() and Here not in _fnn_types()
+    namespace = {"__name__": "fnn.layers.core"}  # as a doctest of fnn.layers.core runs
+    exec("from typing import NamedTuple\nclass Doc(NamedTuple):\n    pass", namespace)
+    fnn.register(namespace["Doc"], lambda layer, x: x, lambda layer, x, y, dy: (layer, dy))
+    assert namespace["Doc"].__module__ == "fnn.layers.core" and namespace["Doc"] not in _fnn_types()
+
+
+@pytest.mark.parametrize("layer, shape, ctx", CASES)
+def test_layer_contract(layer, shape, ctx):
     x = np.random.default_rng(1).standard_normal(shape)
     with np.errstate(all="raise"):
-        y, dlayer, dx, errors = vjp_errors(layer, x)
+        y, dlayer, dx, errors = vjp_errors(layer, x, ctx)
     assert y.shape[0] == x.shape[0], "batch-first: the batch axis is kept"
     assert np.isfinite(y).all() and np.isfinite(dx).all()
-    assert dx.shape == x.shape
+    assert dx.shape == x.shape and dx.dtype == x.dtype
     assert type(dlayer) is type(layer)
     assert tree.structure(dlayer) == tree.structure(layer)
-    for p, d in zip(layer, dlayer):
-        assert np.shape(p) == np.shape(d)
-    assert max(errors) < 1e-6, errors
+    for p, d in zip(tree.leaves(layer), tree.leaves(dlayer)):
+        assert np.shape(p) == np.shape(d) and type(p) is type(d)
+        assert not isinstance(d, np.ndarray) or np.isfinite(d).all()
+    untrained = UNTRAINED.get(type(layer), ())
+    assert all(not getattr(dlayer, f).any() for f in untrained), "untrained fields have zero gradients"
+    trained = {k: e for k, e in errors.items() if k not in untrained}
+    assert max(trained.values()) < 1e-6, errors
+    r = layers.rule(layer)
+    if r.param_vjp is not None:
+        assert not r.context
+        dy = np.random.default_rng(2).standard_normal(y.shape)
+        assert tree.all_equal(r.param_vjp(layer, x, y, dy), layers.vjp(layer, x, y, dy)[0])
+    if r.update is not None:
+        moved = r.update(layer, x, Context(True, fr.key(3)))
+        assert type(moved) is type(layer) and tree.structure(moved) == tree.structure(layer)
 
 
-@pytest.mark.parametrize("name, layer, shape", CASES, ids=[c[0] for c in CASES])
-def test_layer_keeps_float32(name, layer, shape):
+@pytest.mark.parametrize("layer, shape, ctx", CASES)
+def test_layer_keeps_float32(layer, shape, ctx):
     layer32 = tree.map(lambda a: a.astype(np.float32) if layers.is_param(a) else a, layer)
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
-    y = layers.apply(layer32, x)
-    dlayer, dx = layers.vjp(layer32, x, y, np.ones_like(y))
+    y = layers.apply(layer32, x, ctx)
+    dlayer, dx = layers.vjp(layer32, x, y, np.ones_like(y), ctx)
     assert y.dtype == np.float32 and dx.dtype == np.float32
     assert all(d.dtype == np.float32 for d in tree.leaves(dlayer) if isinstance(d, np.ndarray))
 
 
-@pytest.mark.parametrize("name, layer, shape", CASES, ids=[c[0] for c in CASES])
-def test_batch_equals_row_by_row(name, layer, shape):
+@pytest.mark.parametrize("layer, shape, ctx", CASES)
+def test_batch_equals_row_by_row_outside_training(layer, shape, ctx):
+    del ctx  # outside training, whatever the example's mode
     x = np.random.default_rng(3).standard_normal(shape)
     whole = layers.apply(layer, x)
     rows = np.concatenate([layers.apply(layer, x[i : i + 1]) for i in range(len(x))])
     np.testing.assert_allclose(whole, rows, rtol=1e-12, atol=1e-12)
-
-
-def test_every_layer_type_has_an_example():
-    from tests import layer_examples_extra  # noqa: F401  (examples for layers outside fnn.layers)
-
-    def in_fnn(t: type) -> bool:  # a class of fnn's modules, not one a doctest registered on the way
-        return t.__module__.startswith("fnn.") and getattr(sys.modules[t.__module__], t.__name__, None) is t
-
-    core = set(filter(in_fnn, layers.registered()))
-    covered = set(EXAMPLES) | set(layer_examples_extra.EXAMPLES)
-    assert core <= covered, f"add examples for: {sorted(t.__name__ for t in core - covered)}"
 
 
 def test_unregistered_layer_is_a_clear_error():
@@ -158,7 +200,7 @@ def test_user_layer_works_everywhere_with_no_extra_code():
     errors = fnn.check_grad(params, (x, y), fnn.mse, mode="coordinates")
     assert max(tree.leaves(errors)) < 1e-6
     _, _, _, errs = vjp_errors(Scale(g.standard_normal(3)), g.standard_normal((5, 3)))
-    assert max(errs) < 1e-6
+    assert max(errs.values()) < 1e-6
     trained, history = fnn.train(params, (x, y), epochs=30, batch_size=4, lr=2.0, seed=0)
     assert history[-1].loss < history[0].loss
     assert isinstance(trained[1], Scale) and not trained[1].s.flags.writeable

@@ -48,7 +48,7 @@ def test_value_and_grad_equals_loss_and_grad():
 
 
 @pytest.mark.parametrize("cost", [fnn.mse, fnn.cross_entropy, fnn.binary_cross_entropy], ids=lambda c: c.name)
-@pytest.mark.parametrize("activation", sorted(fnn.init.ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(fnn.layers.ACTIVATIONS))
 def test_whole_network_gradients_match_finite_differences(cost, activation):
     g = np.random.default_rng(4)
     params = fnn.mlp([6, 5, 4, 3], activation, "identity", seed=1, dtype=np.float64)
@@ -110,7 +110,7 @@ def test_float64_networks_compute_in_float64():
     sizes=st.lists(st.integers(1, 9), min_size=2, max_size=4),
     n=st.integers(1, 6),
     seed=st.integers(0, 2**16),
-    activation=st.sampled_from(sorted(fnn.init.ACTIVATIONS)),
+    activation=st.sampled_from(sorted(fnn.layers.ACTIVATIONS)),
 )
 def test_forward_on_a_batch_equals_row_by_row(sizes, n, seed, activation):
     params = fnn.mlp(sizes, activation, seed=seed, dtype=np.float64)

@@ -301,8 +301,6 @@ def test_settings_are_not_decayed_or_counted():
 
 
 def test_state_saves_and_loads_exactly(tmp_path):
-    if not hasattr(fnn, "save"):
-        pytest.skip("fnn.save is not available")
     opt = OPTIMIZERS["clipped_adam_cosine"]()
     params, grads = _params(), _grads(3)
     _, state = _run(opt, params, grads[:2])

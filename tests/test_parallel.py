@@ -21,8 +21,6 @@ import pytest
 import fnn
 from fnn import parallel
 
-distributed = pytest.importorskip("distributed")
-
 # Dask can leave sockets and comms to be closed by the garbage collector when a cluster
 # shuts down or a worker is killed (ResourceWarning, surfacing as an unraisable-exception
 # warning); that is the engine's housekeeping, not fnn's, so it is not an error here.
@@ -35,6 +33,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def client():
+    pytest.importorskip("distributed")  # optional (the dask extra): only the Dask tests skip without it
     from distributed import Client, LocalCluster
 
     # dashboard_address=":0": any free port, so a second cluster on this machine (another test
@@ -119,8 +118,7 @@ def test_dask_training_data_live_on_every_worker(client, executor):
 def test_dask_train_float64_matches_closely(executor):
     x, y = _data(n=200)
     params = fnn.mlp([5, 8, 3], seed=2, dtype=np.float64)
-    kw = dict(epochs=2, batch_size=50, optimizer=fnn.adam(1e-2) if hasattr(fnn, "adam") else None,
-              lr=None if hasattr(fnn, "adam") else 0.1, cost=fnn.cross_entropy, seed=3)
+    kw = dict(epochs=2, batch_size=50, optimizer=fnn.adam(1e-2), cost=fnn.cross_entropy, seed=3)
     trained, _ = fnn.train(params, (x, y), executor=executor, shards=3, **kw)
     ref, _ = fnn.train(params, (x, y), **kw)
     _close(trained, ref, np.float64)
@@ -154,10 +152,9 @@ def test_more_shards_than_rows_and_default_shards():
 
 
 def test_dropout_keys_per_shard():
-    dropout = pytest.importorskip("fnn.dropout")
     x, y = _data(n=40)
     params = fnn.mlp([5, 8, 3], seed=0, dtype=np.float64)
-    params = (params[0], params[1], dropout.Dropout(0.5), *params[2:])
+    params = (params[0], params[1], fnn.Dropout(0.5), *params[2:])
     with ThreadPoolExecutor(2) as ex:
         one = parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=1, train=True, key=7)
         two = parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=2, train=True, key=7)
@@ -169,10 +166,9 @@ def test_dropout_keys_per_shard():
 
 
 def test_stateful_layers_are_refused():
-    normalization = pytest.importorskip("fnn.normalization")
     x, y = _data(n=20)
     params = fnn.mlp([5, 4, 3], seed=0)
-    params = (params[0], normalization.batch_norm(4), *params[1:])
+    params = (params[0], fnn.batch_norm(4), *params[1:])
     with ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="running statistics"):
         fnn.train(params, (x.astype(np.float32), y), epochs=1, batch_size=10, lr=0.1, executor=ex, shards=2)
 
@@ -232,7 +228,8 @@ def _without_wall_clock(record):
 
 
 def test_sweep_of_four_seeds_equals_runs_one_by_one(executor):
-    runs = pytest.importorskip("fnn.runs")
+    from fnn import runs
+
     # Dask starts its workers with one BLAS thread; the test-set metrics are one large matrix
     # product whose last bits depend on the BLAS thread count, so the local runs use one too.
     threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -248,7 +245,6 @@ def test_sweep_of_four_seeds_equals_runs_one_by_one(executor):
 
 
 def test_sweep_writes_run_directories(tmp_path):
-    pytest.importorskip("fnn.runs")
     with ThreadPoolExecutor(2) as ex:
         records = parallel.sweep([{"seed": 0, "epochs": 1}, {"seed": 1, "epochs": 0}], ex, out=tmp_path)
     assert records[0]["status"] == "completed"

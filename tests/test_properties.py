@@ -13,7 +13,7 @@ import fnn
 from fnn import costs
 from fnn import tree as ft
 
-ACTIVATIONS = sorted(fnn.init.ACTIVATIONS)
+ACTIVATIONS = sorted(fnn.layers.ACTIVATIONS)
 COSTS = list(costs.COSTS.values())
 PROPS = settings(max_examples=80, deadline=None)
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fnn.layers import register, zero_grad
+from fnn.layers.core import register, zero_grad
 
 __all__ = ["Flatten", "Reshape"]
 

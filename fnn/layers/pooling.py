@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fnn.layers import register, zero_grad
+from fnn.layers.core import register, zero_grad
 
 __all__ = ["MaxPool2D", "AvgPool2D"]
 

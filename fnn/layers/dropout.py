@@ -29,9 +29,9 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.layers import Context, register, training_key
+from fnn.layers.core import Context, register, training_key
 
-__all__ = ["Dropout", "dropout_mask"]
+__all__ = ["Dropout", "dropout_mask", "check_rate"]
 
 
 class Dropout(NamedTuple):
@@ -40,7 +40,16 @@ class Dropout(NamedTuple):
     rate: float = 0.5
 
 
-def _check_rate(rate: float) -> float:
+def check_rate(rate: float) -> float:
+    """A drop probability checked at the boundary: a real number in ``[0, 1)``, as a float.
+
+    >>> check_rate(0.25)
+    0.25
+    >>> check_rate(1.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Dropout rate is the probability of dropping an input and must lie in [0, 1), got 1.0; ...
+    """
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
         raise ValueError(
             f"Dropout rate is the probability of dropping an input and must lie in [0, 1), got {rate!r}; "
@@ -60,7 +69,7 @@ def dropout_mask(key: fr.KeyLike, rate: float, shape: tuple[int, ...], dtype: np
 
 
 def _mask(layer: Dropout, x: np.ndarray, ctx: Context) -> np.ndarray | None:
-    rate = _check_rate(layer.rate)
+    rate = check_rate(layer.rate)
     if not ctx.train or rate == 0:
         return None
     return dropout_mask(training_key(ctx, "Dropout"), rate, x.shape, x.dtype)

@@ -41,8 +41,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.layers import register
-from fnn.network import freeze
+from fnn.layers.core import register
+from fnn.tree import freeze
 
 __all__ = ["Conv2D", "conv2d", "resolve_padding"]
 

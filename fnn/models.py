@@ -1,8 +1,9 @@
-"""Ready networks: a small CNN and a regularised MLP, as plain tuples of layer records.
+"""Ready networks, as plain tuples of layer records: the MLP, a small CNN and a regularised MLP.
 
-Each preset only builds params; train it like any network. The Fashion-MNIST
-runs in the README use these through ``fnn train`` (``--model cnn``, ``--dropout``,
-``--weight-decay``); close equivalents in Python:
+Each builder only builds params; train the result like any network. Names (``"sigmoid"``,
+``"he"``) are resolved here, at the edge, through the tables :data:`fnn.layers.ACTIVATIONS`
+and :data:`fnn.layers.INITS`. The Fashion-MNIST runs in the README use these through
+``fnn train`` (``--model cnn``, ``--dropout``, ``--weight-decay``); close equivalents in Python:
 
 - CNN, NHWC images ``(batch, 28, 28, 1)``, a fresh key per step for dropout and flips (the
   README's 0.9318 run): ``fnn.train(fnn.cnn(seed, channels=(32, 64), flip=True, dropout=0.25),
@@ -12,7 +13,7 @@ runs in the README use these through ``fnn train`` (``--model cnn``, ``--dropout
   ``fnn.train(fnn.dropout_mlp([784, 1024, 1024, 10], rate=0.3), (x, y), epochs=30, batch_size=128,
   optimizer=fnn.adamw(fnn.cosine_decay(1e-3, steps), weight_decay=0.01), cost=fnn.cross_entropy)``.
 
-Every layer is an ordinary record, so a preset is a starting point: slice it,
+Every layer is an ordinary record, so a model is a starting point: slice it,
 splice layers in, or write the tuple out by hand (the README shows one).
 
 >>> import fnn, numpy as np
@@ -32,16 +33,58 @@ import numpy as np
 
 from fnn import layers
 from fnn import random as fr
-from fnn.augment import RandomFlip
-from fnn.conv import conv2d
-from fnn.dropout import Dropout, _check_rate
-from fnn.init import dense
-from fnn.normalization import batch_norm as _batch_norm
-from fnn.pooling import MaxPool2D
-from fnn.reshape import Flatten
+from fnn.layers import (
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    RandomFlip,
+    check_rate,
+    conv2d,
+    dense,
+    get_activation,
+)
+from fnn.layers import batch_norm as _batch_norm
 from fnn.validate import positive_int
 
-__all__ = ["cnn", "dropout_mlp"]
+__all__ = ["mlp", "cnn", "dropout_mlp"]
+
+
+def mlp(
+    sizes: Sequence[int],
+    activation: Any = "sigmoid",
+    output_activation: Any = None,
+    *,
+    seed: fr.KeyLike = 0,
+    init: str = "xavier",
+    dtype: Any = np.float32,
+) -> tuple[Any, ...]:
+    """A multilayer perceptron: ``Dense`` layers of the given sizes with activations between them.
+
+    Args:
+      sizes: ``[n_in, hidden..., n_out]``, e.g. ``[784, 16, 16, 10]``.
+      activation: a name from :data:`fnn.layers.ACTIVATIONS` or a record: the hidden activation.
+      output_activation: name or record after the last layer; ``None`` means the same as
+        ``activation`` (the classic all-sigmoid network). Use ``"identity"`` for logits.
+      seed: an int seed or key; layer ``i`` uses ``fnn.random.split(seed, n)[i]``.
+      init: a name from :data:`fnn.layers.INITS`, for every ``Dense`` layer.
+      dtype: the parameters' float dtype.
+
+    Returns:
+      The tuple of layer records ``(Dense, act, Dense, act, ..., Dense, out_act)``.
+
+    >>> [type(l).__name__ for l in mlp([784, 16, 16, 10])]
+    ['Dense', 'Sigmoid', 'Dense', 'Sigmoid', 'Dense', 'Sigmoid']
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output size, got {sizes}; e.g. [784, 16, 10].")
+    hidden = get_activation(activation)
+    out = hidden if output_activation is None else get_activation(output_activation)
+    keys = fr.split(seed, len(sizes) - 1)
+    net: list[Any] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        net += [dense(keys[i], n_in, n_out, init=init, dtype=dtype), hidden if i < len(sizes) - 2 else out]
+    return tuple(net)
 
 
 def cnn(
@@ -97,12 +140,12 @@ def cnn(
                 "use fewer entries in channels."
             )
     net.append(Flatten())
-    if _check_rate(dropout) > 0:
+    if check_rate(dropout) > 0:
         net.append(Dropout(float(dropout)))
     n_in = h * w * c
     if hidden:
         net += [dense(keys[-2], n_in, hidden, init="he", dtype=dtype), layers.ReLU()]
-        if _check_rate(hidden_dropout) > 0:
+        if check_rate(hidden_dropout) > 0:
             net.append(Dropout(float(hidden_dropout)))
         n_in = hidden
     net.append(dense(keys[-1], n_in, positive_int(n_classes, "n_classes"), dtype=dtype))
@@ -129,12 +172,12 @@ def dropout_mlp(
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output size, got {sizes}; e.g. [784, 512, 10].")
     keys = fr.split(seed, len(sizes) - 1)
-    net: list[Any] = [Dropout(float(input_rate))] if _check_rate(input_rate) > 0 else []
+    net: list[Any] = [Dropout(float(input_rate))] if check_rate(input_rate) > 0 else []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         net.append(dense(keys[i], n_in, n_out, init="xavier" if last else "he", dtype=dtype))
         if not last:
             net.append(layers.ReLU())
-            if _check_rate(rate) > 0:
+            if check_rate(rate) > 0:
                 net.append(Dropout(float(rate)))
     return tuple(net)

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.layers import Context, register, training_key
+from fnn.layers.core import Context, register, training_key
 
 __all__ = ["RandomFlip"]
 

@@ -1,4 +1,4 @@
-"""dense and mlp: shapes, dtypes, initialiser statistics, reproducibility, name errors."""
+"""Initialisers (fnn.layers.initializers), fnn.dense and fnn.mlp: shapes, statistics, reproducibility, errors."""
 
 import subprocess
 import sys

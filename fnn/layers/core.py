@@ -1,4 +1,4 @@
-"""Layers: immutable records, each with a forward rule and its hand-derived backward rule.
+"""The layer contract and its registry: what every layer type provides, and how it is looked up.
 
 The contract, stated once. A layer type is a ``NamedTuple`` record whose
 floating-point array fields are its parameters (``Dense(w, b)``) and whose
@@ -24,7 +24,10 @@ alone: backpropagation uses it for a network's first layer, whose ``dx`` nobody 
 Arrays are batch-first: ``x`` is ``(batch, features)`` for dense layers. Outside training a
 layer must treat the examples of a batch independently (evaluation runs a large batch in
 slices); only training mode may mix them, as batch normalisation does.
-Adding a layer type, inside fnn or in your own module, touches nothing else:
+
+fnn's own layer types live one family per module of this package (:mod:`fnn.layers.linear`,
+:mod:`fnn.layers.activations`, :mod:`fnn.layers.conv`, ...), each with its record, rules and
+builder side by side. Adding a layer type, inside fnn or in your own module, touches nothing else:
 
 >>> from typing import NamedTuple
 >>> import numpy as np
@@ -57,14 +60,6 @@ __all__ = [
     "vjp",
     "is_param",
     "zero_grad",
-    "Dense",
-    "Sigmoid",
-    "Tanh",
-    "ReLU",
-    "LeakyReLU",
-    "Softmax",
-    "Identity",
-    "sigmoid",
     "elementwise",
 ]
 
@@ -127,6 +122,21 @@ def register(
       param_vjp: optionally, ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of
         ``vjp`` alone; backpropagation uses it for the first layer, whose ``dx`` nobody needs
         (for a dense layer that saves a third of its backward matrix products).
+
+    Returns:
+      ``layer_type``, so ``register`` also works as a one-line statement after the class.
+
+    A layer ``y = s * x`` with a learned scale per feature; ``ds = sum_batch(dy * x)``, ``dx = s * dy``:
+
+    >>> from typing import NamedTuple
+    >>> import numpy as np
+    >>> class Scale(NamedTuple):
+    ...     s: np.ndarray
+    >>> register(Scale, apply=lambda layer, x: x * layer.s,
+    ...          vjp=lambda layer, x, y, dy: (Scale((dy * x).sum(axis=0)), dy * layer.s)).__name__
+    'Scale'
+    >>> apply(Scale(np.array([2.0, 3.0])), np.array([[1.0, 1.0]]))
+    array([[2., 3.]])
     """
     if not (isinstance(layer_type, type) and issubclass(layer_type, tuple) and hasattr(layer_type, "_fields")):
         raise TypeError(
@@ -138,12 +148,31 @@ def register(
 
 
 def registered() -> tuple[type, ...]:
-    """The layer types registered so far."""
+    """The layer types registered so far, in the order of registration.
+
+    Importing :mod:`fnn` registers fnn's own types; yours join them when their module runs
+    :func:`register`. The contract test of the suite runs over this tuple.
+
+    >>> import fnn
+    >>> fnn.Dense in registered() and fnn.Conv2D in registered()
+    True
+    """
     return tuple(_RULES)
 
 
 def rule(layer: Any) -> Rule:
-    """The registered :class:`Rule` of ``layer``'s type; a clear error when there is none."""
+    """The registered :class:`Rule` of ``layer``'s type; a clear error when there is none.
+
+    >>> import fnn
+    >>> r = rule(fnn.Dropout(0.5))
+    >>> r.context, r.update is None
+    (True, True)
+    >>> rule((1, 2))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: tuple is not a registered layer type (got (1, 2)).
+    ...
+    """
     found = _RULES.get(type(layer))
     if found is None:
         names = ", ".join(sorted(t.__name__ for t in _RULES))
@@ -156,7 +185,17 @@ def rule(layer: Any) -> Rule:
 
 
 def apply(layer: Any, x: np.ndarray, ctx: Context = _EVAL) -> np.ndarray:
-    """Run one layer forward; ``ctx`` reaches only layers registered with ``context=True``."""
+    """Run one layer forward: ``y = apply(layer, x)``, e.g. ``(batch, n_in) -> (batch, n_out)`` for a dense layer.
+
+    ``ctx`` (default: evaluation, no key) reaches only layers registered with ``context=True``.
+    A network is run by :func:`fnn.forward`, which calls this layer by layer.
+
+    >>> import fnn, numpy as np
+    >>> apply(fnn.Dense(np.ones((2, 1)), np.zeros(1)), np.array([[1.0, 2.0]]))
+    array([[3.]])
+    >>> apply(fnn.Dropout(0.5), np.ones((1, 4)), Context(train=True, key=fnn.random.key(0)))
+    array([[2., 2., 0., 0.]])
+    """
     r = rule(layer)
     return r.apply(layer, x, ctx) if r.context else r.apply(layer, x)
 
@@ -164,7 +203,17 @@ def apply(layer: Any, x: np.ndarray, ctx: Context = _EVAL) -> np.ndarray:
 def vjp(
     layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context = _EVAL
 ) -> tuple[Any, np.ndarray]:
-    """Run one layer backward: ``(dlayer, dx)`` for output gradient ``dy``."""
+    """Run one layer backward: ``(dlayer, dx)`` for the input ``x``, output ``y`` and output gradient ``dy``.
+
+    ``dy`` has the shape of ``y``, ``dx`` that of ``x``; ``dlayer`` is a record of the layer's type
+    (zeros for settings). For a dense layer ``dw = x^T dy``, ``db = sum_batch(dy)``, ``dx = dy w^T``:
+
+    >>> import fnn, numpy as np
+    >>> layer, x = fnn.Dense(np.ones((2, 1)), np.zeros(1)), np.array([[1.0, 2.0]])
+    >>> dlayer, dx = vjp(layer, x, apply(layer, x), np.array([[1.0]]))
+    >>> dlayer.w.ravel(), dlayer.b, dx
+    (array([1., 2.]), array([1.]), array([[1., 1.]]))
+    """
     r = rule(layer)
     return r.vjp(layer, x, y, dy, ctx) if r.context else r.vjp(layer, x, y, dy)
 
@@ -186,57 +235,11 @@ def zero_grad(layer: Any) -> Any:
     (numbers, tuples of numbers; ``None`` stays) as zeros of their type. The gradient of a layer
     without parameters, and of the layers backpropagation never needs to reach.
 
-    >>> zero_grad(LeakyReLU(0.1))
+    >>> import fnn
+    >>> zero_grad(fnn.LeakyReLU(0.1))
     LeakyReLU(slope=0.0)
     """
     return ft.map(lambda f: np.zeros_like(f) if is_param(f) else type(f)(0), layer)
-
-
-# ---------------------------------------------------------------------------
-# Dense
-# ---------------------------------------------------------------------------
-
-
-class Dense(NamedTuple):
-    r"""A fully connected layer: ``y = x @ w + b``.
-
-    Fields: ``w: (n_in, n_out)``, ``b: (n_out,)``. Backward, for ``dy: (batch, n_out)``:
-
-    .. math:: dw = x^T dy, \quad db = \textstyle\sum_{batch} dy, \quad dx = dy\, w^T
-
-    >>> layer = Dense(np.ones((2, 3)), np.zeros(3))
-    >>> apply(layer, np.array([[1.0, 2.0]]))
-    array([[3., 3., 3.]])
-    """
-
-    w: np.ndarray
-    b: np.ndarray
-
-
-def _dense_apply(layer: Dense, x: np.ndarray) -> np.ndarray:
-    y = x @ layer.w  # (batch, n_out)
-    y += layer.b
-    return y
-
-
-def _dense_param_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> Dense:
-    del y
-    dw = x.T @ dy  # (n_in, n_out); BLAS reads the transpose in place
-    db = np.add.reduce(dy, axis=0)  # (n_out,)
-    return Dense(dw, db)
-
-
-def _dense_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Dense, np.ndarray]:
-    dx = dy @ layer.w.T  # (batch, n_in)
-    return _dense_param_vjp(layer, x, y, dy), dx
-
-
-register(Dense, _dense_apply, _dense_vjp, param_vjp=_dense_param_vjp)
-
-
-# ---------------------------------------------------------------------------
-# Elementwise activations: a record with no arrays, lifted from two one-liners
-# ---------------------------------------------------------------------------
 
 
 def elementwise(
@@ -244,10 +247,22 @@ def elementwise(
     f: Callable[..., np.ndarray],
     df: Callable[..., np.ndarray],
 ) -> type:
-    """Register an elementwise activation from ``f(x)`` and ``df(x, y) = dy/dx``.
+    """Register an elementwise activation from ``f(x)`` and ``df(x, y) = dy/dx``; returns the type.
 
     ``f`` and ``df`` may take the layer as a first argument when it has settings
-    (see ``LeakyReLU``); the backward rule is ``dx = dy * df(x, y)``.
+    (see ``LeakyReLU``); the backward rule is ``dx = dy * df(x, y)``, for ``x, y, dy``
+    of any one shape such as ``(batch, n)``.
+
+    Softplus, ``y = log(1 + exp(x))``, ``dy/dx = sigmoid(x) = 1 - exp(-y)``:
+
+    >>> from typing import NamedTuple
+    >>> import numpy as np
+    >>> class Softplus(NamedTuple):
+    ...     pass
+    >>> _ = elementwise(Softplus, lambda x: np.logaddexp(0, x), lambda x, y: -np.expm1(-y))
+    >>> y = apply(Softplus(), np.array([[0.0]]))
+    >>> y.round(4), vjp(Softplus(), np.array([[0.0]]), y, np.ones((1, 1)))[1]
+    (array([[0.6931]]), array([[0.5]]))
     """
     takes_layer = bool(getattr(layer_type, "_fields", ()))
     if takes_layer:
@@ -261,95 +276,3 @@ def elementwise(
         lambda layer, x: f(x),
         lambda layer, x, y, dy: (layer, dy * df(x, y)),
     )
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """The logistic function ``1 / (1 + exp(-x))``, computed as ``0.5 * (1 + tanh(x / 2))``.
-
-    The tanh form never overflows, so it is exact and warning-free for any finite input.
-
-    >>> sigmoid(np.array([-1e4, 0.0, 1e4]))
-    array([0. , 0.5, 1. ])
-    """
-    half = np.asarray(0.5, dtype=x.dtype)
-    y = np.multiply(x, half)
-    np.tanh(y, out=y)
-    y += 1
-    y *= half
-    return y
-
-
-class Sigmoid(NamedTuple):
-    """``y = sigmoid(x)``; ``dy/dx = y (1 - y)``.
-
-    >>> apply(Sigmoid(), np.array([[0.0]]))
-    array([[0.5]])
-    """
-
-
-class Tanh(NamedTuple):
-    """``y = tanh(x)``; ``dy/dx = 1 - y^2``."""
-
-
-class ReLU(NamedTuple):
-    """``y = max(x, 0)``; ``dy/dx = [x > 0]``."""
-
-
-class LeakyReLU(NamedTuple):
-    """``y = x`` where ``x > 0``, else ``slope * x``; ``dy/dx`` is 1 or ``slope``.
-
-    >>> apply(LeakyReLU(0.1), np.array([[-2.0, 3.0]]))
-    array([[-0.2,  3. ]])
-    """
-
-    slope: float = 0.01
-
-
-class Identity(NamedTuple):
-    """``y = x``: the output layer for logits (use with :func:`fnn.cross_entropy`)."""
-
-
-def _sigmoid_vjp(layer: Sigmoid, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Sigmoid, np.ndarray]:
-    del x
-    dx = 1 - y  # (batch, n): dy * y (1 - y) with one new array
-    dx *= y
-    dx *= dy
-    return layer, dx
-
-
-register(Sigmoid, lambda layer, x: sigmoid(x), _sigmoid_vjp)
-elementwise(Tanh, np.tanh, lambda x, y: 1 - y * y)
-elementwise(ReLU, lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype))
-elementwise(
-    LeakyReLU,
-    lambda layer, x: np.where(x > 0, x, x * np.asarray(layer.slope, x.dtype)),
-    lambda layer, x, y: np.where(x > 0, np.asarray(1, x.dtype), np.asarray(layer.slope, x.dtype)),
-)
-register(Identity, lambda layer, x: x, lambda layer, x, y, dy: (layer, dy))
-
-
-class Softmax(NamedTuple):
-    r"""``y_i = exp(x_i) / sum_j exp(x_j)`` over the last axis.
-
-    Backward: :math:`dx = y \odot (dy - \textstyle\sum_j dy_j y_j)`.
-    For classification prefer ``Identity`` outputs with :func:`fnn.cross_entropy`,
-    which works on logits and is exact for extreme values.
-
-    >>> apply(Softmax(), np.array([[0.0, 0.0]]))
-    array([[0.5, 0.5]])
-    """
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, shifted by the row maximum so it never overflows."""
-    with np.errstate(under="ignore"):  # exp of a very negative shift is exactly 0, as intended
-        e = np.exp(x - x.max(axis=-1, keepdims=True))  # (batch, k)
-    e /= e.sum(axis=-1, keepdims=True)
-    return e
-
-
-register(
-    Softmax,
-    lambda layer, x: softmax(x),
-    lambda layer, x, y, dy: (layer, y * (dy - (dy * y).sum(axis=-1, keepdims=True))),
-)
