@@ -10,11 +10,12 @@ epochs. Randomness comes only from explicit seeds and keys.
 (2, 10)
 """
 
-from fnn import data, datasets, io, optim, parallel, random, schedules, tree
+from fnn import data, datasets, io, metrics, optim, parallel, random, schedules, tree
 from fnn.augment import RandomFlip
 from fnn.checks import check_grad
 from fnn.conv import Conv2D, conv2d
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
+from fnn.describe import LayerSummary, Summary, num_params, summary
 from fnn.dropout import Dropout
 from fnn.init import dense, mlp
 from fnn.io import load, save
@@ -29,6 +30,7 @@ from fnn.layers import (
     Tanh,
     register,
 )
+from fnn.metrics import confusion_matrix, per_class_accuracy, probabilities
 from fnn.network import (
     accuracy,
     apply_updates,
@@ -94,6 +96,7 @@ __all__ = [
     "data",
     "datasets",
     "io",
+    "metrics",
     "optim",
     "schedules",
     "parallel",
@@ -138,6 +141,14 @@ __all__ = [
     "predict",
     "accuracy",
     "check_grad",
+    # inspecting a network and its predictions
+    "num_params",
+    "summary",
+    "Summary",
+    "LayerSummary",
+    "probabilities",
+    "confusion_matrix",
+    "per_class_accuracy",
     # optimizers and schedules (state records live in fnn.optim)
     "GradientTransformation",
     "chain",

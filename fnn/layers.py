@@ -21,6 +21,12 @@ returning the record with its statistics moved after a training step. A layer ma
 also register ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of ``vjp``
 alone: backpropagation uses it for a network's first layer, whose ``dx`` nobody needs.
 
+Two declarations describe a type to the rest of fnn: ``squashes=True`` says the layer's
+output is squashed or rectified (sigmoid, tanh, ReLU, softmax, ...), so it cannot be the
+logits that :data:`fnn.cross_entropy` and :data:`fnn.binary_cross_entropy` take; and
+``statistics=("mean", "var")`` names float fields that ``update`` moves instead of an
+optimizer (they are not counted by :func:`fnn.num_params`).
+
 Arrays are batch-first: ``x`` is ``(batch, features)`` for dense layers. Outside training a
 layer must treat the examples of a batch independently (evaluation runs a large batch in
 slices); only training mode may mix them, as batch normalisation does.
@@ -56,6 +62,7 @@ __all__ = [
     "apply",
     "vjp",
     "is_param",
+    "trainable",
     "zero_grad",
     "Dense",
     "Sigmoid",
@@ -65,6 +72,7 @@ __all__ = [
     "Softmax",
     "Identity",
     "sigmoid",
+    "softmax",
     "elementwise",
 ]
 
@@ -84,6 +92,8 @@ class Rule(NamedTuple):
     context: bool = False
     update: Callable[..., Any] | None = None
     param_vjp: Callable[..., Any] | None = None
+    squashes: bool = False
+    statistics: tuple[str, ...] = ()
 
 
 _RULES: dict[type, Rule] = {}
@@ -114,6 +124,8 @@ def register(
     context: bool = False,
     update: Callable[..., Any] | None = None,
     param_vjp: Callable[..., Any] | None = None,
+    squashes: bool = False,
+    statistics: tuple[str, ...] = (),
 ) -> type:
     """Register the forward and backward rules of a layer type; returns the type.
 
@@ -127,13 +139,23 @@ def register(
       param_vjp: optionally, ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of
         ``vjp`` alone; backpropagation uses it for the first layer, whose ``dx`` nobody needs
         (for a dense layer that saves a third of its backward matrix products).
+      squashes: whether the output is squashed or rectified (an activation such as sigmoid or
+        ReLU): such a last layer does not give the logits a cross-entropy cost takes.
+      statistics: the names of float fields that ``update`` moves and no optimizer trains
+        (BatchNorm's running ``mean`` and ``var``).
     """
     if not (isinstance(layer_type, type) and issubclass(layer_type, tuple) and hasattr(layer_type, "_fields")):
         raise TypeError(
             f"register expects a NamedTuple class, got {layer_type!r}; define the layer as "
             "`class MyLayer(NamedTuple): w: np.ndarray` and register that class."
         )
-    _RULES[layer_type] = Rule(apply, vjp, context, update, param_vjp)
+    unknown = [f for f in statistics if f not in layer_type._fields]
+    if unknown:
+        raise ValueError(
+            f"statistics names fields {unknown} that {layer_type.__name__} does not have "
+            f"(its fields: {list(layer_type._fields)}); name the fields that update moves."
+        )
+    _RULES[layer_type] = Rule(apply, vjp, context, update, param_vjp, bool(squashes), tuple(statistics))
     return layer_type
 
 
@@ -179,6 +201,19 @@ def is_param(leaf: Any) -> bool:
     (True, False)
     """
     return isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f"
+
+
+def trainable(layer: Any) -> tuple[Any, ...]:
+    """The trainable parameter arrays of one layer: its float arrays, less declared statistics.
+
+    >>> [a.shape for a in trainable(Dense(np.zeros((2, 3)), np.zeros(3)))]
+    [(2, 3), (3,)]
+    >>> trainable(LeakyReLU(0.1))
+    ()
+    """
+    stats = rule(layer).statistics
+    fields = (f for name, f in zip(layer._fields, layer) if name not in stats)
+    return tuple(leaf for f in fields for leaf in ft.leaves(f) if is_param(leaf))
 
 
 def zero_grad(layer: Any) -> Any:
@@ -243,11 +278,14 @@ def elementwise(
     layer_type: type,
     f: Callable[..., np.ndarray],
     df: Callable[..., np.ndarray],
+    *,
+    squashes: bool = True,
 ) -> type:
     """Register an elementwise activation from ``f(x)`` and ``df(x, y) = dy/dx``.
 
     ``f`` and ``df`` may take the layer as a first argument when it has settings
-    (see ``LeakyReLU``); the backward rule is ``dx = dy * df(x, y)``.
+    (see ``LeakyReLU``); the backward rule is ``dx = dy * df(x, y)``. An activation
+    squashes or rectifies its input unless told otherwise (see :func:`register`).
     """
     takes_layer = bool(getattr(layer_type, "_fields", ()))
     if takes_layer:
@@ -255,11 +293,13 @@ def elementwise(
             layer_type,
             lambda layer, x: f(layer, x),
             lambda layer, x, y, dy: (zero_grad(layer), dy * df(layer, x, y)),
+            squashes=squashes,
         )
     return register(
         layer_type,
         lambda layer, x: f(x),
         lambda layer, x, y, dy: (layer, dy * df(x, y)),
+        squashes=squashes,
     )
 
 
@@ -317,7 +357,7 @@ def _sigmoid_vjp(layer: Sigmoid, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -
     return layer, dx
 
 
-register(Sigmoid, lambda layer, x: sigmoid(x), _sigmoid_vjp)
+register(Sigmoid, lambda layer, x: sigmoid(x), _sigmoid_vjp, squashes=True)
 elementwise(Tanh, np.tanh, lambda x, y: 1 - y * y)
 elementwise(ReLU, lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype))
 elementwise(
@@ -352,4 +392,5 @@ register(
     Softmax,
     lambda layer, x: softmax(x),
     lambda layer, x, y, dy: (layer, y * (dy - (dy * y).sum(axis=-1, keepdims=True))),
+    squashes=True,
 )

@@ -210,6 +210,7 @@ def loss(
     """
     validate.network(params)
     cost = validate.cost(cost)
+    validate.logits(params, cost)
     x, y = validate.batch(params, batch, cost)
     return cost.value(trace(params, x, contexts(params, True, key))[-1] if train else eval_forward(params, x), y)
 
@@ -231,6 +232,7 @@ def value_and_grad(
     """
     validate.network(params)
     cost = validate.cost(cost)
+    validate.logits(params, cost)
     x, y = validate.batch(params, batch, cost)
     value, grads, _ = _value_and_grad(params, x, y, cost, contexts(params, train, key))
     return value, freeze(grads)

@@ -182,7 +182,7 @@ def test_equals_torch(case):
 def test_schedule_equals_torch_lambda_lr(case):
     torch = pytest.importorskip("torch")
     _, name, kwargs = TORCH_CASES[case]
-    factor = fnn.cosine_decay(1.0, steps=8, alpha=0.1)  # torch's LambdaLR multiplies the base lr
+    factor = fnn.cosine_decay(1.0, steps=8, end=0.1)  # torch's LambdaLR multiplies the base lr
     lr = kwargs["lr"]
     ours_opt = (fnn.sgd(lambda t: lr * factor(t), momentum=0.9) if case == "momentum"
                 else fnn.adamw(lambda t: lr * factor(t), weight_decay=0.1))
@@ -326,7 +326,7 @@ def test_learning_rate_follows_the_schedule():
     for g in grads:
         _, state = opt.update(g, state, params)
         rates.append(fnn.learning_rate(state))
-    assert rates == [0.0, 0.5, 0.25, 0.25]
+    assert rates == [0.0, 0.0, 0.5, 0.25]  # before any update the first's rate, then the latest one's
     train_state = fnn.init_state(params, opt)._replace(opt_state=state)
     assert fnn.learning_rate(train_state) == 0.25
 
