@@ -78,7 +78,7 @@ def test_import_fnn_does_not_import_dask():
 @pytest.mark.parametrize("shards", [1, 2, 3])
 def test_dask_grad_equals_single_process(executor, dtype, shards):
     x, y = _data()
-    params = fnn.mlp([5, 8, 3], seed=1, dtype=dtype)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=1, dtype=dtype)
     value, g = parallel.value_and_grad(params, (x, y), fnn.cross_entropy, executor, shards=shards)
     ref_value, ref = fnn.value_and_grad(params, (x, y), cost=fnn.cross_entropy)
     _close(g, ref, dtype)
@@ -90,7 +90,7 @@ def test_dask_grad_equals_single_process(executor, dtype, shards):
 def test_issue_example_grad_and_train(executor):
     x, y = _data(n=300)
     x = x.astype(np.float32)
-    params = fnn.mlp([5, 8, 3], seed=0)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=0)
     g = fnn.parallel.grad(params, (x, y), fnn.cross_entropy, executor, shards=2)
     _close(g, fnn.grad(params, (x, y), cost=fnn.cross_entropy), np.float32)
     kw = dict(epochs=2, batch_size=64, lr=0.1, cost=fnn.cross_entropy, seed=0)
@@ -104,7 +104,7 @@ def test_issue_example_grad_and_train(executor):
 
 def test_dask_training_data_live_on_every_worker(client, executor):
     x, y = _data(n=50)
-    params = fnn.mlp([5, 4, 3], seed=0, dtype=np.float64)
+    params = fnn.mlp([5, 4, 3], output_activation="identity", seed=0, dtype=np.float64)
     (rows, _), hook = parallel.data_parallel(params, (x, y), executor, 2)
     assert rows.tolist() == list(range(50))
     # Scattered once to both workers; a step sends only params (one future) and row indices.
@@ -118,7 +118,7 @@ def test_dask_training_data_live_on_every_worker(client, executor):
 
 def test_dask_train_float64_matches_closely(executor):
     x, y = _data(n=200)
-    params = fnn.mlp([5, 8, 3], seed=2, dtype=np.float64)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=2, dtype=np.float64)
     kw = dict(epochs=2, batch_size=50, optimizer=fnn.adam(1e-2) if hasattr(fnn, "adam") else None,
               lr=None if hasattr(fnn, "adam") else 0.1, cost=fnn.cross_entropy, seed=3)
     trained, _ = fnn.train(params, (x, y), executor=executor, shards=3, **kw)
@@ -129,7 +129,7 @@ def test_dask_train_float64_matches_closely(executor):
 @pytest.mark.parametrize("shards", [2, 5])
 def test_thread_executor_train_and_grad(shards):
     x, y = _data(n=103)
-    params = fnn.mlp([5, 8, 3], seed=0, dtype=np.float64)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=0, dtype=np.float64)
     with ThreadPoolExecutor(2) as ex:
         g = parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=shards)
         trained, history = fnn.train(params, (x, y), epochs=2, batch_size=16, lr=0.1, cost=fnn.cross_entropy,
@@ -142,7 +142,7 @@ def test_thread_executor_train_and_grad(shards):
 
 def test_more_shards_than_rows_and_default_shards():
     x, y = _data(n=3)
-    params = fnn.mlp([5, 3], seed=0, dtype=np.float64)
+    params = fnn.mlp([5, 3], output_activation="identity", seed=0, dtype=np.float64)
     with ThreadPoolExecutor(2) as ex:
         g = parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=8)
         g_default = parallel.grad(params, (x, y), fnn.cross_entropy, ex)
@@ -156,7 +156,7 @@ def test_more_shards_than_rows_and_default_shards():
 def test_dropout_keys_per_shard():
     dropout = pytest.importorskip("fnn.dropout")
     x, y = _data(n=40)
-    params = fnn.mlp([5, 8, 3], seed=0, dtype=np.float64)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=0, dtype=np.float64)
     params = (params[0], params[1], dropout.Dropout(0.5), *params[2:])
     with ThreadPoolExecutor(2) as ex:
         one = parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=1, train=True, key=7)
@@ -171,7 +171,7 @@ def test_dropout_keys_per_shard():
 def test_stateful_layers_are_refused():
     normalization = pytest.importorskip("fnn.normalization")
     x, y = _data(n=20)
-    params = fnn.mlp([5, 4, 3], seed=0)
+    params = fnn.mlp([5, 4, 3], output_activation="identity", seed=0)
     params = (params[0], normalization.batch_norm(4), *params[1:])
     with ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="running statistics"):
         fnn.train(params, (x.astype(np.float32), y), epochs=1, batch_size=10, lr=0.1, executor=ex, shards=2)
@@ -179,7 +179,7 @@ def test_stateful_layers_are_refused():
 
 def test_boundary_errors():
     x, y = _data(n=10)
-    params = fnn.mlp([5, 3], seed=0)
+    params = fnn.mlp([5, 3], output_activation="identity", seed=0)
     kw = dict(epochs=1, batch_size=5, lr=0.1)
     with pytest.raises(TypeError, match="submit"):
         fnn.train(params, (x, y), executor=object(), shards=2, **kw)
@@ -208,7 +208,7 @@ def _toy_run(config):
     if config.get("fail"):
         raise RuntimeError(f"bad config {config['seed']}")
     x, y = _data(n=60)
-    params = fnn.mlp([5, 6, 3], seed=config["seed"])
+    params = fnn.mlp([5, 6, 3], output_activation="identity", seed=config["seed"])
     trained, history = fnn.train(params, (x.astype(np.float32), y), epochs=config["epochs"], batch_size=20,
                                  lr=0.1, cost=fnn.cross_entropy, seed=config["seed"])
     return {"config": config, "params": trained, "loss": history[-1].loss, "status": "ok"}
