@@ -30,9 +30,8 @@ from fnn.layers import (
     Tanh,
     register,
 )
-from fnn.metrics import confusion_matrix, per_class_accuracy, probabilities
+from fnn.metrics import accuracy, confusion_matrix, per_class_accuracy, probabilities
 from fnn.network import (
-    accuracy,
     apply_updates,
     forward,
     grad,

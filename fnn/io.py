@@ -429,7 +429,12 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
 
     Raises:
       CheckpointError: the file is missing, truncated, not written by :func:`save`, holds a
-        pickled object array or an unknown record type, or does not match ``like``.
+        pickled object array, or does not match ``like``.
+      UnknownRecordError: (a ``CheckpointError``) the file is sound but holds a record type not
+        registered in this session; the message lists the registered public types.
+
+    A record type that has gained fields with defaults since the file was saved (as
+    :class:`fnn.EpochStats` did) loads, the new fields taking their defaults.
 
     >>> import os, tempfile, fnn
     >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")

@@ -1,4 +1,4 @@
-"""Metrics of a classifier, in memory: class probabilities, a confusion matrix, per-class accuracy.
+"""Metrics of a classifier, in memory: accuracy, class probabilities, a confusion matrix, per-class accuracy.
 
 Each takes the network and the data as :func:`fnn.accuracy` does and runs the
 network once, in evaluation mode, a slice of examples at a time. Labels are
@@ -22,7 +22,21 @@ from fnn import validate
 from fnn.costs import Cost
 from fnn.network import Batch, Params, eval_forward
 
-__all__ = ["probabilities", "confusion_matrix", "per_class_accuracy"]
+__all__ = ["accuracy", "probabilities", "confusion_matrix", "per_class_accuracy"]
+
+
+def accuracy(params: Params, batch: Batch) -> float:
+    """The fraction of examples whose predicted class equals the label (labels or one-hot rows).
+
+    >>> import fnn, numpy as np
+    >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
+    >>> fnn.accuracy(params, (np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 0])))
+    0.5
+    """
+    validate.network(params)
+    x, y = validate.batch(params, batch)
+    labels = y if y.ndim == 1 else y.argmax(axis=-1)
+    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())
 
 
 def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:

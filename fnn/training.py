@@ -3,7 +3,8 @@
 The whole run is carried in a :class:`TrainState`: the params, the optimizer
 state, the root key, the counts of epochs and steps done, and the history of
 per-epoch statistics. Everything that decides the result is in it, so a run
-resumed from a saved state ends bit-identical to one that never stopped.
+resumed from a saved state ends bit-identical to one that never stopped (all
+but the wall times, :attr:`EpochStats.seconds`, which measure the machine).
 
 - :func:`step` is one minibatch: ``TrainState -> TrainState``.
 - :func:`epoch` is ``toolz.reduce(step, batches)`` with the batch order drawn
