@@ -138,6 +138,9 @@ def test_thread_executor_train_and_grad(shards):
     ref, ref_history = fnn.train(params, (x, y), epochs=2, batch_size=16, lr=0.1, cost=fnn.cross_entropy, seed=0)
     _close(trained, ref, np.float64)
     assert len(history) == 2
+    # an executor's epochs see row indices, not the data: no training accuracy; the rest is recorded
+    assert [h.accuracy for h in history] == [None, None] and all(h.accuracy is not None for h in ref_history)
+    assert [h.lr for h in history] == [0.1, 0.1] and all(h.seconds > 0 for h in history)
 
 
 def test_more_shards_than_rows_and_default_shards():
