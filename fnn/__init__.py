@@ -10,9 +10,10 @@ epochs. Randomness comes only from explicit seeds and keys.
 (2, 10)
 """
 
-from fnn import data, datasets, io, layers, models, optim, parallel, random, schedules, tree
+from fnn import data, datasets, io, layers, metrics, models, optim, parallel, random, schedules, tree
 from fnn.checks import check_grad
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
+from fnn.describe import LayerSummary, Summary, num_params, summary
 from fnn.io import load, save
 from fnn.layers import (
     AvgPool2D,
@@ -38,9 +39,9 @@ from fnn.layers import (
     layer_norm,
     register,
 )
+from fnn.metrics import accuracy, confusion_matrix, per_class_accuracy, probabilities
 from fnn.models import cnn, dropout_mlp, mlp
 from fnn.network import (
-    accuracy,
     apply_updates,
     forward,
     grad,
@@ -102,6 +103,7 @@ __all__ = [
     "io",
     "layers",
     "models",
+    "metrics",
     "optim",
     "schedules",
     "parallel",
@@ -146,6 +148,14 @@ __all__ = [
     "predict",
     "accuracy",
     "check_grad",
+    # inspecting a network and its predictions
+    "num_params",
+    "summary",
+    "Summary",
+    "LayerSummary",
+    "probabilities",
+    "confusion_matrix",
+    "per_class_accuracy",
     # optimizers and schedules (state records live in fnn.optim)
     "GradientTransformation",
     "chain",

@@ -80,6 +80,7 @@ def check_grad(
     directions = validate.positive_int(directions, "directions")
     validate.network(params)
     cost = validate.cost(cost)
+    validate.logits(params, cost)
     p64 = ft.map(_to64, params)
     x, y = validate.batch(p64, batch, cost)
     ctxs = contexts(p64, train, key)

@@ -24,6 +24,7 @@ from typing import Any
 
 from fnn import runs
 from fnn.costs import COSTS
+from fnn.describe import num_params
 from fnn.layers import ACTIVATIONS, INITS
 
 __all__ = ["main", "build_parser", "read_config_file"]
@@ -144,6 +145,7 @@ def _train(args: argparse.Namespace) -> int:
             " flip" if cfg.get("flip") else "")
     if cfg.get("dropout"):
         layers += f" dropout {cfg['dropout']:g}"
+    layers += f" ({num_params(runs.build(cfg)):,} params)"
     say(f"fnn train: {layers}, {cfg['cost']}, "
         f"{cfg['optimizer']} lr {cfg['lr']:g}, batch {cfg['batch_size']}, {cfg['epochs']} epochs, "
         f"{cfg['dataset']}, seed {cfg['seed']} -> {out}")
@@ -179,6 +181,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     print("      " + "".join(f"{j:>6}" for j in range(k)))
     for i, row in enumerate(res["confusion"]):
         print(f"{i:>6}" + "".join(f"{v:>6}" for v in row))
+    print("per-class accuracy: " + "  ".join(
+        f"{i} {'-' if a is None else format(a, '.3f')}" for i, a in enumerate(res["per_class_accuracy"])))
     return 0
 
 
@@ -194,12 +198,18 @@ def _info(args: argparse.Namespace) -> int:
     print(f"run {args.run_dir}: {rec['status']}, {rec['epochs_done']} epochs, seed {rec['seed']}, "
           f"config {rec['config_hash']}")
     print("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
-    print(f"{'epoch':>6} {'loss':>9} {'val loss':>9} {rec['validation_on'] + ' acc':>9} {'seconds':>8}")
+    count = rec.get("num_params")  # records written before it was recorded: count the config's network
+    count = num_params(runs.build(runs.resolve_config(cfg))) if count is None else count
+    print(f"trainable params: {count:,}")
+    print(f"{'epoch':>6} {'loss':>9} {'train acc':>9} {'val loss':>9} {rec['validation_on'] + ' acc':>9} "
+          f"{'lr':>9} {'seconds':>8}")
+
+    def cell(h: dict[str, Any], key: str, spec: str) -> str:  # records of older runs lack some keys
+        return "" if h.get(key) is None else format(h[key], spec)
+
     for h in rec["history"]:
-        vl = "" if h["val_loss"] is None else f"{h['val_loss']:.4f}"
-        va = "" if h["val_accuracy"] is None else f"{h['val_accuracy']:.4f}"
-        sec = "" if h.get("seconds") is None else f"{h['seconds']:.1f}"
-        print(f"{h['epoch']:>6} {h['loss']:>9.4f} {vl:>9} {va:>9} {sec:>8}")
+        print(f"{h['epoch']:>6} {h['loss']:>9.4f} {cell(h, 'accuracy', '.4f'):>9} {cell(h, 'val_loss', '.4f'):>9} "
+              f"{cell(h, 'val_accuracy', '.4f'):>9} {cell(h, 'lr', '.3g'):>9} {cell(h, 'seconds', '.1f'):>8}")
     if "final" in rec:
         print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in rec["final"].items() if v is not None))
     print(f"wall time {rec['wall_time_s']:.1f}s (total {rec['wall_time_total_s']:.1f}s); plot: {rec.get('plot')}")

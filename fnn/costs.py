@@ -14,6 +14,20 @@ PyTorch: :func:`mse` over all elements (``MSELoss``), the cross-entropies
 over the batch (``CrossEntropyLoss``, ``BCEWithLogitsLoss``). A user-defined
 cost is one more ``Cost(value, grad)``.
 
+**The logits rule.** :data:`cross_entropy` and :data:`binary_cross_entropy` take *logits*,
+the raw scores of a last ``Dense``, ``Conv2D`` or ``Identity`` layer, and apply the softmax
+or sigmoid themselves (exactly, in log space). A cost declares this with its
+``probabilities`` field, the function from logits to probabilities (``softmax``,
+``sigmoid``); a layer type declares that its output is squashed or rectified with
+``fnn.register(..., squashes=True)`` (``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU``,
+``Softmax``). Every public function that takes a cost (``loss``, ``grad``,
+``value_and_grad``, ``train``, ``training``, ``check_grad``, ``probabilities``, the CLI)
+refuses the two together with a ``ValueError`` before any work: a network ending in ReLU
+trained on cross-entropy learns, silently and badly. The fix is a linear last layer,
+``fnn.mlp(sizes, activation="relu", output_activation="identity")``. Any other last layer
+(a layer of your own, ``Dropout``, ``Flatten``) is taken as it is. :data:`mse` compares the
+outputs themselves and takes any network.
+
 >>> import numpy as np
 >>> pred = np.array([[0.0, 1.0]])
 >>> float(mse.value(pred, np.array([1])))       # label 1 is one-hot [0, 1]
@@ -29,7 +43,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fnn.layers import sigmoid
+from fnn.layers import sigmoid, softmax
 
 __all__ = [
     "Cost",
@@ -45,12 +59,28 @@ __all__ = [
 
 
 class Cost(NamedTuple):
-    """A loss function of predictions and targets, and its gradient with respect to the predictions."""
+    """A loss function of predictions and targets, and its gradient with respect to the predictions.
+
+    ``probabilities``, for a cost on logits, maps the network's outputs ``(batch, k)`` to class
+    probabilities (``softmax`` for :data:`cross_entropy`, ``sigmoid`` for
+    :data:`binary_cross_entropy`); ``None`` for a cost on the outputs themselves (:data:`mse`).
+    A cost with it refuses networks whose last layer squashes (see the module docstring).
+    """
 
     value: Callable[[np.ndarray, np.ndarray], float]
     grad: Callable[[np.ndarray, np.ndarray], np.ndarray]
     name: str = "cost"
     value_and_grad: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]] | None = None
+    probabilities: Callable[[np.ndarray], np.ndarray] | None = None
+
+    @property
+    def takes_logits(self) -> bool:
+        """Whether the cost takes logits (it has a ``probabilities`` function).
+
+        >>> cross_entropy.takes_logits, mse.takes_logits
+        (True, False)
+        """
+        return self.probabilities is not None
 
 
 def value_and_grad(cost: Cost, pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -155,7 +185,7 @@ def _ce_value_and_grad(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.nda
 
 #: Softmax cross-entropy on logits, mean over the batch: ``-mean(log_softmax(z)[label])``;
 #: gradient ``(softmax(z) - onehot(y)) / batch``.
-cross_entropy = Cost(_ce_value, _ce_grad, "cross_entropy", _ce_value_and_grad)
+cross_entropy = Cost(_ce_value, _ce_grad, "cross_entropy", _ce_value_and_grad, softmax)
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -181,6 +211,6 @@ def _bce_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 #: Sigmoid cross-entropy on logits, mean over all elements: ``mean(softplus(z) - y z)``;
 #: gradient ``(sigmoid(z) - y) / z.size``.
-binary_cross_entropy = Cost(_bce_value, _bce_grad, "binary_cross_entropy")
+binary_cross_entropy = Cost(_bce_value, _bce_grad, "binary_cross_entropy", probabilities=sigmoid)
 
 COSTS: dict[str, Cost] = {c.name: c for c in (mse, cross_entropy, binary_cross_entropy)}

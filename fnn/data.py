@@ -32,7 +32,7 @@ import numpy as np
 
 from fnn import random
 
-__all__ = ["Data", "batches", "num_batches", "shuffle", "split", "one_hot", "normalize"]
+__all__ = ["Data", "batches", "num_batches", "steps_per_epoch", "shuffle", "split", "one_hot", "normalize"]
 
 Data = tuple[np.ndarray, ...]
 
@@ -84,6 +84,12 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     n = _check_count(n, "n", "num_batches", 0)
     batch_size = _check_count(batch_size, "batch_size", "num_batches", 1)
     return n // batch_size if drop_last else -(-n // batch_size)
+
+
+#: :func:`num_batches` under the name schedules want: the steps of one epoch, so a schedule over
+#: a whole run is ``fnn.cosine_decay(lr, steps=epochs * steps_per_epoch(n, batch_size))``.
+#: ``steps_per_epoch(60_000, 32)`` is 1875.
+steps_per_epoch = num_batches
 
 
 def _take(arrays: Data, order: np.ndarray, batch_size: int, stop: int) -> Iterator[Data]:

@@ -58,7 +58,7 @@ import numpy as np
 from fnn import layers
 from fnn import tree as ft
 
-__all__ = ["CheckpointError", "save", "load", "register_record", "known_records"]
+__all__ = ["CheckpointError", "UnknownRecordError", "save", "load", "register_record", "known_records"]
 
 FORMAT = "fnn.save"
 VERSION = 1
@@ -199,6 +199,17 @@ def _encode(node: Any, arrays: list[np.ndarray], records: dict[str, type], where
     )
 
 
+class UnknownRecordError(CheckpointError):
+    """A file holds a record type that is not registered in this session (the file itself is sound)."""
+
+
+def _compatible(cls: Any, fields: list[Any]) -> bool:
+    """Whether records saved with ``fields`` load as ``cls``: the same fields, or the first of them
+    with defaults for the rest (a record that has gained fields since, as ``EpochStats`` did)."""
+    names = list(cls._fields)
+    return names[: len(fields)] == fields and all(f in cls._field_defaults for f in names[len(fields) :])
+
+
 def _decode(desc: Any, leaf: Any, records: dict[str, type], where: str) -> Any:
     """Rebuild a node from its description; ``leaf(i, dtype, shape)`` reads array ``i``."""
     if not isinstance(desc, dict) or "t" not in desc:
@@ -232,14 +243,16 @@ def _decode(desc: Any, leaf: Any, records: dict[str, type], where: str) -> Any:
         name = desc.get("name")
         cls: Any = records.get(name) if isinstance(name, str) else None
         if cls is None:
-            raise ValueError(
-                f"unknown record type {name!r} at {where}. Known types: {', '.join(sorted(records))}. "
+            public = sorted(n for n in records if not any(part.startswith("_") for part in n.split(".")))
+            raise UnknownRecordError(
+                f"unknown record type {name!r} at {where}: it is not registered in this session. "
                 "Import the module that defines it and register it with fnn.io.register_record(cls) "
-                "(or fnn.register for a layer) before loading."
+                f"(or fnn.register for a layer) before loading. Registered types: {', '.join(public)}."
             )
-        if list(cls._fields) != desc.get("fields"):
+        fields = desc.get("fields")
+        if not isinstance(fields, list) or not _compatible(cls, fields) or len(kids) != len(fields):
             raise ValueError(
-                f"record {name} at {where} was saved with fields {desc.get('fields')} but the "
+                f"record {name} at {where} was saved with fields {fields} but the "
                 f"registered type has fields {list(cls._fields)}; load it with the fnn version that saved it."
             )
         return cls(*(_decode(c, leaf, records, f"{where}.{f}") for f, c in zip(cls._fields, kids)))
@@ -436,7 +449,12 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
 
     Raises:
       CheckpointError: the file is missing, truncated, not written by :func:`save`, holds a
-        pickled object array or an unknown record type, or does not match ``like``.
+        pickled object array, or does not match ``like``.
+      UnknownRecordError: (a ``CheckpointError``) the file is sound but holds a record type not
+        registered in this session; the message lists the registered public types.
+
+    A record type that has gained fields with defaults since the file was saved (as
+    :class:`fnn.EpochStats` did) loads, the new fields taking their defaults.
 
     >>> import os, tempfile, fnn
     >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
@@ -475,6 +493,8 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
                     raise ValueError(f"the description uses {len(used)} of its {n} arrays")
     except FileNotFoundError:
         raise CheckpointError(f"cannot load {path}: no such file.") from None
+    except UnknownRecordError as e:
+        raise UnknownRecordError(f"cannot load {path}: {e}") from e
     except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError, TypeError, RecursionError,
             NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError, struct.error) as e:
         # zipfile raises NotImplementedError (unknown compression or flags), RuntimeError

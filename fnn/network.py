@@ -39,7 +39,6 @@ __all__ = [
     "sgd_step",
     "apply_updates",
     "predict",
-    "accuracy",
     "freeze",
 ]
 
@@ -191,7 +190,9 @@ def loss(
 ) -> float:
     """The mean cost of the network on ``batch = (x, y)``.
 
-    ``y`` is integer labels ``(batch,)`` or targets ``(batch, n_out)``.
+    ``y`` is integer labels ``(batch,)`` or targets ``(batch, n_out)``. A cost on logits
+    (:data:`fnn.cross_entropy`, :data:`fnn.binary_cross_entropy`) refuses a network whose last
+    layer squashes (ReLU, Sigmoid, ...) with a ``ValueError``: see the rule in :mod:`fnn.costs`.
 
     >>> import fnn, numpy as np
     >>> params = fnn.mlp([2, 1], activation="sigmoid", output_activation="identity", seed=0)
@@ -200,6 +201,7 @@ def loss(
     """
     validate.network(params)
     cost = validate.cost(cost)
+    validate.logits(params, cost)
     x, y = validate.batch(params, batch, cost)
     return cost.value(trace(params, x, contexts(params, True, key))[-1] if train else eval_forward(params, x), y)
 
@@ -221,6 +223,7 @@ def value_and_grad(
     """
     validate.network(params)
     cost = validate.cost(cost)
+    validate.logits(params, cost)
     x, y = validate.batch(params, batch, cost)
     value, grads, _ = _value_and_grad(params, x, y, cost, contexts(params, train, key))
     return value, freeze(grads)
@@ -274,17 +277,3 @@ def predict(params: Params, x: np.ndarray) -> np.ndarray:
     (2,)
     """
     return forward(params, x).argmax(axis=-1)
-
-
-def accuracy(params: Params, batch: Batch) -> float:
-    """The fraction of examples whose predicted class equals the label (labels or one-hot rows).
-
-    >>> import fnn, numpy as np
-    >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
-    >>> fnn.accuracy(params, (np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 0])))
-    0.5
-    """
-    validate.network(params)
-    x, y = validate.batch(params, batch)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())

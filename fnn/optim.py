@@ -41,8 +41,8 @@ holds one, always runs through its ``update``.
 >>> updates, state = opt.update(grads, state, params)
 >>> fnn.apply_updates(params, updates)[0].w.ravel()
 array([0.999, 0.999])
->>> fnn.learning_rate(state)
-0.0009999975326009292
+>>> fnn.learning_rate(state)  # the rate of the update just made
+0.001
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ class ScaleByScheduleState(NamedTuple):
 
 
 class ScaleByLearningRateState(NamedTuple):
-    """``step``: updates done (int64 scalar array); ``learning_rate``: the next update's rate (float64 scalar array)."""
+    """``step``: updates done (int64 scalar array); ``learning_rate``: the rate of the latest update,
+    or before any update the rate the first will use (float64 scalar array)."""
 
     step: np.ndarray
     learning_rate: np.ndarray
@@ -483,7 +484,8 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
 def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
     r"""Descend: ``u -> -lr_t * u``, with ``lr`` a float or a schedule of the step count.
 
-    The state keeps the count and the rate the *next* update will use, so that
+    Update ``t`` (counting from 0) uses ``lr(t)``. The state keeps the count and the rate
+    the latest update used (before any update, the rate of the first), so that
     :func:`learning_rate` can read it for logging.
 
     >>> opt = scale_by_learning_rate(lambda t: 0.1 * (t + 1))
@@ -492,7 +494,10 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
     0.1
     >>> u, state = opt.update(np.ones(2), state)
     >>> u, float(state.learning_rate)
-    (array([-0.1, -0.1]), 0.2)
+    (array([-0.1, -0.1]), 0.1)
+    >>> u, state = opt.update(np.ones(2), state)
+    >>> u, float(state.learning_rate)
+    (array([-0.2, -0.2]), 0.2)
     """
     schedule = _as_schedule(_rate(lr))
 
@@ -505,9 +510,9 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
 
     def update(updates: PyTree, state: ScaleByLearningRateState, params: PyTree | None = None):
         del params
-        c = -float(state.learning_rate)
-        count = _next(state.step)
-        return _lift(lambda u: _times(u, c))(updates), ScaleByLearningRateState(count, rate(count))
+        used = rate(state.step)
+        c = -float(used)
+        return _lift(lambda u: _times(u, c))(updates), ScaleByLearningRateState(_next(state.step), used)
 
     def thaw(state: Any, layout: _Layout) -> list[Any] | None:
         del layout
@@ -516,10 +521,9 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
 
     def step(work: list[Any], u: _Arrays, p: _Arrays) -> tuple[_Arrays, float]:
         del p
-        c = -work[1]
-        work[0] += 1
         work[1] = float(rate(work[0]))
-        return u, c
+        work[0] += 1
+        return u, -work[1]
 
     def freeze(work: list[Any]) -> ScaleByLearningRateState:
         return ScaleByLearningRateState(np.asarray(work[0], np.int64), np.asarray(work[1], np.float64))
@@ -869,15 +873,21 @@ def _find_rates(node: Any) -> list[ScaleByLearningRateState]:
 
 
 def learning_rate(state: PyTree) -> float:
-    """The learning rate the next update will use, read from an optimizer state.
+    """The learning rate of the latest update, read from an optimizer state (for logging).
 
     Finds the :class:`ScaleByLearningRateState` that every ready optimizer keeps (in a
     chain of any depth, or inside a :class:`fnn.TrainState`) and returns its value:
-    ``schedule(count)`` with ``count`` the updates done so far. For logging.
+    after ``count`` updates, ``schedule(count - 1)``, the rate the last of them used
+    (as optax's ``inject_hyperparams`` keeps it); before any update, ``schedule(0)``, the
+    rate the first will use. After the last step of a cosine decay to 0, it is the small
+    rate of that step, not the 0 that would come next.
 
     >>> from fnn.schedules import step_decay
     >>> opt = sgd(step_decay(0.1, every=1, factor=0.5))
     >>> state = opt.init(np.zeros(1))
+    >>> learning_rate(state)
+    0.1
+    >>> _, state = opt.update(np.ones(1), state)
     >>> learning_rate(state)
     0.1
     >>> _, state = opt.update(np.ones(1), state)

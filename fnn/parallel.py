@@ -38,7 +38,7 @@ one step's shards, so training with them is refused; use one process for those.
 
 >>> import fnn, numpy as np
 >>> from concurrent.futures import ThreadPoolExecutor
->>> params = fnn.mlp([3, 4, 2], seed=0)
+>>> params = fnn.mlp([3, 4, 2], output_activation="identity", seed=0)
 >>> x, y = np.ones((10, 3), np.float32), np.arange(10) % 2
 >>> with ThreadPoolExecutor(2) as ex:
 ...     g = fnn.parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=3)
@@ -218,7 +218,7 @@ def value_and_grad(
 
     >>> import fnn, numpy as np
     >>> from concurrent.futures import ThreadPoolExecutor
-    >>> params = fnn.mlp([3, 2], seed=0)
+    >>> params = fnn.mlp([3, 2], output_activation="identity", seed=0)
     >>> x, y = np.arange(12.0).reshape(4, 3), np.array([0, 1, 1, 0])
     >>> with ThreadPoolExecutor(2) as ex:
     ...     value, g = fnn.parallel.value_and_grad(params, (x, y), fnn.cross_entropy, ex, shards=2)
@@ -227,6 +227,7 @@ def value_and_grad(
     """
     validate.network(params)
     cost = validate.cost(cost)
+    validate.logits(params, cost)
     x, y = validate.batch(params, batch, cost)
     executor = _check_executor(executor)
     shards = _check_shards(shards, executor)
@@ -265,7 +266,7 @@ def grad(
 
     >>> import fnn, numpy as np
     >>> from concurrent.futures import ThreadPoolExecutor
-    >>> params = fnn.mlp([3, 2], seed=0, dtype=np.float64)
+    >>> params = fnn.mlp([3, 2], output_activation="identity", seed=0, dtype=np.float64)
     >>> x, y = np.arange(15.0).reshape(5, 3), np.array([0, 1, 1, 0, 1])
     >>> with ThreadPoolExecutor(2) as ex:
     ...     g = fnn.parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=2)

@@ -38,14 +38,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import data as fdata
-from fnn import datasets, models, optim
+from fnn import datasets, layers, metrics, models, optim
 from fnn import io as fio
 from fnn import random as fr
 from fnn import schedules as fs
 from fnn import tree as ft
 from fnn.costs import COSTS
+from fnn.describe import num_params
 from fnn.layers import ACTIVATIONS, INITS, Dropout, Reshape
-from fnn.network import Params
+from fnn.network import Params, loss
 from fnn.training import DivergenceError, TrainState, train
 
 __all__ = [
@@ -200,6 +201,12 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if cfg["output_activation"] is None:
         cfg["output_activation"] = "identity" if cfg["cost"] != "mse" else cfg["activation"]
     _choice(cfg, "output_activation", ACTIVATIONS)
+    if COSTS[cfg["cost"]].takes_logits and cfg.get("model") != "cnn" and layers.rule(
+            ACTIVATIONS[cfg["output_activation"]]).squashes:
+        raise ConfigError(
+            f"cost {cfg['cost']} takes logits, but output_activation {cfg['output_activation']!r} squashes or "
+            "rectifies them; use output_activation identity (the default for this cost), or cost mse."
+        )
     _choice(cfg, "init", INITS)
     _choice(cfg, "dtype", DTYPES)
     _choice(cfg, "optimizer", OPTIMIZERS)
@@ -413,14 +420,9 @@ def _plot(out: Path, history: list[dict[str, Any]], held_out: str = "validation"
 
 
 def _metrics(params: Params, batch: tuple[Any, ...], cost: Any) -> tuple[float, float, np.ndarray]:
-    from fnn.network import forward
-
-    x, y = batch
-    out = forward(params, x)  # (n, 10)
-    pred = out.argmax(axis=-1)  # (n,)
-    confusion = np.zeros((_OUT, _OUT), dtype=np.int64)  # (true, predicted)
-    np.add.at(confusion, (y, pred), 1)
-    return float(cost.value(out, y)), float((pred == y).mean()), confusion
+    """``(loss, accuracy, confusion matrix)`` on ``batch``, from :mod:`fnn.metrics`."""
+    confusion = metrics.confusion_matrix(params, batch)  # (true, predicted)
+    return loss(params, batch, cost), float(np.trace(confusion) / confusion.sum()), confusion
 
 
 # ---------------------------------------------------------------------------
@@ -521,6 +523,7 @@ def run(
             "steps_done": state.step,
             "resumed_from_epoch": None if initial_state is None else initial_state.epoch,
             "validation_on": val_name,
+            "num_params": num_params(params0),
             "history": history_rows(state),
             **extra,
             "started": started,
@@ -624,12 +627,16 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
 
 
 def evaluate(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Accuracy, loss and confusion matrix (rows: true class, columns: predicted) on the test split."""
+    """Accuracy, loss, confusion matrix (rows: true class, columns: predicted) and per-class accuracy
+    (``None`` for a class absent from it) on the test split, from :mod:`fnn.metrics`."""
     run_dir = Path(run_dir)
     cfg = resolve_config(_read_config(run_dir))
     _, params, _ = load_run(run_dir)
     _, _, test_set, info = _load_data(cfg)
-    loss, acc, confusion = _metrics(params, test_set, COSTS[cfg["cost"]])
+    test_loss, acc, confusion = _metrics(params, test_set, COSTS[cfg["cost"]])
+    per_class = metrics.per_class_accuracy(params, test_set)
     return {"dataset": cfg["dataset"], "n": int(confusion.sum()), "correct": int(np.trace(confusion)),
-            "accuracy": acc, "loss": loss, "confusion": confusion.tolist(), "test_sha256": info["test_sha256"]}
+            "accuracy": acc, "loss": test_loss, "confusion": confusion.tolist(),
+            "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class],
+            "test_sha256": info["test_sha256"]}
 

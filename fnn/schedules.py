@@ -7,6 +7,10 @@ are built from a few numbers, validated when built, and combine with
 :func:`join`. The optimizer keeps ``count`` in its state, so a resumed run
 continues the schedule where it stopped.
 
+Lengths are in steps (updates). A run of ``epochs`` epochs over ``n`` examples takes
+``epochs * fnn.data.steps_per_epoch(n, batch_size)`` steps. A floor or a starting value
+is absolute (``end=1e-5``, ``start=0.0``), in every schedule.
+
 >>> s = join([linear_warmup(0.1, steps=2), cosine_decay(0.1, steps=4)], boundaries=[2])
 >>> [round(s(t), 4) for t in range(7)]
 [0.0, 0.05, 0.1, 0.0854, 0.05, 0.0146, 0.0]
@@ -117,24 +121,27 @@ def exponential_decay(init: float, rate: float, steps: int) -> Schedule:
     return schedule
 
 
-def cosine_decay(init: float, steps: int, alpha: float = 0.0) -> Schedule:
-    r"""Half a cosine from ``init`` down to ``alpha * init`` over ``steps`` steps, then flat.
+def cosine_decay(init: float, steps: int, end: float = 0.0) -> Schedule:
+    r"""Half a cosine from ``init`` down to ``end`` over ``steps`` steps, then flat at ``end``.
 
-    .. math:: \eta_t = \eta_0 \left((1 - \alpha)\,\tfrac12\,(1 + \cos(\pi \min(t, T) / T)) + \alpha\right)
+    .. math:: \eta_t = \eta_{end} + (\eta_0 - \eta_{end})\,\tfrac12\,(1 + \cos(\pi \min(t, T) / T))
 
+    ``end`` is the absolute floor, as in every schedule here (PyTorch's ``eta_min`` of
+    ``CosineAnnealingLR``); optax's relative ``alpha`` is ``end = alpha * init``. For a decay
+    over whole epochs, ``steps = epochs * fnn.data.steps_per_epoch(n, batch_size)``.
     Loshchilov & Hutter, *SGDR: Stochastic Gradient Descent with Warm Restarts* (2017).
 
-    >>> s = cosine_decay(1.0, steps=4, alpha=0.1)
+    >>> s = cosine_decay(1.0, steps=4, end=0.1)
     >>> [round(s(t), 4) for t in range(6)]
     [1.0, 0.8682, 0.55, 0.2318, 0.1, 0.1]
     """
     init = _number(init, "init", "cosine_decay(1e-3, steps=1000)")
     steps = _count(steps, "steps", "cosine_decay(1e-3, steps=1000)")
-    alpha = _number(alpha, "alpha", "alpha=0.0 (decay to zero) or alpha=0.1 (to a tenth)")
+    end = _number(end, "end", "end=0.0 (decay to zero) or end=1e-5 (an absolute floor)")
 
     def schedule(count: int) -> float:
         cos = 0.5 * (1.0 + math.cos(math.pi * min(_step(count), steps) / steps))
-        return init * ((1.0 - alpha) * cos + alpha)
+        return end + (init - end) * cos
 
     return schedule
 
@@ -195,7 +202,7 @@ def warmup_cosine_decay(peak: float, warmup_steps: int, decay_steps: int, start:
                         end: float = 0.0) -> Schedule:
     """Linear warm-up from ``start`` to ``peak`` over ``warmup_steps``, then a cosine down to ``end``.
 
-    ``join([linear_warmup(peak, warmup_steps, start), cosine_decay(peak, decay_steps, end / peak)],
+    ``join([linear_warmup(peak, warmup_steps, start), cosine_decay(peak, decay_steps, end)],
     [warmup_steps])``; ``decay_steps`` counts the steps after the warm-up.
 
     >>> s = warmup_cosine_decay(1.0, warmup_steps=2, decay_steps=2)
@@ -204,5 +211,5 @@ def warmup_cosine_decay(peak: float, warmup_steps: int, decay_steps: int, start:
     """
     peak = _positive(peak, "peak", "warmup_cosine_decay(1e-3, warmup_steps=100, decay_steps=900)")
     end = _number(end, "end", "end=0.0")
-    return join([linear_warmup(peak, warmup_steps, start), cosine_decay(peak, decay_steps, end / peak)],
+    return join([linear_warmup(peak, warmup_steps, start), cosine_decay(peak, decay_steps, end)],
                 [_count(warmup_steps, "warmup_steps", "warmup_steps=100")])

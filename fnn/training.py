@@ -3,7 +3,8 @@
 The whole run is carried in a :class:`TrainState`: the params, the optimizer
 state, the root key, the counts of epochs and steps done, and the history of
 per-epoch statistics. Everything that decides the result is in it, so a run
-resumed from a saved state ends bit-identical to one that never stopped.
+resumed from a saved state ends bit-identical to one that never stopped (all
+but the wall times, :attr:`EpochStats.seconds`, which measure the machine).
 
 - :func:`step` is one minibatch: ``TrainState -> TrainState``.
 - :func:`epoch` is ``toolz.reduce(step, batches)`` with the batch order drawn
@@ -19,6 +20,7 @@ Without an ``optimizer``, a step is plain :func:`fnn.sgd_step` with ``lr``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any, NamedTuple
@@ -60,12 +62,26 @@ __all__ = [
 
 
 class EpochStats(NamedTuple):
-    """What one epoch did: its number (from 1), mean training loss, and validation metrics."""
+    """What one epoch did.
+
+    - ``epoch``: its number, from 1; ``loss``: the mean training loss over its steps.
+    - ``val_loss``, ``val_accuracy``: on the validation data after the epoch (``None`` without it).
+    - ``accuracy``: the training accuracy after the epoch, of the end-of-epoch params in
+      evaluation mode (so it compares with ``val_accuracy``); ``None`` when the steps ran on an
+      executor (``executor=``), whose epochs see row indices instead of the data.
+    - ``lr``: the learning rate of the epoch's last step (``lr`` for plain SGD,
+      :func:`fnn.learning_rate` of the optimizer state after the epoch); ``None`` for an
+      optimizer of your own that keeps no learning rate, or several.
+    - ``seconds``: the wall time of the epoch, its evaluations included.
+    """
 
     epoch: int
     loss: float
     val_loss: float | None = None
     val_accuracy: float | None = None
+    accuracy: float | None = None
+    lr: float | None = None
+    seconds: float | None = None
 
 
 class TrainState(NamedTuple):
@@ -388,11 +404,27 @@ def _finite(params: Params, plan: _Plan) -> bool:
 
 
 def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainState, float]:
-    """One minibatch: forward, backward, update. Returns the new state and the batch loss.
+    """One minibatch: forward, backward, update.
 
-    Trusts its inputs (``train`` and ``training`` validate them once); layers with a
+    Returns:
+      A pair ``(state, loss)``: the :class:`TrainState` after the step and the batch's mean
+      loss (a float). Unpack it before the next step: ``state, loss = step(state, batch, settings)``.
+
+    Trusts its batch and settings (``train`` and ``training`` validate them once); layers with a
     training mode run in it, with the key ``fold_in(fold_in(state.key, epoch), step)``.
+
+    >>> import fnn, numpy as np
+    >>> state = fnn.init_state(fnn.mlp([2, 2]), seed=0)
+    >>> state, loss = fnn.step(state, (np.ones((3, 2), np.float32), np.array([0, 1, 1])), fnn.Settings(lr=0.1))
+    >>> state.step, round(loss, 4)
+    (1, 0.3957)
     """
+    if not isinstance(state, TrainState):
+        pair = " (step returns a pair (state, loss): unpack it, state, loss = fnn.step(...))" if (
+            isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], TrainState)) else ""
+        raise TypeError(
+            f"step takes a fnn.TrainState, got {type(state).__name__}{pair}; start from fnn.init_state(params)."
+        )
     return _step(_plan(state.params), settings, state, batch)
 
 
@@ -437,6 +469,25 @@ def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[flo
     return cost.value(out, y), float((out.argmax(axis=-1) == labels).mean())
 
 
+def _train_accuracy(params: Params, data: Batch, settings: Settings) -> float | None:
+    """The accuracy of ``params`` on the training data; ``None`` when the epoch saw row indices (an executor)."""
+    if settings.value_and_grad is not None:
+        return None
+    x, y = data
+    labels = y if y.ndim == 1 else y.argmax(axis=-1)
+    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())
+
+
+def _last_rate(state: TrainState, settings: Settings) -> float | None:
+    """The learning rate of the last step: plain SGD's ``lr``, or the optimizer state's (``None`` without one)."""
+    if settings.optimizer is None:
+        return settings.lr
+    try:
+        return optim.learning_rate(state.opt_state)
+    except ValueError:  # an optimizer of your own, with no learning rate in its state (or several)
+        return None
+
+
 def epoch(
     state: TrainState,
     data: Batch,
@@ -455,6 +506,7 @@ def epoch(
     :func:`step` (which is what ``on_batch`` sees). Should a step diverge, the epoch is run again
     by folding :func:`step`, which raises the :class:`DivergenceError` with the state before it.
     """
+    started = time.perf_counter()
     plan = _plan(state.params)  # rules and structure looked up once, not per step
 
     def fold(carry: tuple[TrainState, float, int], batch: Batch) -> tuple[TrainState, float, int]:
@@ -476,7 +528,9 @@ def epoch(
             done = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
     s, total, n = done
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
-    stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc)
+    accuracy = _train_accuracy(s.params, data, settings)
+    stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, accuracy, _last_rate(s, settings),
+                       time.perf_counter() - started)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
 
 
@@ -493,6 +547,7 @@ def _prepare(
 ) -> tuple[Batch, Settings, Batch | None]:
     validate.network(params)
     cost = validate.cost(cost)
+    validate.logits(params, cost)
     batch_size = validate.positive_int(batch_size, "batch_size")
     if optimizer is None:
         if lr is None:
@@ -559,16 +614,21 @@ def training(
     return toolz.drop(1, toolz.iterate(run_epoch, state))
 
 
-def _best_by_patience(states: Iterable[TrainState], patience: int) -> Iterator[TrainState]:
-    """States until validation loss has not improved for ``patience`` epochs; the last has the best params."""
+#: What ``patience`` may watch, and whether lower is better.
+MONITORS = {"val_loss": True, "val_accuracy": False}
+
+
+def _best_by_patience(states: Iterable[TrainState], patience: int, monitor: str = "val_loss") -> Iterator[TrainState]:
+    """States until ``monitor`` has not improved for ``patience`` epochs; the last has the best params."""
     best: TrainState | None = None
-    best_loss, waited = math.inf, 0
+    lower = MONITORS[monitor]
+    best_value, waited = math.inf, 0
     for s in states:
-        loss_ = s.history[-1].val_loss
-        if loss_ is None:
+        value = getattr(s.history[-1], monitor)
+        if value is None:
             raise ValueError("patience needs validation data: pass validation=(x_val, y_val).")
-        if loss_ < best_loss:
-            best, best_loss, waited = s, loss_, 0
+        if (value if lower else -value) < best_value:
+            best, best_value, waited = s, (value if lower else -value), 0
             yield s
         else:
             waited += 1
@@ -590,6 +650,7 @@ def train(
     validation: Batch | None = None,
     initial_state: TrainState | None = None,
     patience: int | None = None,
+    monitor: str = "val_loss",
     observers: Iterable[Callable[[TrainState], Any]] = (),
     on_divergence: str = "raise",
     executor: Any = None,
@@ -607,10 +668,14 @@ def train(
       data: ``(x, y)``, ``x: (n, features)``, ``y`` integer labels ``(n,)`` or targets ``(n, n_out)``.
       epochs, batch_size: positive ints. A ``batch_size`` larger than the data gives one batch per epoch.
       lr: the rate of plain SGD (``params - lr * grads``); or give ``optimizer``, e.g. ``fnn.adam(1e-3)``.
-      cost: e.g. :data:`fnn.mse` or :data:`fnn.cross_entropy`.
+      cost: e.g. :data:`fnn.mse` or :data:`fnn.cross_entropy` (which takes logits: a network ending
+        in an activation such as ReLU or Sigmoid is refused, see :mod:`fnn.costs`).
       seed: drives the minibatch order and random layers; same seed, same bits.
       validation: ``(x_val, y_val)`` to record validation loss and accuracy each epoch.
-      patience: stop after this many epochs without a better validation loss, returning the best params.
+      patience: stop after this many epochs without a better ``monitor``, returning the best params
+        (those of the best epoch; the history keeps every epoch run).
+      monitor: what ``patience`` watches: ``"val_loss"`` (lower is better) or ``"val_accuracy"``
+        (higher is better).
       on_batch: ``on_batch(state, loss)`` after every minibatch (a progress bar); like observers,
         it sees the run but cannot change it.
       observers: functions called with the state after each epoch (logging, checkpoints);
@@ -635,6 +700,8 @@ def train(
     validate.optimizer(optimizer)
     if patience is not None:
         patience = validate.positive_int(patience, "patience")
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {', '.join(map(repr, MONITORS))}, got {monitor!r}.")
     start = init_state(params, optimizer, seed) if initial_state is None else initial_state
     states = training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed,
@@ -643,7 +710,7 @@ def train(
     )
     states = toolz.take(max(epochs - start.epoch, 0), states)
     if patience is not None:
-        states = _best_by_patience(states, validate.positive_int(patience, "patience"))
+        states = _best_by_patience(states, patience, monitor)
     observers = tuple(observers)
 
     def observe(_: TrainState, s: TrainState) -> TrainState:

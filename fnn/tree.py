@@ -306,7 +306,11 @@ def zeros_like(tree: PyTree) -> PyTree:
 
 
 def size(tree: PyTree) -> int:
-    """The total number of scalars in all leaves.
+    """The total number of scalars in all leaves: every leaf, settings included.
+
+    Generic over any pytree, it counts a LeakyReLU's slope, a convolution's stride and
+    BatchNorm's running statistics too; a network's trainable parameters are
+    :func:`fnn.num_params`.
 
     >>> import numpy as np
     >>> size((np.zeros((3, 4)), np.zeros(4), 1.0))

@@ -17,7 +17,8 @@ What is checked:
   labels in ``[0, n_outputs)``, or finite targets of shape ``(n, n_outputs)``;
 - gradients or updates against params (:func:`updates`): the same tree
   structure (:class:`fnn.tree.TreeMismatchError`, printing both) and leaf shapes;
-- counts, rates and costs (:func:`positive_int`, :func:`learning_rate`, :func:`cost`).
+- counts, rates and costs (:func:`positive_int`, :func:`learning_rate`, :func:`cost`), and
+  a cost on logits against a network whose last layer squashes (:func:`logits`).
 
 A 1-D ``x`` is refused, with the reshape that fixes it: fnn never guesses
 whether ``(n,)`` is one example or ``n`` scalars.
@@ -44,6 +45,7 @@ __all__ = [
     "positive_float",
     "learning_rate",
     "cost",
+    "logits",
     "optimizer",
     "param_dtype",
     "all_finite",
@@ -467,3 +469,24 @@ def cost(value: Any) -> Cost:
         f"cost must be an fnn.Cost, got {given}. Ready costs: {ready}; "
         "or build your own with fnn.Cost(value, grad)."
     )
+
+
+def logits(params: Any, cost_: Cost) -> None:
+    """Refuse a cost on logits after a last layer that squashes or rectifies (the rule in :mod:`fnn.costs`).
+
+    >>> logits((layers.Dense(np.ones((2, 3)), np.zeros(3)), layers.ReLU()), Cost(None, None, "ce", None, np.exp))
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ce takes logits, ... the network ends in ReLU (layer 1), which squashes or rectifies them. ...
+    """
+    if not cost_.takes_logits or not params:
+        return
+    last = params[-1]
+    if layers.rule(last).squashes:
+        raise ValueError(
+            f"{cost_.name} takes logits, the raw scores of a last Dense, Conv2D or Identity layer, but the "
+            f"network ends in {type(last).__name__} (layer {len(params) - 1}), which squashes or rectifies them. "
+            'Give the network a linear output: fnn.mlp(sizes, activation=..., output_activation="identity"), '
+            "or drop the last layer (params[:-1])."
+        )

@@ -15,6 +15,7 @@ import pytest
 
 import fnn
 from fnn import runs
+from tests.timeless import timeless
 
 SMALL = ["--layers", "784,8,10", "--batch-size", "100", "--lr", "5"]
 
@@ -44,7 +45,11 @@ def test_train_writes_every_file_and_evaluate_reads_them(tmp_path: Path) -> None
     ev = fnn_cmd("evaluate", "r", cwd=tmp_path)
     assert ev.returncode == 0, ev.stderr
     assert f"test accuracy {rec['final']['test_accuracy']:.4f}" in ev.stdout
-    assert "confusion matrix" in ev.stdout and len(ev.stdout.splitlines()) == 13
+    assert "confusion matrix" in ev.stdout and len(ev.stdout.splitlines()) == 14
+    assert ev.stdout.splitlines()[-1].startswith("per-class accuracy: 0 ")
+    assert re.search(r"fnn train: .* \(\d+(,\d{3})* params\)", res.stdout.splitlines()[0])
+    plain = fnn_cmd("info", "r", cwd=tmp_path)
+    assert f"trainable params: {fnn.num_params(state.params):,}" in plain.stdout
     info = fnn_cmd("info", "r", "--json", cwd=tmp_path)
     assert json.loads(info.stdout) == rec
 
@@ -95,7 +100,7 @@ def test_ctrl_c_saves_checkpoint_and_resume_is_exact(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "params.npz").read_bytes() == (tmp_path / "whole" / "params.npz").read_bytes()
     rec = json.loads((tmp_path / "r" / "record.json").read_text())
     assert rec["resumed_from_epoch"] == k and rec["epochs_done"] == k + 2
-    assert fnn.tree.all_equal(fnn.load(tmp_path / "r" / "checkpoint.npz"), whole.state)
+    assert fnn.tree.all_equal(timeless(fnn.load(tmp_path / "r" / "checkpoint.npz")), timeless(whole.state))
 
 
 def test_bad_run_dir_and_console_script(tmp_path: Path) -> None:

@@ -87,3 +87,66 @@ def test_costs_equal_pytorch(cost):
     t.backward()
     assert cost.value(pred, labels) == pytest.approx(t.item(), rel=1e-12)
     np.testing.assert_allclose(cost.grad(pred, labels), p.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------
+# The logits rule: a cost on logits refuses a last layer that squashes
+# ---------------------------------------------------------------------------
+
+SQUASHING = [fnn.ReLU(), fnn.Sigmoid(), fnn.Tanh(), fnn.Softmax(), fnn.LeakyReLU(0.1)]
+
+
+def _logit_net(last):
+    return (fnn.Dense(np.ones((3, 2), np.float32), np.zeros(2, np.float32)),) + ((last,) if last is not None else ())
+
+
+@pytest.mark.parametrize("cost", [fnn.cross_entropy, fnn.binary_cross_entropy], ids=lambda c: c.name)
+@pytest.mark.parametrize("last", SQUASHING, ids=lambda layer: type(layer).__name__)
+def test_costs_on_logits_refuse_a_squashing_last_layer_everywhere(cost, last):
+    params = _logit_net(last)
+    batch = (np.ones((4, 3), np.float32), np.array([0, 1, 1, 0]) if cost is fnn.cross_entropy
+             else np.ones((4, 2), np.float32))
+    calls = {
+        "loss": lambda: fnn.loss(params, batch, cost),
+        "grad": lambda: fnn.grad(params, batch, cost),
+        "value_and_grad": lambda: fnn.value_and_grad(params, batch, cost),
+        "check_grad": lambda: fnn.check_grad(params, batch, cost),
+        "train": lambda: fnn.train(params, batch, epochs=1, batch_size=2, lr=0.1, cost=cost),
+        "training": lambda: fnn.training(params, batch, batch_size=2, lr=0.1, cost=cost),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError) as info:
+            call()
+        message = str(info.value)
+        assert f"{cost.name} takes logits" in message, name
+        assert f"ends in {type(last).__name__} (layer 1)" in message and 'output_activation="identity"' in message
+
+
+@pytest.mark.parametrize("last", [None, fnn.Identity(), fnn.Flatten(), fnn.Dropout(0.5)],
+                         ids=["Dense", "Identity", "Flatten", "Dropout"])
+def test_costs_on_logits_take_linear_and_other_last_layers(last):
+    params = _logit_net(last)
+    assert np.isfinite(fnn.loss(params, (np.ones((4, 3), np.float32), np.array([0, 1, 1, 0])), fnn.cross_entropy))
+
+
+def test_mse_takes_any_network_and_declarations_are_visible():
+    params = _logit_net(fnn.Sigmoid())
+    assert np.isfinite(fnn.loss(params, (np.ones((4, 3), np.float32), np.array([0, 1, 1, 0])), fnn.mse))
+    assert fnn.cross_entropy.takes_logits and fnn.binary_cross_entropy.takes_logits
+    assert not fnn.mse.takes_logits and not _user_cost().takes_logits
+    squash = {t.__name__ for t in fnn.layers.registered() if fnn.layers.rule(t.__new__(t, *[None] * len(t._fields)))
+              .squashes}
+    assert {"Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax"} <= squash
+    assert not squash & {"Dense", "Conv2D", "Identity", "Flatten", "Dropout", "BatchNorm", "MaxPool2D"}
+
+
+def test_a_conv_net_ending_in_conv_is_fine_and_cli_refuses(tmp_path):
+    conv = (fnn.conv2d(0, 1, 2, 3), fnn.Flatten())
+    x = np.zeros((2, 4, 4, 1), np.float32)
+    y = np.zeros((2, 32), np.float32)
+    assert np.isfinite(fnn.loss(conv, (x, y), fnn.binary_cross_entropy))
+    from fnn import cli
+
+    code = cli.main(["train", "--cost", "cross_entropy", "--output-activation", "relu", "--epochs", "1",
+                     "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 2

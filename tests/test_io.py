@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -196,3 +197,38 @@ def test_ctrl_c_during_save_finishes_the_write(tmp_path: Path, monkeypatch: pyte
     finally:
         signal.signal(signal.SIGINT, previous)
     assert np.array_equal(fnn.load(tmp_path / "k.npz")["w"], np.arange(5.0))
+
+
+def test_unknown_record_type_says_only_that_and_lists_public_types(tmp_path: Path) -> None:
+    path = tmp_path / "later.npz"
+    fnn.save(path, fnn.mlp([2, 2], seed=0))
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    entries["tree.json"] = entries["tree.json"].replace(b"fnn.layers.linear.Dense", b"mylab.layers.Later")
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
+    with pytest.raises(fio.UnknownRecordError) as info:
+        fnn.load(path)
+    message = str(info.value)
+    assert "'mylab.layers.Later'" in message and "not registered" in message and "register_record" in message
+    assert "damaged" not in message and "not written by" not in message
+    public = message.split("Registered types:")[1]
+    assert "fnn.layers.Dense" in public and "fnn.training.TrainState" in public
+    assert "._" not in public  # no fnn.training._Plan, fnn.optim._Thawed
+
+
+def test_a_record_that_gained_fields_with_defaults_loads(tmp_path: Path) -> None:
+    """A history saved before EpochStats had accuracy, lr and seconds loads, with those as None."""
+    path = tmp_path / "old.npz"
+    fnn.save(path, fnn.EpochStats(1, 0.5, 0.4, 0.9))
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    old = json.loads(entries["tree.json"])
+    record = old["tree"]
+    record["fields"], record["c"] = record["fields"][:4], record["c"][:4]
+    entries["tree.json"] = json.dumps(old).encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
+    assert fnn.load(path) == fnn.EpochStats(1, 0.5, 0.4, 0.9, None, None, None)

@@ -82,7 +82,7 @@ def test_public_calls_are_pure_and_results_read_only():
     params, x, labels = _example()
     before = _snapshot(params, x, labels)
     g = fnn.grad(params, (x, labels))
-    fnn.value_and_grad(params, (x, labels), fnn.cross_entropy)
+    fnn.value_and_grad(params[:-1], (x, labels), fnn.cross_entropy)  # on the logits
     fnn.loss(params, (x, labels))
     fnn.forward(params, x)
     fnn.accuracy(params, (x, labels))

@@ -77,7 +77,7 @@ def test_import_fnn_does_not_import_dask():
 @pytest.mark.parametrize("shards", [1, 2, 3])
 def test_dask_grad_equals_single_process(executor, dtype, shards):
     x, y = _data()
-    params = fnn.mlp([5, 8, 3], seed=1, dtype=dtype)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=1, dtype=dtype)
     value, g = parallel.value_and_grad(params, (x, y), fnn.cross_entropy, executor, shards=shards)
     ref_value, ref = fnn.value_and_grad(params, (x, y), cost=fnn.cross_entropy)
     _close(g, ref, dtype)
@@ -89,7 +89,7 @@ def test_dask_grad_equals_single_process(executor, dtype, shards):
 def test_issue_example_grad_and_train(executor):
     x, y = _data(n=300)
     x = x.astype(np.float32)
-    params = fnn.mlp([5, 8, 3], seed=0)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=0)
     g = fnn.parallel.grad(params, (x, y), fnn.cross_entropy, executor, shards=2)
     _close(g, fnn.grad(params, (x, y), cost=fnn.cross_entropy), np.float32)
     kw = dict(epochs=2, batch_size=64, lr=0.1, cost=fnn.cross_entropy, seed=0)
@@ -103,7 +103,7 @@ def test_issue_example_grad_and_train(executor):
 
 def test_dask_training_data_live_on_every_worker(client, executor):
     x, y = _data(n=50)
-    params = fnn.mlp([5, 4, 3], seed=0, dtype=np.float64)
+    params = fnn.mlp([5, 4, 3], output_activation="identity", seed=0, dtype=np.float64)
     (rows, _), hook = parallel.data_parallel(params, (x, y), executor, 2)
     assert rows.tolist() == list(range(50))
     # Scattered once to both workers; a step sends only params (one future) and row indices.
@@ -117,7 +117,7 @@ def test_dask_training_data_live_on_every_worker(client, executor):
 
 def test_dask_train_float64_matches_closely(executor):
     x, y = _data(n=200)
-    params = fnn.mlp([5, 8, 3], seed=2, dtype=np.float64)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=2, dtype=np.float64)
     kw = dict(epochs=2, batch_size=50, optimizer=fnn.adam(1e-2), cost=fnn.cross_entropy, seed=3)
     trained, _ = fnn.train(params, (x, y), executor=executor, shards=3, **kw)
     ref, _ = fnn.train(params, (x, y), **kw)
@@ -127,7 +127,7 @@ def test_dask_train_float64_matches_closely(executor):
 @pytest.mark.parametrize("shards", [2, 5])
 def test_thread_executor_train_and_grad(shards):
     x, y = _data(n=103)
-    params = fnn.mlp([5, 8, 3], seed=0, dtype=np.float64)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=0, dtype=np.float64)
     with ThreadPoolExecutor(2) as ex:
         g = parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=shards)
         trained, history = fnn.train(params, (x, y), epochs=2, batch_size=16, lr=0.1, cost=fnn.cross_entropy,
@@ -136,11 +136,14 @@ def test_thread_executor_train_and_grad(shards):
     ref, ref_history = fnn.train(params, (x, y), epochs=2, batch_size=16, lr=0.1, cost=fnn.cross_entropy, seed=0)
     _close(trained, ref, np.float64)
     assert len(history) == 2
+    # an executor's epochs see row indices, not the data: no training accuracy; the rest is recorded
+    assert [h.accuracy for h in history] == [None, None] and all(h.accuracy is not None for h in ref_history)
+    assert [h.lr for h in history] == [0.1, 0.1] and all(h.seconds > 0 for h in history)
 
 
 def test_more_shards_than_rows_and_default_shards():
     x, y = _data(n=3)
-    params = fnn.mlp([5, 3], seed=0, dtype=np.float64)
+    params = fnn.mlp([5, 3], output_activation="identity", seed=0, dtype=np.float64)
     with ThreadPoolExecutor(2) as ex:
         g = parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=8)
         g_default = parallel.grad(params, (x, y), fnn.cross_entropy, ex)
@@ -153,7 +156,7 @@ def test_more_shards_than_rows_and_default_shards():
 
 def test_dropout_keys_per_shard():
     x, y = _data(n=40)
-    params = fnn.mlp([5, 8, 3], seed=0, dtype=np.float64)
+    params = fnn.mlp([5, 8, 3], output_activation="identity", seed=0, dtype=np.float64)
     params = (params[0], params[1], fnn.Dropout(0.5), *params[2:])
     with ThreadPoolExecutor(2) as ex:
         one = parallel.grad(params, (x, y), fnn.cross_entropy, ex, shards=1, train=True, key=7)
@@ -167,7 +170,7 @@ def test_dropout_keys_per_shard():
 
 def test_stateful_layers_are_refused():
     x, y = _data(n=20)
-    params = fnn.mlp([5, 4, 3], seed=0)
+    params = fnn.mlp([5, 4, 3], output_activation="identity", seed=0)
     params = (params[0], fnn.batch_norm(4), *params[1:])
     with ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="running statistics"):
         fnn.train(params, (x.astype(np.float32), y), epochs=1, batch_size=10, lr=0.1, executor=ex, shards=2)
@@ -175,7 +178,7 @@ def test_stateful_layers_are_refused():
 
 def test_boundary_errors():
     x, y = _data(n=10)
-    params = fnn.mlp([5, 3], seed=0)
+    params = fnn.mlp([5, 3], output_activation="identity", seed=0)
     kw = dict(epochs=1, batch_size=5, lr=0.1)
     with pytest.raises(TypeError, match="submit"):
         fnn.train(params, (x, y), executor=object(), shards=2, **kw)
@@ -204,7 +207,7 @@ def _toy_run(config):
     if config.get("fail"):
         raise RuntimeError(f"bad config {config['seed']}")
     x, y = _data(n=60)
-    params = fnn.mlp([5, 6, 3], seed=config["seed"])
+    params = fnn.mlp([5, 6, 3], output_activation="identity", seed=config["seed"])
     trained, history = fnn.train(params, (x.astype(np.float32), y), epochs=config["epochs"], batch_size=20,
                                  lr=0.1, cost=fnn.cross_entropy, seed=config["seed"])
     return {"config": config, "params": trained, "loss": history[-1].loss, "status": "ok"}

@@ -20,7 +20,7 @@ def test_values():
     assert [fnn.step_decay(0.8, every=3, factor=0.5)(t) for t in (0, 2, 3, 5, 6, 9)] == [0.8, 0.8, 0.4, 0.4, 0.2, 0.1]
     assert fnn.exponential_decay(2.0, rate=0.1, steps=10)(10) == pytest.approx(0.2, rel=1e-15)
     assert fnn.exponential_decay(2.0, rate=0.1, steps=10)(5) == pytest.approx(2.0 * math.sqrt(0.1), rel=1e-15)
-    cos = fnn.cosine_decay(1.0, steps=10, alpha=0.2)
+    cos = fnn.cosine_decay(1.0, steps=10, end=0.2)
     assert [cos(0), cos(5), cos(10), cos(100)] == pytest.approx([1.0, 0.6, 0.2, 0.2], rel=1e-15)
     warm = fnn.linear_warmup(1.0, steps=4, start=0.2)
     assert [warm(t) for t in (0, 1, 4, 7)] == pytest.approx([0.2, 0.4, 1.0, 1.0], rel=1e-15)
@@ -36,7 +36,7 @@ def test_join_restarts_the_count_at_each_boundary():
 
 def test_warmup_cosine_decay_is_a_join():
     a = fnn.warmup_cosine_decay(0.5, warmup_steps=5, decay_steps=20, start=0.1, end=0.05)
-    b = fnn.join([fnn.linear_warmup(0.5, 5, 0.1), fnn.cosine_decay(0.5, 20, 0.1)], [5])
+    b = fnn.join([fnn.linear_warmup(0.5, 5, 0.1), fnn.cosine_decay(0.5, 20, 0.05)], [5])
     assert [a(t) for t in range(30)] == [b(t) for t in range(30)]
     assert a(0) == pytest.approx(0.1) and a(5) == 0.5 and a(25) == pytest.approx(0.05)
 
@@ -50,7 +50,7 @@ def test_count_from_an_optimizer_state():
 
 @given(steps, steps)
 def test_cosine_decay_is_monotone_and_bounded(a, b):
-    s = fnn.cosine_decay(2.0, steps=5000, alpha=0.1)
+    s = fnn.cosine_decay(2.0, steps=5000, end=0.2)
     lo, hi = min(a, b), max(a, b)
     assert 0.2 - 1e-12 <= s(hi) <= s(lo) <= 2.0
 
@@ -92,3 +92,17 @@ def test_bad_arguments(build, match):
 def test_every_schedule_has_a_doctest():
     for name in schedules.__all__[1:]:
         assert ">>>" in (getattr(schedules, name).__doc__ or ""), name
+
+
+def test_cosine_decay_end_is_torch_eta_min():
+    """``end`` is an absolute floor, PyTorch's ``eta_min``: the same rates as CosineAnnealingLR."""
+    torch = pytest.importorskip("torch")
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10, eta_min=0.05)
+    theirs = []
+    for _ in range(10):
+        theirs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    ours = fnn.cosine_decay(0.5, steps=10, end=0.05)
+    assert [ours(t) for t in range(10)] == pytest.approx(theirs, rel=1e-12)

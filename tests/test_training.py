@@ -8,6 +8,7 @@ import toolz
 
 import fnn
 from fnn import tree
+from tests.timeless import timeless
 
 
 def blobs(n=300, k=3, d=8, seed=0):
@@ -69,7 +70,7 @@ def test_a_custom_loop_is_a_toolz_pipeline_and_equals_train():
     final = toolz.nth(3, run)
     trained, history = fnn.train(params, (x, y), epochs=3, batch_size=10, lr=1.0, seed=0)
     assert tree.all_equal(final.params, trained)
-    assert final.history == history
+    assert timeless(final.history) == timeless(history)
 
 
 def test_early_stopping_with_takewhile():
@@ -90,7 +91,7 @@ def test_resume_equals_uninterrupted_run():
     assert first.epoch == 2
     resumed, h_resumed = fnn.train(params, (x, y), epochs=4, batch_size=16, lr=0.5, seed=3, initial_state=first)
     assert tree.all_equal(whole, resumed)
-    assert h_whole == h_resumed
+    assert timeless(h_whole) == timeless(h_resumed)
 
 
 def test_observers_see_every_epoch_and_change_nothing():
@@ -124,3 +125,53 @@ def test_divergence_names_epoch_and_step():
     with pytest.raises(fnn.DivergenceError, match=r"epoch 1, step \d+.*smaller learning rate"):
         fnn.train(fnn.mlp([8, 16, 3], "relu", "identity", seed=0), (x * 1e3, y), epochs=2, batch_size=10,
                   lr=1e6, cost=fnn.cross_entropy)
+
+
+# ---------------------------------------------------------------------------
+# A fuller history: training accuracy, the last step's learning rate, seconds; patience's monitor
+# ---------------------------------------------------------------------------
+
+
+def test_history_holds_training_accuracy_last_rate_and_seconds():
+    x, y = blobs()
+    steps = fnn.data.steps_per_epoch(len(y), 32)
+    assert steps == 10 == fnn.data.num_batches(len(y), 32)
+    schedule = fnn.cosine_decay(0.05, steps=3 * steps)
+    trained, history = fnn.train(fnn.mlp([8, 16, 3], "relu", "identity", seed=0), (x, y), epochs=3, batch_size=32,
+                                 optimizer=fnn.adam(schedule), cost=fnn.cross_entropy, validation=(x, y))
+    for h in history:
+        assert h.accuracy == fnn.accuracy(trained, (x, y)) if h.epoch == 3 else 0 <= h.accuracy <= 1
+        assert h.seconds is not None and h.seconds > 0
+    assert history[-1].accuracy == history[-1].val_accuracy  # the same params and data, evaluation mode
+    # the rate of each epoch's last step, not the next one (which is 0 after the last epoch)
+    assert [h.lr for h in history] == [schedule(steps - 1), schedule(2 * steps - 1), schedule(3 * steps - 1)]
+    assert history[-1].lr > 0 == schedule(3 * steps)
+    _, sgd_history = fnn.train(fnn.mlp([8, 3], seed=0), (x, y), epochs=1, batch_size=32, lr=0.5)
+    assert sgd_history[0].lr == 0.5 and sgd_history[0].val_accuracy is None
+
+
+def test_patience_monitors_validation_accuracy():
+    """Validation accuracy reaches 1.0 in epoch 1 and cannot improve on it, while the loss keeps falling."""
+    x, y = blobs()
+    kw = dict(epochs=8, batch_size=30, lr=2.0, validation=(x[:60], y[:60]), patience=2)
+    first = toolz.first(fnn.training(fnn.mlp([8, 16, 3], seed=0), (x, y), batch_size=30, lr=2.0,
+                                     validation=(x[:60], y[:60])))
+    params, by_accuracy = fnn.train(fnn.mlp([8, 16, 3], seed=0), (x, y), monitor="val_accuracy", **kw)
+    assert [h.val_accuracy for h in by_accuracy] == [1.0, 1.0, 1.0]  # stopped after 2 epochs without a better one
+    assert tree.all_equal(params, first.params)  # the best epoch's params: the first
+    _, by_loss = fnn.train(fnn.mlp([8, 16, 3], seed=0), (x, y), **kw)
+    assert len(by_loss) > 3  # the validation loss went on improving
+    with pytest.raises(ValueError, match="monitor must be one of 'val_loss', 'val_accuracy'"):
+        fnn.train(fnn.mlp([8, 3]), (x, y), epochs=1, batch_size=30, lr=1.0, patience=1, monitor="accuracy")
+
+
+def test_step_returns_a_pair_and_refuses_one_as_a_state():
+    x, y = blobs(20)
+    state = fnn.init_state(fnn.mlp([8, 3], seed=0))
+    settings = fnn.Settings(lr=0.5)
+    out = fnn.step(state, (x, y), settings)
+    assert isinstance(out, tuple) and isinstance(out[0], fnn.TrainState) and isinstance(out[1], float)
+    with pytest.raises(TypeError, match=r"step returns a pair \(state, loss\): unpack it"):
+        fnn.step(out, (x, y), settings)
+    with pytest.raises(TypeError, match="step takes a fnn.TrainState, got dict"):
+        fnn.step({}, (x, y), settings)

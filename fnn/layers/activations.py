@@ -94,7 +94,7 @@ def _sigmoid_vjp(layer: Sigmoid, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -
     return layer, dx
 
 
-register(Sigmoid, lambda layer, x: sigmoid(x), _sigmoid_vjp)
+register(Sigmoid, lambda layer, x: sigmoid(x), _sigmoid_vjp, squashes=True)
 elementwise(Tanh, np.tanh, lambda x, y: 1 - y * y)
 elementwise(ReLU, lambda x: np.maximum(x, 0), lambda x, y: (x > 0).astype(x.dtype))
 elementwise(
@@ -134,6 +134,7 @@ register(
     Softmax,
     lambda layer, x: softmax(x),
     lambda layer, x, y, dy: (layer, y * (dy - (dy * y).sum(axis=-1, keepdims=True))),
+    squashes=True,
 )
 
 

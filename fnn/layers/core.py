@@ -21,6 +21,12 @@ returning the record with its statistics moved after a training step. A layer ma
 also register ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of ``vjp``
 alone: backpropagation uses it for a network's first layer, whose ``dx`` nobody needs.
 
+Two declarations describe a type to the rest of fnn: ``squashes=True`` says the layer's
+output is squashed or rectified (sigmoid, tanh, ReLU, softmax, ...), so it cannot be the
+logits that :data:`fnn.cross_entropy` and :data:`fnn.binary_cross_entropy` take; and
+``statistics=("mean", "var")`` names float fields that ``update`` moves instead of an
+optimizer (they are not counted by :func:`fnn.num_params`).
+
 Arrays are batch-first: ``x`` is ``(batch, features)`` for dense layers. Outside training a
 layer must treat the examples of a batch independently (evaluation runs a large batch in
 slices); only training mode may mix them, as batch normalisation does.
@@ -59,6 +65,7 @@ __all__ = [
     "apply",
     "vjp",
     "is_param",
+    "trainable",
     "zero_grad",
     "elementwise",
 ]
@@ -79,6 +86,8 @@ class Rule(NamedTuple):
     context: bool = False
     update: Callable[..., Any] | None = None
     param_vjp: Callable[..., Any] | None = None
+    squashes: bool = False
+    statistics: tuple[str, ...] = ()
 
 
 _RULES: dict[type, Rule] = {}
@@ -109,6 +118,8 @@ def register(
     context: bool = False,
     update: Callable[..., Any] | None = None,
     param_vjp: Callable[..., Any] | None = None,
+    squashes: bool = False,
+    statistics: tuple[str, ...] = (),
 ) -> type:
     """Register the forward and backward rules of a layer type; returns the type.
 
@@ -122,6 +133,10 @@ def register(
       param_vjp: optionally, ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of
         ``vjp`` alone; backpropagation uses it for the first layer, whose ``dx`` nobody needs
         (for a dense layer that saves a third of its backward matrix products).
+      squashes: whether the output is squashed or rectified (an activation such as sigmoid or
+        ReLU): such a last layer does not give the logits a cross-entropy cost takes.
+      statistics: the names of float fields that ``update`` moves and no optimizer trains
+        (BatchNorm's running ``mean`` and ``var``).
 
     Returns:
       ``layer_type``, so ``register`` also works as a one-line statement after the class.
@@ -143,7 +158,13 @@ def register(
             f"register expects a NamedTuple class, got {layer_type!r}; define the layer as "
             "`class MyLayer(NamedTuple): w: np.ndarray` and register that class."
         )
-    _RULES[layer_type] = Rule(apply, vjp, context, update, param_vjp)
+    unknown = [f for f in statistics if f not in layer_type._fields]
+    if unknown:
+        raise ValueError(
+            f"statistics names fields {unknown} that {layer_type.__name__} does not have "
+            f"(its fields: {list(layer_type._fields)}); name the fields that update moves."
+        )
+    _RULES[layer_type] = Rule(apply, vjp, context, update, param_vjp, bool(squashes), tuple(statistics))
     return layer_type
 
 
@@ -230,6 +251,20 @@ def is_param(leaf: Any) -> bool:
     return isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f"
 
 
+def trainable(layer: Any) -> tuple[Any, ...]:
+    """The trainable parameter arrays of one layer: its float arrays, less declared statistics.
+
+    >>> from fnn.layers import Dense, LeakyReLU
+    >>> [a.shape for a in trainable(Dense(np.zeros((2, 3)), np.zeros(3)))]
+    [(2, 3), (3,)]
+    >>> trainable(LeakyReLU(0.1))
+    ()
+    """
+    stats = rule(layer).statistics
+    fields = (f for name, f in zip(layer._fields, layer) if name not in stats)
+    return tuple(leaf for f in fields for leaf in ft.leaves(f) if is_param(leaf))
+
+
 def zero_grad(layer: Any) -> Any:
     """A layer's record with zeros in the place of every field: parameters as zero arrays, settings
     (numbers, tuples of numbers; ``None`` stays) as zeros of their type. The gradient of a layer
@@ -246,12 +281,15 @@ def elementwise(
     layer_type: type,
     f: Callable[..., np.ndarray],
     df: Callable[..., np.ndarray],
+    *,
+    squashes: bool = True,
 ) -> type:
     """Register an elementwise activation from ``f(x)`` and ``df(x, y) = dy/dx``; returns the type.
 
     ``f`` and ``df`` may take the layer as a first argument when it has settings
     (see ``LeakyReLU``); the backward rule is ``dx = dy * df(x, y)``, for ``x, y, dy``
-    of any one shape such as ``(batch, n)``.
+    of any one shape such as ``(batch, n)``. An activation
+    squashes or rectifies its input unless told otherwise (see :func:`register`).
 
     Softplus, ``y = log(1 + exp(x))``, ``dy/dx = sigmoid(x) = 1 - exp(-y)``:
 
@@ -270,9 +308,11 @@ def elementwise(
             layer_type,
             lambda layer, x: f(layer, x),
             lambda layer, x, y, dy: (zero_grad(layer), dy * df(layer, x, y)),
+            squashes=squashes,
         )
     return register(
         layer_type,
         lambda layer, x: f(x),
         lambda layer, x, y, dy: (layer, dy * df(x, y)),
+        squashes=squashes,
     )

@@ -225,7 +225,7 @@ def _bn_update(layer: BatchNorm, x: np.ndarray, ctx: Context) -> BatchNorm:
     return freeze(layer._replace(mean=mean.astype(layer.mean.dtype), var=var.astype(layer.var.dtype)))
 
 
-register(BatchNorm, _bn_apply, _bn_vjp, context=True, update=_bn_update)
+register(BatchNorm, _bn_apply, _bn_vjp, context=True, update=_bn_update, statistics=("mean", "var"))
 
 
 def batch_norm(features: int, momentum: float = 0.1, eps: float = 1e-5, dtype: Any = np.float32) -> BatchNorm:

@@ -1,0 +1,122 @@
+"""Metrics of a classifier, in memory: accuracy, class probabilities, a confusion matrix, per-class accuracy.
+
+Each takes the network and the data as :func:`fnn.accuracy` does and runs the
+network once, in evaluation mode, a slice of examples at a time. Labels are
+integer classes ``(n,)`` or one-hot rows ``(n, k)`` (their argmax).
+
+>>> import fnn, numpy as np
+>>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
+>>> data = (np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]]), np.array([0, 0, 1]))
+>>> confusion_matrix(params, data)
+array([[1, 1],
+       [1, 0]])
+>>> per_class_accuracy(params, data)
+array([0.5, 0. ])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fnn import validate
+from fnn.costs import Cost
+from fnn.network import Batch, Params, eval_forward
+
+__all__ = ["accuracy", "probabilities", "confusion_matrix", "per_class_accuracy"]
+
+
+def accuracy(params: Params, batch: Batch) -> float:
+    """The fraction of examples whose predicted class equals the label (labels or one-hot rows).
+
+    >>> import fnn, numpy as np
+    >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
+    >>> fnn.accuracy(params, (np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 0])))
+    0.5
+    """
+    validate.network(params)
+    x, y = validate.batch(params, batch)
+    labels = y if y.ndim == 1 else y.argmax(axis=-1)
+    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())
+
+
+def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:
+    """Class probabilities: the network's logits through the link of ``cost``.
+
+    ``softmax(forward(params, x))`` for :data:`fnn.cross_entropy` (rows sum to 1),
+    ``sigmoid(forward(params, x))`` for :data:`fnn.binary_cross_entropy` (each output
+    a probability of its own): the probabilities the cost was computed on in training.
+
+    Args:
+      params: a network whose last layer gives logits (see the logits rule in :mod:`fnn.costs`).
+      x: inputs ``(batch, n_in)``.
+      cost: the cost the network was trained with; it must take logits.
+
+    Returns:
+      ``(batch, k)`` probabilities in the params' dtype.
+
+    Raises:
+      ValueError: a cost that does not take logits (:data:`fnn.mse`: the outputs are the
+        predictions themselves, :func:`fnn.forward` gives them), or a last layer that squashes.
+
+    >>> import fnn, numpy as np
+    >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
+    >>> probabilities(params, np.array([[0.0, 0.0], [0.0, np.log(3.0)]]), fnn.cross_entropy)
+    array([[0.5 , 0.5 ],
+           [0.25, 0.75]])
+    """
+    validate.network(params)
+    cost = validate.cost(cost)
+    if cost.probabilities is None:
+        raise ValueError(
+            f"probabilities needs a cost on logits (fnn.cross_entropy: softmax; fnn.binary_cross_entropy: "
+            f"sigmoid), got {cost.name}, which compares the outputs themselves: fnn.forward(params, x) gives them."
+        )
+    validate.logits(params, cost)
+    return cost.probabilities(eval_forward(params, validate.inputs(params, x)))
+
+
+def _labels_and_predictions(params: Params, data: Batch) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(labels, predicted, k)`` for validated ``data``; ``k`` is the network's number of outputs."""
+    validate.network(params)
+    x, y = validate.batch(params, data, name="data")
+    out = eval_forward(params, x)  # (n, k)
+    labels = y if y.ndim == 1 else y.argmax(axis=-1)  # (n,)
+    return labels, out.argmax(axis=-1), out.shape[-1]
+
+
+def confusion_matrix(params: Params, data: Batch) -> np.ndarray:
+    """Counts of (true class, predicted class) pairs: ``(k, k)`` int64, rows true, columns predicted.
+
+    ``k`` is the number of the network's outputs; the diagonal holds the correct
+    predictions, so ``trace / sum`` is :func:`fnn.accuracy`.
+
+    Args:
+      params: the network.
+      data: ``(x, y)``, ``y`` integer labels ``(n,)`` or one-hot rows ``(n, k)``.
+
+    >>> import fnn, numpy as np
+    >>> params = (fnn.Dense(np.eye(3), np.zeros(3)),)
+    >>> confusion_matrix(params, (np.eye(3), np.array([0, 2, 2])))
+    array([[1, 0, 0],
+           [0, 0, 0],
+           [0, 1, 1]])
+    """
+    labels, predicted, k = _labels_and_predictions(params, data)
+    counts = np.bincount(labels * k + predicted, minlength=k * k)  # (k * k,): one pass, no Python loop
+    return counts.reshape(k, k).astype(np.int64, copy=False)  # (true, predicted)
+
+
+def per_class_accuracy(params: Params, data: Batch) -> np.ndarray:
+    """The fraction of each class's examples predicted as that class (its recall): ``(k,)`` float64.
+
+    Row ``i`` of :func:`confusion_matrix`: ``diag / row sums``; ``nan`` for a class with
+    no examples in ``data``.
+
+    >>> import fnn, numpy as np
+    >>> params = (fnn.Dense(np.eye(3), np.zeros(3)),)
+    >>> per_class_accuracy(params, (np.eye(3)[[0, 1, 1, 0]], np.array([0, 1, 0, 0])))
+    array([0.66666667, 1.        ,        nan])
+    """
+    confusion = confusion_matrix(params, data)
+    totals = confusion.sum(axis=1)  # (k,) examples of each class
+    return np.divide(np.diag(confusion), totals, out=np.full(len(totals), np.nan), where=totals > 0)

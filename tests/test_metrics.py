@@ -1,0 +1,58 @@
+"""fnn.metrics: probabilities by the cost's link, confusion matrix and per-class accuracy, against plain NumPy."""
+
+import numpy as np
+import pytest
+
+import fnn
+
+
+def _net_and_data(n=300, seed=0):
+    g = np.random.default_rng(seed)
+    params = fnn.mlp([5, 7, 4], "tanh", "identity", seed=seed)
+    x = g.standard_normal((n, 5)).astype(np.float32)
+    return params, x, g.integers(0, 4, n)
+
+
+def test_confusion_matrix_counts_true_predicted_pairs():
+    params, x, y = _net_and_data()
+    pred = fnn.predict(params, x)
+    expected = np.zeros((4, 4), np.int64)
+    np.add.at(expected, (y, pred), 1)
+    got = fnn.confusion_matrix(params, (x, y))
+    assert got.dtype == np.int64 and np.array_equal(got, expected)
+    assert np.trace(got) / got.sum() == fnn.accuracy(params, (x, y))
+    assert np.array_equal(fnn.confusion_matrix(params, (x, np.eye(4)[y])), got)  # one-hot rows
+
+
+def test_per_class_accuracy_is_each_class_recall():
+    params, x, y = _net_and_data()
+    pred = fnn.predict(params, x)
+    expected = [np.mean(pred[y == k] == k) for k in range(4)]
+    np.testing.assert_allclose(fnn.per_class_accuracy(params, (x, y)), expected, rtol=1e-15)
+    absent = fnn.per_class_accuracy(params, (x[y != 2], y[y != 2]))
+    assert np.isnan(absent[2]) and not np.isnan(absent[[0, 1, 3]]).any()
+
+
+def test_probabilities_follow_the_cost():
+    params, x, _ = _net_and_data(20)
+    logits = fnn.forward(params, x).astype(np.float64)
+    soft = fnn.probabilities(params, x, fnn.cross_entropy)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(soft, expected, rtol=1e-5)
+    np.testing.assert_allclose(soft.sum(axis=1), 1, rtol=1e-6)
+    sig = fnn.probabilities(params, x, fnn.binary_cross_entropy)
+    np.testing.assert_allclose(sig, 1 / (1 + np.exp(-logits)), rtol=1e-5)
+
+
+def test_probabilities_refuse_mse_and_squashed_outputs():
+    params, x, _ = _net_and_data(5)
+    with pytest.raises(ValueError, match="cost on logits.*fnn.forward"):
+        fnn.probabilities(params, x, fnn.mse)
+    with pytest.raises(ValueError, match="takes logits.*ends in Softmax"):
+        fnn.probabilities(params + (fnn.Softmax(),), x, fnn.cross_entropy)
+
+
+def test_metrics_validate_their_data():
+    params, x, y = _net_and_data(5)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        fnn.confusion_matrix(params, (x, y + 4))

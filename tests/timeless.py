@@ -1,0 +1,16 @@
+"""Comparing runs bit for bit: everything but the wall times (``EpochStats.seconds``) in their histories."""
+
+from typing import Any
+
+import fnn
+
+
+def timeless(tree: Any) -> Any:
+    """``tree`` (a state, a history, a stats record or a tuple of them) with every ``seconds`` set to ``None``."""
+    if isinstance(tree, fnn.EpochStats):
+        return tree._replace(seconds=None)
+    if isinstance(tree, fnn.TrainState):
+        return tree._replace(history=timeless(tree.history))
+    if isinstance(tree, (tuple, list)) and not hasattr(tree, "_fields"):
+        return type(tree)(timeless(t) for t in tree)
+    return tree
