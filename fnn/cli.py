@@ -24,7 +24,7 @@ from typing import Any
 
 from fnn import runs
 
-__all__ = ["main", "build_parser", "read_config_file"]
+__all__ = ["main", "build_parser", "read_config_file", "sweep_executor"]
 
 # (option, type, help); the config key is the option name with underscores
 _TRAIN_OPTIONS: tuple[tuple[str, Any, str], ...] = (
@@ -245,11 +245,28 @@ def _add_sweep(sub: Any) -> None:
                        help="a progress bar over the runs (default: when stdout is a terminal)")
 
 
-def _dask_executor(scheduler: str, workers: int | None) -> Any:
-    """A context manager giving a Dask executor: a new LocalCluster for 'local', else a client of ADDRESS."""
+def sweep_executor(workers: int | None = None, scheduler: str | None = None) -> Any:
+    """A context manager giving the ``executor`` of :func:`fnn.runs.sweep` for ``--workers``/``--scheduler``.
+
+    ``None`` (one by one) or ``workers`` local processes; with ``scheduler="local"`` a new
+    Dask LocalCluster of ``workers`` processes (default: one per core), with an address like
+    ``tcp://host:8786`` a client of that running cluster. Raises :class:`fnn.runs.ConfigError`
+    for a bad combination, or when Dask is not installed.
+
+    >>> with sweep_executor(2) as executor:
+    ...     executor
+    2
+    """
     import contextlib
     import logging
 
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise runs.ConfigError(f"--workers must be a number >= 1, got {workers!r}.")
+    if scheduler is None:
+        return contextlib.nullcontext(None if (workers or 1) == 1 else workers)
+    if scheduler != "local" and workers is not None:
+        raise runs.ConfigError(f"--workers sizes a local pool or --scheduler local; the cluster at {scheduler} "
+                               "has its own workers: drop --workers.")
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -265,24 +282,21 @@ def _dask_executor(scheduler: str, workers: int | None) -> Any:
                 client = stack.enter_context(Client(cluster))
             else:
                 client = stack.enter_context(Client(scheduler))
-            yield client.get_executor(pure=False)
+            yield client.get_executor(pure=False)  # pure=False: a rerun is a new task, not a cached result
 
     return executor()
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    import contextlib
-
     grid_path = Path(args.grid)
     try:
         grid = read_config_file(grid_path)
+    except runs.ConfigError:
+        raise
     except ValueError as e:  # a TOML or JSON syntax error
         raise runs.ConfigError(f"{grid_path}: {e}") from None
     configs = runs.sweep_configs(grid)  # every run checked before any work
-    if args.workers is not None and args.workers < 1:
-        raise runs.ConfigError(f"--workers must be >= 1, got {args.workers}.")
-    if args.scheduler is not None and args.scheduler != "local" and args.workers is not None:
-        raise runs.ConfigError("--workers sizes a local pool or --scheduler local; a running cluster has its own.")
+    engine = sweep_executor(args.workers, args.scheduler)
     out = Path(args.out) if args.out else Path("sweeps") / grid_path.stem
     progress = sys.stdout.isatty() if args.progress is None else args.progress
     if progress:
@@ -290,9 +304,6 @@ def _sweep(args: argparse.Namespace) -> int:
             import tqdm  # noqa: F401
         except ImportError:
             progress = False
-    engine: Any = contextlib.nullcontext(None if (args.workers or 1) == 1 else args.workers)
-    if args.scheduler is not None:
-        engine = _dask_executor(args.scheduler, args.workers)
     try:
         with engine as executor:
             result = runs.sweep(configs, executor, out=out, log=lambda line: print(line, flush=True),
