@@ -257,6 +257,7 @@ def plot(path: str | Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str
             labels = list(dict.fromkeys(show(v) for v in (r.get(key) for r in rows)))
             ax.plot([labels.index(show(v)) for v in values], accs, "o", alpha=0.7)
             ax.set_xticks(range(len(labels)), labels)
+            ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_xlabel(key)
         ax.set_ylabel("test accuracy")
     fig.tight_layout()
