@@ -814,7 +814,9 @@ def _process_pool(workers: int) -> Any:
         ctx.set_forkserver_preload(["fnn.runs", "matplotlib.pyplot"])
     else:
         ctx = mp.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_pool_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_pool_worker)
+    pool.submit(int).result()  # start the processes now, before any other thread (a progress bar's) exists
+    return pool
 
 
 def _write_summary(out: Path, rows: list[dict[str, Any]], keys: list[str]) -> str:
