@@ -75,21 +75,41 @@ def pool_runs(workers: int, runs: int, epochs: int) -> float:
     return _timed_sweep(workers, runs, epochs)
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished child processes (0 where the resource module is missing)."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def sweep_throughput(workers: int, runs: int, epochs: int, rounds: int = 3) -> dict[str, Any]:
-    """One by one against ``workers`` local processes, interleaved ``rounds`` times; medians and their ratio."""
-    serial, pool = [], []
+    """One by one against ``workers`` local processes, interleaved ``rounds`` times; medians and their ratio.
+
+    Also the CPU seconds each way (the pool's: this process plus its workers): equal CPU means the
+    pool adds no work, so on an otherwise idle machine its wall time is that work over the workers.
+    """
+    serial, pool, serial_cpu, pool_cpu = [], [], [], []
     for _ in range(rounds):
+        cpu = time.process_time()
         serial.append(serial_runs(runs, epochs))
+        serial_cpu.append(time.process_time() - cpu)
+        cpu, children = time.process_time(), _children_cpu()
         pool.append(pool_runs(workers, runs, epochs))
+        pool_cpu.append(time.process_time() - cpu + _children_cpu() - children)
     s, p = statistics.median(serial), statistics.median(pool)
-    return {"runs": runs, "epochs": epochs, "serial_s": s, "pool_s": p, "pool_ratio": s / p}
+    return {"runs": runs, "epochs": epochs, "serial_s": s, "pool_s": p, "pool_ratio": s / p,
+            "serial_cpu_s": statistics.median(serial_cpu), "pool_cpu_s": statistics.median(pool_cpu)}
 
 
 def sweep_line(s: dict[str, Any], workers: int) -> str:
     return (f"fnn.runs.sweep of {s['runs']} seed runs ({s['epochs']} epochs of digits each, run directories "
             f"written): one by one {s['serial_s']:.2f} s; {workers} local processes (fnn sweep --workers "
             f"{workers}, process start included) {s['pool_s']:.2f} s, throughput x{s['pool_ratio']:.2f} "
-            "(target x1.8)")
+            f"(target x1.8 for 8 runs of 5 epochs on 2 workers); CPU seconds {s['serial_cpu_s']:.2f} one by one, "
+            f"{s['pool_cpu_s']:.2f} on the processes")
 
 
 def swept_runs(executor: Any, runs: int, epochs: int) -> float:
