@@ -259,6 +259,7 @@ def sweep_executor(workers: int | None = None, scheduler: str | None = None) -> 
     """
     import contextlib
     import logging
+    import signal
 
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise runs.ConfigError(f"--workers must be a number >= 1, got {workers!r}.")
@@ -276,9 +277,14 @@ def sweep_executor(workers: int | None = None, scheduler: str | None = None) -> 
     def executor() -> Any:
         with contextlib.ExitStack() as stack:
             if scheduler == "local":
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                    silence_logs=logging.ERROR))
+                # the worker processes inherit an ignored Ctrl-C: this process stops the sweep and the cluster
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    cluster = stack.enter_context(LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                        silence_logs=logging.ERROR))
+                finally:
+                    signal.signal(signal.SIGINT, previous)
                 client = stack.enter_context(Client(cluster))
             else:
                 client = stack.enter_context(Client(scheduler))

@@ -970,8 +970,10 @@ def _gather(executor: Any, configs: list[dict[str, Any]], dirs: list[Path], todo
     except KeyboardInterrupt:
         for f in futures:
             f.cancel()
-        for f, i in futures.items():  # the runs in progress got the Ctrl-C too: collect their records
-            if f not in reported and not f.cancelled():
+        for f, i in futures.items():
+            # our pool's runs in progress got the Ctrl-C too and stop at once: collect their records;
+            # elsewhere (Dask) only what is done: the rest are rows "interrupted" from their run directories
+            if f not in reported and not f.cancelled() and (interruptible or f.done()):
                 try:
                     finished(i, f.result())
                 except (Exception, cf.CancelledError):
