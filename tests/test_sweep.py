@@ -226,7 +226,20 @@ def test_process_pool_gives_the_same_runs(tmp_path):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_dask_local_cluster(tmp_path, processes):
     """On a LocalCluster; with worker processes one is killed mid-run and its run is retried from its checkpoint."""
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
+    # Dask sets OMP/OPENBLAS/MKL_NUM_THREADS=1 in this process's environment when it starts worker
+    # processes and leaves them there: later tests' subprocesses would inherit one BLAS thread
+    environ = dict(os.environ)
+    try:
+        _on_a_local_cluster(tmp_path, processes)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def _on_a_local_cluster(tmp_path, processes):
+    import distributed
+
     configs = [{**SMALL, "epochs": 30 if processes else 2, "seed": 0}, {**SMALL, "seed": 1}]
     serial = runs.sweep(configs, out=tmp_path / "serial")
     first = tmp_path / "dask" / "runs" / runs.config_hash(runs.resolve_config(configs[0]))
