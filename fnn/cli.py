@@ -1,4 +1,4 @@
-"""The ``fnn`` command: ``fnn train``, ``fnn evaluate RUN_DIR``, ``fnn info RUN_DIR``.
+"""The ``fnn`` command: ``fnn train``, ``fnn evaluate RUN_DIR``, ``fnn info RUN_DIR``, ``fnn sweep GRID``.
 
 ``fnn train`` with no options trains the seed network (784-16-16-10, sigmoid,
 squared error, plain SGD) on the digits that ship with fnn, prints one line
@@ -27,7 +27,7 @@ from fnn.costs import COSTS
 from fnn.describe import num_params
 from fnn.layers import ACTIVATIONS, INITS
 
-__all__ = ["main", "build_parser", "read_config_file"]
+__all__ = ["main", "build_parser", "read_config_file", "sweep_executor"]
 
 # (option, type, help); the config key is the option name with underscores
 _TRAIN_OPTIONS: tuple[tuple[str, Any, str], ...] = (
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print the record of a run")
     info.add_argument("run_dir", metavar="RUN_DIR")
     info.add_argument("--json", action="store_true", help="print record.json as it is")
+    _add_sweep(sub)
     return parser
 
 
@@ -224,9 +225,114 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fnn`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    command = {"train": _train, "evaluate": _evaluate, "info": _info}[args.command]
+    command = {"train": _train, "evaluate": _evaluate, "info": _info, "sweep": _sweep}[args.command]
     try:
         return command(args)
     except (runs.ConfigError, FileNotFoundError, runs.fio.CheckpointError) as e:
         print(f"fnn {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+# ---------------------------------------------------------------------------
+# fnn sweep GRID.toml: a grid of runs (see fnn.runs.sweep and docs/sweeps.md)
+# ---------------------------------------------------------------------------
+
+
+def _add_sweep(sub: Any) -> None:
+    sweep = sub.add_parser(
+        "sweep", help="run a grid of configurations, resumably, and summarise them",
+        description="Run every configuration of a grid file (TOML or JSON: fnn train config keys, a list value "
+                    "is an axis) and write DIR/runs/<config hash>/, DIR/summary.csv, DIR/summary.md and "
+                    "DIR/sweep.png. Run the same command again to continue. Exit 0 when every run completed, "
+                    "1 otherwise, 2 for a bad grid (nothing is trained), 130 on Ctrl-C.")
+    sweep.add_argument("grid", metavar="GRID", help="a .toml or .json grid file")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="runs at a time in local processes, one BLAS thread each (default 1: one by one); "
+                            "with --scheduler local, the number of Dask workers")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on Dask: 'local' starts a LocalCluster, an address like tcp://host:8786 connects "
+                            "to a running one (pip install fnn[dask])")
+    sweep.add_argument("--out", metavar="DIR", help="the sweep directory (default sweeps/<grid file name>)")
+    sweep.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="a progress bar over the runs (default: when stdout is a terminal)")
+
+
+def sweep_executor(workers: int | None = None, scheduler: str | None = None) -> Any:
+    """A context manager giving the ``executor`` of :func:`fnn.runs.sweep` for ``--workers``/``--scheduler``.
+
+    ``None`` (one by one) or ``workers`` local processes; with ``scheduler="local"`` a new
+    Dask LocalCluster of ``workers`` processes (default: one per core), with an address like
+    ``tcp://host:8786`` a client of that running cluster. Raises :class:`fnn.runs.ConfigError`
+    for a bad combination, or when Dask is not installed.
+
+    >>> with sweep_executor(2) as executor:
+    ...     executor
+    2
+    """
+    import contextlib
+    import logging
+    import signal
+
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise runs.ConfigError(f"--workers must be a number >= 1, got {workers!r}.")
+    if scheduler is None:
+        return contextlib.nullcontext(None if (workers or 1) == 1 else workers)
+    if scheduler != "local" and workers is not None:
+        raise runs.ConfigError(f"--workers sizes a local pool or --scheduler local; the cluster at {scheduler} "
+                               "has its own workers: drop --workers.")
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise runs.ConfigError("--scheduler needs Dask: pip install fnn[dask] (or pip install distributed).") from None
+
+    @contextlib.contextmanager
+    def executor() -> Any:
+        with contextlib.ExitStack() as stack:
+            if scheduler == "local":
+                # the worker processes inherit an ignored Ctrl-C: this process stops the sweep and the cluster
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    cluster = stack.enter_context(LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                        silence_logs=logging.ERROR))
+                finally:
+                    signal.signal(signal.SIGINT, previous)
+                client = stack.enter_context(Client(cluster))
+            else:
+                client = stack.enter_context(Client(scheduler))
+            yield client.get_executor(pure=False)  # pure=False: a rerun is a new task, not a cached result
+
+    return executor()
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    grid_path = Path(args.grid)
+    try:
+        grid = read_config_file(grid_path)
+    except runs.ConfigError:
+        raise
+    except ValueError as e:  # a TOML or JSON syntax error
+        raise runs.ConfigError(f"{grid_path}: {e}") from None
+    configs = runs.sweep_configs(grid)  # every run checked before any work
+    engine = sweep_executor(args.workers, args.scheduler)
+    out = Path(args.out) if args.out else Path("sweeps") / grid_path.stem
+    progress = sys.stdout.isatty() if args.progress is None else args.progress
+    if progress:
+        try:
+            import tqdm  # noqa: F401
+        except ImportError:
+            progress = False
+    try:
+        with engine as executor:
+            result = runs.sweep(configs, executor, out=out, log=lambda line: print(line, flush=True),
+                                progress=progress)
+    except KeyboardInterrupt:
+        summary = out / runs.SUMMARY_MD
+        if summary.exists():
+            print("\n" + summary.read_text(), end="")
+        print(f"\ninterrupted: finished runs are kept in {out}; run the same command again to continue.",
+              file=sys.stderr)
+        return 130
+    print("\n" + result.table)
+    print(f"\nsummary: {out / runs.SUMMARY_CSV}, {out / runs.SUMMARY_MD}, {out / runs.SWEEP_PLOT}")
+    return 0 if all(r["status"] == "completed" for r in result.rows) else 1

@@ -1,4 +1,4 @@
-r"""Scale out: data-parallel gradients and parallel sweeps on any ``concurrent.futures`` executor.
+r"""Scale out: data-parallel gradients on any ``concurrent.futures`` executor.
 
 The gradient of a shard of a batch depends on nothing but its arguments, so
 shards can be computed anywhere and combined afterwards. Everything here takes
@@ -17,15 +17,14 @@ an *executor*: any object with ``submit(fn, *args) -> Future`` (a
   ``rtol=1e-5, atol=1e-6`` in float32 and ``rtol=1e-10, atol=1e-12`` in float64
   (:data:`TOLERANCE`; the summation order inside each matrix product differs).
 - ``fnn.train(..., executor=ex, shards=k)`` takes every step this way.
-- :func:`sweep` runs independent training runs (one config dict each) in
-  parallel and returns their records in input order; a failed run gives a
-  record with its config and error, and the others still finish.
+
+Sweeps of independent runs (a grid of configs on a process pool or Dask) are
+:func:`fnn.runs.sweep` (``fnn sweep``).
 
 With Dask (``client.get_executor()``) the engine is used directly: training
 data is scattered to every worker once (each worker holds a copy, since
 shuffled minibatches need any row), each step scatters the params once and
-sends each shard only its row indices; sweep tasks get ``retries``, and a task
-whose worker dies is rerun on another worker. Other executors get the shard
+sends each shard only its row indices. Other executors get the shard
 arrays with each task. fnn imports nothing from Dask: install it with
 ``pip install fnn[dask]`` and hand over its executor.
 
@@ -48,11 +47,7 @@ True
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import os
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,7 +59,7 @@ from fnn.costs import Cost, mse
 from fnn.layers import Context
 from fnn.network import Batch, Params, _value_and_grad, contexts, freeze
 
-__all__ = ["TOLERANCE", "value_and_grad", "grad", "shard_bounds", "data_parallel", "sweep"]
+__all__ = ["TOLERANCE", "value_and_grad", "grad", "shard_bounds", "data_parallel"]
 
 TOLERANCE = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-10, 1e-12)}
 """``(rtol, atol)`` by which a data-parallel gradient may differ from the single-process one."""
@@ -351,93 +346,3 @@ def data_parallel(
     client = _dask_client(executor)
     hook = _LocalStep(executor, shards, data) if client is None else _DaskStep(client, shards, data)
     return (index, index), hook
-
-
-# ---------------------------------------------------------------------------
-# Sweeps
-# ---------------------------------------------------------------------------
-
-
-def _failed(config: dict, error: BaseException) -> dict:
-    return {"config": config, "error": f"{type(error).__name__}: {error}", "status": "failed"}
-
-
-def _guarded(run: Callable[[dict], dict], config: dict) -> dict:
-    """Runs on a worker: the run's record, or a failed record if it raised."""
-    try:
-        return run(config)
-    except Exception as e:  # a failing run is reported, not raised: the others must finish
-        return _failed(config, e)
-
-
-def _run_record(config: dict, out: str | None = None) -> dict:
-    """Runs on a worker: :func:`fnn.runs.run`'s record (as in ``record.json``) plus the final ``params``."""
-    from fnn import runs
-
-    result = runs.run(config, out)
-    return {**result.record, "params": result.params}
-
-
-def sweep(
-    configs: Iterable[dict],
-    executor: Any,
-    *,
-    out: str | os.PathLike[str] | None = None,
-    run: Callable[[dict], dict] | None = None,
-    retries: int = 1,
-) -> list[dict]:
-    """Independent training runs in parallel; their records, in the order of ``configs``.
-
-    Each config is a dict with the keys of the ``fnn train`` config file (see
-    :data:`fnn.runs.DEFAULTS`). By default run ``i`` is :func:`fnn.runs.run` and its record
-    is the content of ``record.json`` plus ``"params"``, the final network; with ``out``
-    each run also writes its run directory ``out/run-<i>`` (the record then holds
-    ``params_path``). ``run(config) -> dict`` replaces :func:`fnn.runs.run` (then no ``out``).
-
-    A run that raises, or whose worker is lost for good, gives
-    ``{"config": config, "error": "Type: message", "status": "failed"}``; the others still
-    finish. With Dask a task whose worker dies is rerun on another worker (up to the
-    scheduler's ``allowed-failures``), and ``retries`` more attempts are made after an
-    engine error. With a ``ProcessPoolExecutor`` a dead worker breaks the pool: the runs
-    not finished by then are reported failed with ``BrokenProcessPool``.
-
-    Records do not depend on where a run ran: the same config gives the same record
-    bar the wall-clock fields (``started``, ``finished``, ``wall_time*``, epoch ``seconds``).
-
-    >>> from concurrent.futures import ThreadPoolExecutor
-    >>> with ThreadPoolExecutor(2) as ex:
-    ...     out = sweep([{"a": 1}, {"a": 0}], ex, run=lambda c: {"config": c, "inverse": 1 / c["a"]})
-    >>> out[0]["inverse"], out[1]["status"], out[1]["error"]
-    (1.0, 'failed', 'ZeroDivisionError: division by zero')
-    """
-    configs = list(configs)
-    bad = [i for i, c in enumerate(configs) if not isinstance(c, dict)]
-    if bad:
-        given = type(configs[bad[0]]).__name__
-        raise TypeError(f"sweep: every config must be a dict, got {given} at index {bad[0]}.")
-    executor = _check_executor(executor)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"sweep: retries must be an int >= 0, got {retries!r}.")
-    if run is not None and out is not None:
-        raise ValueError("sweep: out= names run directories for fnn.runs.run; with your own run=, leave it out.")
-    runs_: list[Callable[[dict], dict]]
-    if run is None:
-        width = len(str(max(len(configs) - 1, 0)))
-        runs_ = [
-            partial(_run_record, out=None if out is None else os.fspath(Path(out) / f"run-{i:0{width}d}"))
-            for i in range(len(configs))
-        ]
-    else:
-        runs_ = [run] * len(configs)
-    client = _dask_client(executor)
-    if client is None:
-        futures = [executor.submit(_guarded, r, c) for r, c in zip(runs_, configs)]
-    else:
-        futures = [client.submit(_guarded, r, c, pure=False, retries=retries) for r, c in zip(runs_, configs)]
-    records = []
-    for config, future in zip(configs, futures):
-        try:
-            records.append(future.result())
-        except (Exception, cf.CancelledError) as e:  # the engine lost the run (worker died, pool broke)
-            records.append(_failed(config, e))
-    return records

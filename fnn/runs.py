@@ -61,6 +61,9 @@ __all__ = [
     "resume",
     "evaluate",
     "load_run",
+    "SweepResult",
+    "sweep_configs",
+    "sweep",
 ]
 
 #: Every config key with its default. ``output_activation: None`` means "identity" for the
@@ -640,3 +643,344 @@ def evaluate(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "per_class_accuracy": [None if np.isnan(a) else float(a) for a in per_class],
             "test_sha256": info["test_sha256"]}
 
+
+
+# ---------------------------------------------------------------------------
+# Sweeps: a grid of runs, on a process pool or Dask, resumable, with a summary
+# ---------------------------------------------------------------------------
+
+SUMMARY_CSV, SUMMARY_MD, SWEEP_PLOT, RUNS_DIR = "summary.csv", "summary.md", "sweep.png", "runs"
+_FINISHED = ("completed", "diverged")  # a rerun skips these; interrupted and failed runs run again
+
+
+class SweepResult(NamedTuple):
+    """What :func:`sweep` returns: one row per run (as in ``summary.csv``) and ``summary.md``'s text."""
+
+    rows: list[dict[str, Any]]
+    table: str
+
+
+def sweep_configs(grid_or_configs: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The resolved configs of a grid (see :func:`fnn.grid.expand`) or of a list of configs, all checked.
+
+    Raises :class:`ConfigError` naming the run, its varied values and the bad key and value,
+    or for two entries that are the same run.
+
+    >>> [c["lr"] for c in sweep_configs({"lr": [0.5, 5], "epochs": 1})]
+    [0.5, 5.0]
+    >>> sweep_configs({"lr": [0.5, -1.0]})
+    Traceback (most recent call last):
+      ...
+    fnn.runs.ConfigError: run 2 of 2 (lr=-1.0): lr must be a positive number, got -1.0; e.g. 0.1.
+    """
+    from fnn import grid
+
+    if isinstance(grid_or_configs, Mapping):
+        try:
+            raw = grid.expand(grid_or_configs, list_keys={k for k, v in DEFAULTS.items() if isinstance(v, list)})
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    else:
+        raw = [dict(c) if isinstance(c, Mapping) else c for c in grid_or_configs]
+        bad = [i for i, c in enumerate(raw) if not isinstance(c, dict)]
+        if bad:
+            raise ConfigError(f"every config must be a dict, got {type(raw[bad[0]]).__name__} at index {bad[0]}.")
+    if not raw:
+        raise ConfigError("a sweep needs at least one config; got an empty list.")
+    keys = grid.varied(raw)
+    configs: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for i, c in enumerate(raw):
+        where = f"run {i + 1} of {len(raw)}" + (f" ({', '.join(f'{k}={c.get(k)!r}' for k in keys)})" if keys else "")
+        try:
+            cfg = resolve_config(c)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        h = config_hash(cfg)
+        if h in seen:
+            raise ConfigError(f"{where} is the same run as run {seen[h] + 1}; list each configuration once.")
+        seen[h] = i
+        configs.append(cfg)
+    return configs
+
+
+def _limit_blas() -> Any:
+    """Limit BLAS to one thread until ``.restore_original_limits()``; None without threadpoolctl.
+
+    Every run of a sweep takes one BLAS thread, so that its result does not depend on where it
+    ran (the last bits of a matrix product depend on the thread count). The limit is process-wide:
+    on an executor running several sweep runs as threads of one process, a run ending restores
+    the limits under the others; use processes (or one thread per Dask worker).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(1)
+
+
+def _pool_worker() -> None:
+    """A sweep pool process: one BLAS thread; Ctrl-C ignored except while a run trains (see :func:`_sweep_run`)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _limit_blas()
+
+
+def _read_record(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _outcome(run_dir: Path, status: str, error: str | None = None, wall: float | None = None) -> dict[str, Any]:
+    """A summary row's run fields, from the run directory's record (if any)."""
+    rec = _read_record(run_dir) or {}
+    final = (rec.get("final") or {}) if status == "completed" else {}
+    return {
+        "status": status,
+        "test_accuracy": final.get("test_accuracy"),
+        "test_loss": final.get("test_loss"),
+        "epochs_done": rec.get("epochs_done", 0),
+        "wall_s": rec.get("wall_time_total_s", None if wall is None else round(wall, 3)),
+        "run_dir": str(run_dir),
+        "error": error if error is not None else rec.get("error"),
+    }
+
+
+def _sweep_run(cfg: dict[str, Any], run_dir: str, interruptible: bool = False) -> dict[str, Any]:
+    """Runs on a worker: one run of a sweep, fresh or from its checkpoint; its outcome, never an exception.
+
+    ``interruptible``: this is a sweep pool's process, which ignores Ctrl-C when idle; during
+    the run Ctrl-C stops the run cleanly (as it stops the sweep in the parent process).
+    """
+    import signal
+
+    path, t0 = Path(run_dir), time.perf_counter()
+    if interruptible:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    limiter = _limit_blas()
+    try:
+        if (path / CHECKPOINT_FILE).exists():
+            resume(path)
+        else:
+            if path.exists():  # an earlier attempt that failed before its first epoch: start afresh
+                import shutil
+
+                shutil.rmtree(path)
+            run(cfg, path)
+        return _outcome(path, "completed")
+    except DivergenceError as e:
+        return _outcome(path, "diverged", str(e))
+    except KeyboardInterrupt:
+        return _outcome(path, "interrupted", "interrupted (Ctrl-C)")
+    except Exception as e:  # failures are data: recorded, and the other runs go on
+        return _outcome(path, "failed", f"{type(e).__name__}: {e}", time.perf_counter() - t0)
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+        if interruptible:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stopped(run_dir: Path) -> dict[str, Any]:
+    """The row of a run that a Ctrl-C or a lost worker left unfinished (it may have finished meanwhile)."""
+    rec = _read_record(run_dir)
+    if rec is None:
+        return _outcome(run_dir, "interrupted", "not started")
+    status = rec.get("status")
+    return _outcome(run_dir, status if status in _FINISHED else "interrupted")
+
+
+def _process_pool(workers: int) -> Any:
+    """``workers`` local processes for a sweep, each with one BLAS thread.
+
+    Forked from this process when it runs a single thread (no start-up cost: fnn and
+    matplotlib are already imported), else from a fork server that imported them once.
+    """
+    import multiprocessing as mp
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401  (every run draws its curve.png)
+    except ImportError:
+        pass
+    methods = mp.get_all_start_methods()
+    ctx: Any
+    if "fork" in methods and threading.active_count() == 1:  # fork is only safe without other threads
+        ctx = mp.get_context("fork")
+    elif "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["fnn.runs", "matplotlib.pyplot"])
+    else:
+        ctx = mp.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_pool_worker)
+    pool.submit(int).result()  # start the processes now, before any other thread (a progress bar's) exists
+    return pool
+
+
+def _write_summary(out: Path, rows: list[dict[str, Any]], keys: list[str]) -> str:
+    from fnn import grid
+
+    grid.write_csv(out / SUMMARY_CSV, rows, keys)
+    table = grid.markdown(rows, keys)
+    tmp = out / f".{SUMMARY_MD}.tmp"
+    tmp.write_text(table + "\n")
+    os.replace(tmp, out / SUMMARY_MD)
+    grid.plot(out / SWEEP_PLOT, rows, keys)
+    return table
+
+
+def _row_line(row: dict[str, Any], keys: list[str], done: int, total: int) -> str:
+    from fnn import grid
+
+    what = ", ".join(f"{k}={grid.show(row.get(k))}" for k in [*[k for k in keys if k != "seed"], "seed"])
+    acc = "" if row["test_accuracy"] is None else f"  test acc {row['test_accuracy']:.4f}"
+    wall = "" if row["wall_s"] is None else f"  {row['wall_s']:.1f}s"
+    err = "" if row["status"] == "completed" or not row["error"] else f"  ({row['error']})"
+    return f"[{done:>{len(str(total))}}/{total}] {row['status']:<11} {what}{acc}{wall}  {row['run_dir']}{err}"
+
+
+def sweep(
+    grid_or_configs: Mapping[str, Any] | Iterable[Mapping[str, Any]],
+    executor: Any = None,
+    *,
+    out: str | os.PathLike[str],
+    log: Callable[[str], Any] | None = None,
+    progress: bool = False,
+) -> SweepResult:
+    """Run every configuration of a grid, resumably, and write its summary; returns a :class:`SweepResult`.
+
+    Args:
+      grid_or_configs: a grid (a dict whose list values are axes, see :func:`fnn.grid.expand`)
+        or a list of config dicts. All are resolved and checked before any run starts
+        (:func:`sweep_configs`).
+      executor: ``None`` runs one by one in this process; an ``int`` N runs N at a time in
+        local processes; or anything with ``submit(fn, *args) -> Future``, e.g. Dask's
+        ``client.get_executor()`` (a task whose worker dies is rerun on another worker).
+      out: the sweep directory. Run ``i`` is the ordinary run directory
+        ``out/runs/<config hash>/`` (see :func:`run`); ``out/summary.csv`` has a row per run,
+        ``out/summary.md`` the configurations averaged over seeds, best first, and
+        ``out/sweep.png`` test accuracy against each varied key.
+      log: called with a line per finished run, e.g. ``print``.
+      progress: a tqdm bar over the runs.
+
+    Every run uses one BLAS thread wherever it runs, so its results do not depend on the
+    executor: a run directory is bit-identical to ``run(config, out)`` (or ``fnn train``) with
+    one BLAS thread. Run again with the same ``out``, a sweep skips the finished runs
+    (completed or diverged), continues interrupted ones from their checkpoint, runs failed
+    ones afresh and rewrites the summary. A run that diverges or fails is a row with its
+    status and error; the others finish. On Ctrl-C the summary of what finished is written
+    and ``KeyboardInterrupt`` propagates.
+
+    >>> import tempfile
+    >>> result = sweep({"layers": [784, 8, 10], "epochs": 1, "seed": [0, 1]}, out=tempfile.mkdtemp())
+    >>> [(r["seed"], r["status"]) for r in result.rows]
+    [(0, 'completed'), (1, 'completed')]
+    """
+    from fnn import grid
+
+    configs = sweep_configs(grid_or_configs)
+    if executor is not None and not isinstance(executor, int) and not callable(getattr(executor, "submit", None)):
+        raise TypeError(f"executor must be None, a number of processes or have submit(fn, *args); got {executor!r}.")
+    if isinstance(executor, bool) or (isinstance(executor, int) and executor < 1):
+        raise ValueError(f"executor as a number of processes must be >= 1, got {executor!r}.")
+    out = Path(out)
+    keys = grid.varied(configs)
+    dirs = [out / RUNS_DIR / config_hash(c) for c in configs]
+    (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+
+    rows: list[dict[str, Any] | None] = [None] * len(configs)
+    for i, d in enumerate(dirs):
+        rec = _read_record(d)
+        if rec is not None and rec.get("status") in _FINISHED and (
+            rec["status"] != "completed" or (d / PARAMS_FILE).exists()
+        ):
+            rows[i] = _outcome(d, rec["status"])
+    todo = [i for i, r in enumerate(rows) if r is None]
+    # the pool starts before tqdm's monitor thread, so that it can fork
+    pool = _process_pool(min(executor, len(todo))) if isinstance(executor, int) and todo else None
+    say = log or (lambda line: None)
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(configs), initial=len(configs) - len(todo), unit="run", desc="sweep", dynamic_ncols=True)
+        say = tqdm.write if log is not None else say
+    say(f"fnn sweep: {len(configs)} runs ({len(configs) - len(todo)} already finished) -> {out}")
+
+    def row(i: int) -> dict[str, Any]:
+        cfg = configs[i]
+        return {**{k: cfg[k] for k in keys if k != "seed"}, "seed": cfg["seed"], **(rows[i] or {})}
+
+    def finished(i: int, outcome: dict[str, Any]) -> None:
+        rows[i] = outcome
+        if bar is not None:
+            bar.update(1)
+        say(_row_line(row(i), keys, sum(r is not None for r in rows), len(configs)))
+
+    interrupted = False
+    try:
+        if executor is None:
+            for i in todo:
+                outcome = _sweep_run(configs[i], str(dirs[i]))
+                finished(i, outcome)
+                if outcome["status"] == "interrupted":
+                    raise KeyboardInterrupt
+        elif isinstance(executor, int):
+            if pool is not None:
+                with pool:
+                    import signal
+
+                    parent_stops = signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # else runs ignore it too
+                    _gather(pool, configs, dirs, todo, finished, interruptible=parent_stops)
+        else:
+            _gather(executor, configs, dirs, todo, finished, interruptible=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    for i, d in enumerate(dirs):
+        if rows[i] is None:
+            rows[i] = _stopped(d)
+    table = _write_summary(out, [row(i) for i in range(len(configs))], keys)
+    if interrupted:
+        raise KeyboardInterrupt
+    return SweepResult([row(i) for i in range(len(configs))], table)
+
+
+def _gather(executor: Any, configs: list[dict[str, Any]], dirs: list[Path], todo: list[int],
+            finished: Callable[[int, dict[str, Any]], None], interruptible: bool) -> None:
+    """Submit the runs ``todo`` to ``executor`` and report each as it finishes; a lost run is failed."""
+    import concurrent.futures as cf
+
+    futures = {executor.submit(_sweep_run, configs[i], str(dirs[i]), interruptible): i for i in todo}
+    reported = set()
+    try:
+        for f in cf.as_completed(futures):
+            i = futures[f]
+            reported.add(f)
+            try:
+                finished(i, f.result())
+            except (Exception, cf.CancelledError) as e:  # the engine lost the run (worker died, pool broke)
+                left = _stopped(dirs[i])
+                lost = {**left, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                finished(i, left if left["status"] in _FINISHED else lost)
+    except KeyboardInterrupt:
+        for f in futures:
+            f.cancel()
+        for f, i in futures.items():
+            # our pool's runs in progress got the Ctrl-C too and stop at once: collect their records;
+            # elsewhere (Dask) only what is done: the rest are rows "interrupted" from their run directories
+            if f not in reported and not f.cancelled() and (interruptible or f.done()):
+                try:
+                    finished(i, f.result())
+                except (Exception, cf.CancelledError):
+                    pass
+        raise

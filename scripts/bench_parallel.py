@@ -1,12 +1,16 @@
 """Benchmark fnn.parallel on a local Dask cluster: sweep throughput and data-parallel step time.
 
     python scripts/bench_parallel.py [--workers 2] [--quick]
+    python scripts/bench_parallel.py --sweeps-only [--workers 2] [--rounds 3]   # the fnn sweep target only
 
 Two measurements, both printed as ratios against one process:
 
-- sweep: ``runs`` independent ``fnn.runs.run`` configs (seeds) done one by one in this
-  process, against ``fnn.parallel.sweep`` on ``workers`` Dask worker processes (one thread
-  each); ratio = throughput (runs per second) on the cluster / in one process.
+- sweep: ``runs`` independent configs (seeds) as one ``fnn.runs.sweep`` (run directories
+  and summary written, as ``fnn sweep`` does): one by one in this process, against
+  ``workers`` local processes (``fnn sweep --workers N``, starting the processes included)
+  and against ``workers`` Dask worker processes (warmed up; one thread each); ratio =
+  throughput (runs per second) in parallel / one by one. Target: x1.8 for 8 runs of 5
+  epochs on 2 workers.
 - step: one training step's ``value_and_grad`` of a 784-256-256-10 float32 MLP at batch
   sizes 128, 1024 and 8192, single-process (``fnn.value_and_grad``) against data-parallel
   (the hook ``fnn.train(executor=, shards=workers)`` uses: params scattered once, shards
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import tempfile
 import time
 from typing import Any
 
@@ -46,26 +51,71 @@ def _configs(runs: int, epochs: int) -> list[dict[str, Any]]:
     return [{"seed": s, "epochs": epochs} for s in range(runs)]
 
 
-def serial_runs(runs: int, epochs: int) -> float:
-    """Seconds for ``runs`` seed runs of ``fnn.runs.run`` one by one in this process."""
+def _timed_sweep(executor: Any, runs: int, epochs: int) -> float:
+    """Seconds for one ``fnn.runs.sweep`` of ``runs`` seed runs into a fresh folder (run directories and all)."""
     from fnn import runs as fruns
 
-    t = time.perf_counter()
-    for c in _configs(runs, epochs):
-        fruns.run(c)
-    return time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        result = fruns.sweep(_configs(runs, epochs), executor, out=out)
+        seconds = time.perf_counter() - t
+    failed = [r for r in result.rows if r["status"] != "completed"]
+    if failed:
+        raise RuntimeError(f"sweep runs did not complete: {failed}")
+    return seconds
+
+
+def serial_runs(runs: int, epochs: int) -> float:
+    """Seconds for ``runs`` seed runs one by one in this process: ``fnn sweep`` without ``--workers``."""
+    return _timed_sweep(None, runs, epochs)
+
+
+def pool_runs(workers: int, runs: int, epochs: int) -> float:
+    """Seconds for the same runs on ``workers`` local processes: ``fnn sweep --workers N``, process start included."""
+    return _timed_sweep(workers, runs, epochs)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished child processes (0 where the resource module is missing)."""
+    try:
+        import resource
+    except ImportError:
+        return 0.0
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def sweep_throughput(workers: int, runs: int, epochs: int, rounds: int = 3) -> dict[str, Any]:
+    """One by one against ``workers`` local processes, interleaved ``rounds`` times; medians and their ratio.
+
+    Also the CPU seconds each way (the pool's: this process plus its workers): equal CPU means the
+    pool adds no work, so on an otherwise idle machine its wall time is that work over the workers.
+    """
+    serial, pool, serial_cpu, pool_cpu = [], [], [], []
+    for _ in range(rounds):
+        cpu = time.process_time()
+        serial.append(serial_runs(runs, epochs))
+        serial_cpu.append(time.process_time() - cpu)
+        cpu, children = time.process_time(), _children_cpu()
+        pool.append(pool_runs(workers, runs, epochs))
+        pool_cpu.append(time.process_time() - cpu + _children_cpu() - children)
+    s, p = statistics.median(serial), statistics.median(pool)
+    return {"runs": runs, "epochs": epochs, "serial_s": s, "pool_s": p, "pool_ratio": s / p,
+            "serial_cpu_s": statistics.median(serial_cpu), "pool_cpu_s": statistics.median(pool_cpu)}
+
+
+def sweep_line(s: dict[str, Any], workers: int) -> str:
+    return (f"fnn.runs.sweep of {s['runs']} seed runs ({s['epochs']} epochs of digits each, run directories "
+            f"written): one by one {s['serial_s']:.2f} s; {workers} local processes (fnn sweep --workers "
+            f"{workers}, process start included) {s['pool_s']:.2f} s, throughput x{s['pool_ratio']:.2f} "
+            f"(target x1.8 for 8 runs of 5 epochs on 2 workers); CPU seconds {s['serial_cpu_s']:.2f} one by one, "
+            f"{s['pool_cpu_s']:.2f} on the processes")
 
 
 def swept_runs(executor: Any, runs: int, epochs: int) -> float:
-    """Seconds for the same runs as one ``fnn.parallel.sweep`` on ``executor``."""
-    parallel.sweep(_configs(1, 1), executor)  # warm up the workers (imports, digits data)
-    t = time.perf_counter()
-    records = parallel.sweep(_configs(runs, epochs), executor)
-    seconds = time.perf_counter() - t
-    failed = [r for r in records if r["status"] == "failed"]
-    if failed:
-        raise RuntimeError(f"sweep runs failed: {failed}")
-    return seconds
+    """Seconds for the same runs as one ``fnn.runs.sweep`` on a Dask ``executor`` (workers warmed up first)."""
+    _timed_sweep(executor, 1, 1)  # warm up the workers (imports, digits data)
+    return _timed_sweep(executor, runs, epochs)
 
 
 def _problem(n: int) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -106,7 +156,7 @@ def run(workers: int = 2, quick: bool = False, batch_sizes: tuple[int, ...] = BA
     from dask.distributed import Client, LocalCluster
 
     runs, epochs, repeat = (2 * workers, 1, 3) if quick else (4 * workers, 5, 15)
-    serial = serial_runs(runs, epochs)
+    local = sweep_throughput(workers, runs, epochs, 1 if quick else 3)
     single = single_steps(batch_sizes, repeat)
     single_1 = _one_blas_thread(single_steps, batch_sizes, repeat)
     with (
@@ -119,8 +169,7 @@ def run(workers: int = 2, quick: bool = False, batch_sizes: tuple[int, ...] = BA
         dp = parallel_steps(ex, workers, batch_sizes, repeat)
     return {
         "workers": workers,
-        "sweep": {"runs": runs, "epochs": epochs, "serial_s": serial, "sweep_s": swept,
-                  "throughput_ratio": serial / swept},
+        "sweep": {**local, "sweep_s": swept, "throughput_ratio": local["serial_s"] / swept},
         "steps": [{"batch_size": b, "single_ms": s, "single_1_ms": s1, "parallel_ms": p, "ratio": p / s,
                    "ratio_1": None if s1 is None else p / s1}
                   for b, s, s1, p in zip(batch_sizes, single, single_1, dp)],
@@ -132,8 +181,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"## fnn.parallel on a local Dask cluster ({result['workers']} worker processes, 1 thread each)",
         "",
-        f"sweep of {s['runs']} seed runs ({s['epochs']} epochs of digits each): "
-        f"one process {s['serial_s']:.2f} s, sweep {s['sweep_s']:.2f} s, "
+        sweep_line(s, result["workers"]) + f"; Dask LocalCluster (warmed up) {s['sweep_s']:.2f} s, "
         f"throughput x{s['throughput_ratio']:.2f}",
         "",
         "| batch | one process (ms) | one process, 1 BLAS thread (ms) | data-parallel (ms) "
@@ -153,7 +201,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="fewer repeats and shorter runs")
+    p.add_argument("--sweeps-only", action="store_true",
+                   help="only the sweep throughput: 4 x workers runs of 5 epochs, one by one vs local processes")
+    p.add_argument("--rounds", type=int, default=3, help="with --sweeps-only: interleaved rounds (medians)")
     args = p.parse_args(argv)
+    if args.sweeps_only:
+        print(sweep_line(sweep_throughput(args.workers, 4 * args.workers, 5, args.rounds), args.workers))
+        return
     print(report(run(args.workers, args.quick)))
 
 

@@ -12,8 +12,7 @@ import logging
 import os
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -38,14 +37,21 @@ def client():
 
     # dashboard_address=":0": any free port, so a second cluster on this machine (another test
     # run) does not make Dask warn that port 8787 is taken.
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
+    # Dask sets OMP/OPENBLAS/MKL_NUM_THREADS=1 in this process's environment when it starts worker
+    # processes; put it back, or later tests' subprocesses would run BLAS on one thread.
+    environ = dict(os.environ)
+    try:
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.CRITICAL,
+            ) as cluster,
+            Client(cluster) as c,
+        ):
+            yield c
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
     gc.collect()  # close what Dask left to the garbage collector here, under this module's filters
 
 
@@ -189,98 +195,3 @@ def test_boundary_errors():
             fnn.train(params, (x, y), executor=ex, shards=0, **kw)
         with pytest.raises(TypeError, match="submit"):
             parallel.grad(params, (x, y), fnn.mse, None, shards=2)
-        with pytest.raises(TypeError, match="dict"):
-            parallel.sweep([{"seed": 0}, 3], ex)
-
-
-# ---------------------------------------------------------------------------
-# Sweeps
-# ---------------------------------------------------------------------------
-
-
-def _toy_run(config):
-    """A stand-in run: trains a small net by its config; kills its own worker once if asked."""
-    marker = config.get("die_once")
-    if marker is not None and not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(1)
-    if config.get("fail"):
-        raise RuntimeError(f"bad config {config['seed']}")
-    x, y = _data(n=60)
-    params = fnn.mlp([5, 6, 3], output_activation="identity", seed=config["seed"])
-    trained, history = fnn.train(params, (x.astype(np.float32), y), epochs=config["epochs"], batch_size=20,
-                                 lr=0.1, cost=fnn.cross_entropy, seed=config["seed"])
-    return {"config": config, "params": trained, "loss": history[-1].loss, "status": "ok"}
-
-
-def _same_record(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert fnn.tree.all_equal(a[k], b[k]) if k == "params" else a[k] == b[k], k
-
-
-_WALL_CLOCK = ("started", "finished", "wall_time_s", "wall_time_total_s")
-
-
-def _without_wall_clock(record):
-    """The record bar when it ran and what thread pools its process had loaded (torch adds OpenMP)."""
-    out = {k: v for k, v in record.items() if k not in _WALL_CLOCK}
-    out["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in record["history"]]
-    out["environment"] = {k: v for k, v in record["environment"].items() if k != "blas_threads"}
-    return out
-
-
-def test_sweep_of_four_seeds_equals_runs_one_by_one(executor):
-    from fnn import runs
-
-    # Dask starts its workers with one BLAS thread; the test-set metrics are one large matrix
-    # product whose last bits depend on the BLAS thread count, so the local runs use one too.
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    configs = [{"seed": s, "epochs": 2} for s in range(4)]
-    records = fnn.parallel.sweep(configs, executor)
-    assert [r["status"] for r in records] == ["completed"] * 4, [r.get("error") for r in records]
-    for config, record in zip(configs, records):
-        with threadpoolctl.threadpool_limits(1):
-            local = runs.run(config)
-        assert fnn.tree.all_equal(record.pop("params"), local.params)  # bit-identical final params
-        assert _without_wall_clock(record) == _without_wall_clock(local.record)
-    assert len({r["final"]["test_loss"] for r in records}) == 4  # four different runs
-
-
-def test_sweep_writes_run_directories(tmp_path):
-    with ThreadPoolExecutor(2) as ex:
-        records = parallel.sweep([{"seed": 0, "epochs": 1}, {"seed": 1, "epochs": 0}], ex, out=tmp_path)
-    assert records[0]["status"] == "completed"
-    assert records[0]["params_path"] == str((tmp_path / "run-0" / "params.npz").resolve())
-    assert fnn.tree.all_equal(fnn.load(records[0]["params_path"]), records[0]["params"])
-    assert records[1]["status"] == "failed" and records[1]["config"] == {"seed": 1, "epochs": 0}
-    assert records[1]["error"].startswith("ConfigError: epochs must be")
-
-
-def test_sweep_failures_are_reported_in_order(executor):
-    configs = [{"seed": 0, "epochs": 1}, {"seed": 1, "epochs": 1, "fail": True}, {"seed": 2, "epochs": 1}]
-    records = parallel.sweep(configs, executor, run=_toy_run)
-    assert [r["status"] for r in records] == ["ok", "failed", "ok"], records
-    assert records[1] == {"config": configs[1], "error": "RuntimeError: bad config 1", "status": "failed"}
-    _same_record(records[2], _toy_run(configs[2]))
-
-
-def test_sweep_survives_a_killed_worker(executor, tmp_path):
-    configs = [{"seed": s, "epochs": 1} for s in range(4)]
-    configs[1] = {**configs[1], "die_once": str(tmp_path / "died")}
-    records = parallel.sweep(configs, executor, run=_toy_run)
-    assert (tmp_path / "died").exists()  # the worker really died once; Dask reran the run elsewhere
-    assert [r["status"] for r in records] == ["ok"] * 4, [r.get("error") for r in records]
-    for config, record in zip(configs, records):
-        _same_record(record, _toy_run(config))
-
-
-def test_process_pool_killed_worker_is_reported(tmp_path):
-    configs = [{"seed": 0, "epochs": 1, "die_once": str(tmp_path / "died")}, {"seed": 1, "epochs": 1}]
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as ex:
-        records = parallel.sweep(configs, ex, run=_toy_run)
-    assert len(records) == 2
-    assert records[0]["status"] == "failed" and records[0]["config"] == configs[0]
-    assert "BrokenProcessPool" in records[0]["error"]
-    # Nothing is silently lost: every run has its record, finished or failed with its own config.
-    assert records[1]["status"] in ("ok", "failed") and records[1]["config"] == configs[1]
