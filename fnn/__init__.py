@@ -80,10 +80,13 @@ from fnn.training import (
     TrainState,
     epoch,
     init_state,
+    register_data_parallel,
     step,
     train,
     training,
 )
+
+register_data_parallel(parallel.data_parallel)  # train(executor=) works; fnn.training imports no fnn.parallel
 
 __version__ = "0.1.0"
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from fnn import random as fr
 from fnn.layers import register
-from fnn.network import freeze
+from fnn.tree import freeze
 
 __all__ = ["Conv2D", "conv2d", "resolve_padding"]
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import random as fr
-from fnn.network import freeze
+from fnn.tree import freeze
 
 __all__ = ["dense", "mlp", "ACTIVATIONS", "INITS", "get_activation"]
 

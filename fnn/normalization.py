@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn.layers import Context, register
-from fnn.network import freeze
+from fnn.tree import freeze
 
 __all__ = ["LayerNorm", "BatchNorm", "layer_norm", "batch_norm"]
 

@@ -48,6 +48,7 @@ __all__ = [
     "norm",
     "zeros_like",
     "size",
+    "freeze",
 ]
 
 PyTree = Any
@@ -312,3 +313,21 @@ def size(tree: PyTree) -> int:
     17
     """
     return int(sum(np.size(x) for x in leaves(tree)))
+
+
+def freeze(tree: PyTree) -> PyTree:
+    """Mark every array leaf of ``tree`` read-only, in place; returns ``tree``.
+
+    Only for arrays that fnn itself has just created and no caller has seen: every array
+    fnn returns (params, gradients, updates) goes out through here, so nothing downstream
+    can change a network that someone else holds.
+
+    >>> import numpy as np
+    >>> t = freeze((np.zeros(2), 1.0))
+    >>> t[0].flags.writeable
+    False
+    """
+    for leaf in leaves(tree):
+        if isinstance(leaf, np.ndarray):
+            leaf.flags.writeable = False
+    return tree

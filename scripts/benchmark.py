@@ -47,9 +47,10 @@ sys.path.insert(0, str(HERE))
 
 import _peers  # noqa: E402
 
-PEERS = ("fnn", "numpy_tuned", "numpy_plain", "torch", "torch_dataloader", "sklearn", "seed_loop")
+PEERS = ("fnn", "fnn_on_batch", "numpy_tuned", "numpy_plain", "torch", "torch_dataloader", "sklearn", "seed_loop")
 LABELS = {
     "fnn": "fnn.train",
+    "fnn_on_batch": "fnn.train, on_batch callback",
     "numpy_tuned": "tuned NumPy (preallocated, in place)",
     "numpy_plain": "straightforward NumPy (fresh arrays)",
     "torch": "PyTorch eager (CPU), tight index_select loop",
