@@ -136,7 +136,8 @@ def updated(params: Params, updates: Params, plan_: Plan, scale: float | None = 
     ``check``, finiteness costs one sum of squares per array (BLAS gives inf or NaN when any
     value is one, or the sum overflows: then the exact test decides).
     """
-    c = None if scale is None else np.asarray(scale, plan_.dtype)
+    dtype = plan_.dtype
+    c = None if scale is None else np.asarray(scale, dtype)
     out, square = [], 0.0
     for layer, upd, codes in zip(params, updates, plan_.fields):
         if codes is None:
@@ -145,7 +146,11 @@ def updated(params: Params, updates: Params, plan_: Plan, scale: float | None = 
         fields = []
         for p, u, code in zip(layer, upd, codes):
             if code == 1:
-                new = _leaf(p, u, c)
+                if c is None:
+                    new = p + u
+                else:
+                    new = p + u * (c if u.dtype is dtype else np.asarray(scale, u.dtype))
+                new.setflags(write=False)
                 if check:
                     square += float(np.vdot(new, new))
             elif code == 2:  # a container of parameters
