@@ -80,13 +80,14 @@ from fnn.training import (
     TrainState,
     epoch,
     init_state,
-    register_data_parallel,
     step,
     train,
     training,
 )
+from fnn.training import register_data_parallel as _plug
 
-register_data_parallel(parallel.data_parallel)  # train(executor=) works; fnn.training imports no fnn.parallel
+_plug(parallel.data_parallel)  # train(executor=) shards through fnn.parallel, which fnn.training never imports
+del _plug
 
 __version__ = "0.1.0"
 

@@ -135,6 +135,13 @@ def updated(params: Params, updates: Params, plan_: Plan, scale: float | None = 
     and structure as ``params``). New arrays are read-only; settings are kept as they are. With
     ``check``, finiteness costs one sum of squares per array (BLAS gives inf or NaN when any
     value is one, or the sum overflows: then the exact test decides).
+
+    >>> import fnn
+    >>> params = (fnn.Dense(np.ones((1, 1), np.float32), np.zeros(1, np.float32)), fnn.LeakyReLU(0.1))
+    >>> grads = (fnn.Dense(np.ones((1, 1), np.float32), np.ones(1, np.float32)), fnn.LeakyReLU(0.0))
+    >>> new, finite = updated(params, grads, plan(params), -0.5, check=True)
+    >>> new, finite
+    ((Dense(w=array([[0.5]], dtype=float32), b=array([-0.5], dtype=float32)), LeakyReLU(slope=0.1)), True)
     """
     dtype = plan_.dtype
     c = None if scale is None else np.asarray(scale, dtype)
@@ -345,7 +352,7 @@ def grad(
     >>> params = (fnn.Dense(np.ones((2, 1)), np.zeros(1)),)
     >>> g = fnn.grad(params, (np.array([[1.0, 2.0]]), np.array([[0.0]])))
     >>> g[0].w.ravel(), g[0].b
-    (array([6., 12.]), array([6.]))
+    (array([ 6., 12.]), array([6.]))
     """
     return value_and_grad(params, batch, cost, train=train, key=key)[1]
 

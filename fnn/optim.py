@@ -18,8 +18,9 @@ Small transformations compose with :func:`chain`; the ready optimizers
 
     adam(lr) = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
 
-The math of each transformation is written for one array and lifted to trees
-with :func:`fnn.tree.map`. Leaves that are settings rather than parameters
+The math of each transformation is written once, for one array, in one function
+``f(u, *state) -> (u, *state)`` that one helper lifts over the params tree (as
+``jax.example_libraries.optimizers`` does). Leaves that are settings rather than parameters
 (anything :func:`fnn.layers.is_param` rejects, e.g. a LeakyReLU slope) pass
 through untouched, are never decayed, and do not count in a global norm;
 :func:`fnn.apply_updates` ignores their updates. Updates keep each array's dtype.
@@ -306,22 +307,26 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-def identity() -> GradientTransformation:
-    """Updates unchanged; no state.
-
-    >>> identity().update(np.ones(2), EmptyState())
-    (array([1., 1.]), EmptyState())
-    """
+def _stateless(f: Callable[[PyTree, PyTree | None], PyTree]) -> GradientTransformation:
+    """A transformation that keeps no state, from ``f(updates, params) -> updates``."""
 
     def init(params: PyTree) -> EmptyState:
         del params
         return EmptyState()
 
     def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
-        del params
-        return updates, state
+        return f(updates, params), state
 
     return GradientTransformation(init, update)
+
+
+def identity() -> GradientTransformation:
+    """Updates unchanged; no state.
+
+    >>> identity().update(np.ones(2), EmptyState())
+    (array([1., 1.]), EmptyState())
+    """
+    return _stateless(lambda updates, params: updates)
 
 
 # ---------------------------------------------------------------------------
@@ -337,12 +342,7 @@ def scale(step_size: float) -> GradientTransformation:
     """
     c = _number(step_size, "step_size", "scale(-0.1)", low=-math.inf)
     mul = _lift(lambda u: (_times(u, c),))
-
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
-        del params
-        return mul(updates)[0], state
-
-    return GradientTransformation(identity().init, update)
+    return _stateless(lambda updates, params: mul(updates)[0])
 
 
 def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
@@ -523,12 +523,12 @@ def _add_scaled_params(weight: float, name: str) -> GradientTransformation:
     def add(u: np.ndarray, p: Any) -> tuple[np.ndarray, Any]:
         return (u + p * np.asarray(weight, p.dtype) if is_param(p) else u), p
 
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
+    def update(updates: PyTree, params: PyTree | None) -> PyTree:
         if params is None:
             raise ValueError(f"{name} needs the params: call update(grads, state, params).")
-        return add(updates, params)[0], state
+        return add(updates, params)[0]
 
-    return GradientTransformation(identity().init, update)
+    return _stateless(update)
 
 
 def add_decayed_weights(weight_decay: float) -> GradientTransformation:
@@ -579,17 +579,12 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """
     limit = _number(max_norm, "max_norm", "clip_by_global_norm(1.0)")
 
-    def factor(arrays: list[np.ndarray]) -> float | None:
-        """``max_norm / norm`` of the parameter arrays, ``None`` when their norm is within the limit."""
-        norm = math.sqrt(float(sum([np.sum(np.square(u, dtype=np.float64)) for u in arrays], 0.0)))
-        return None if norm <= limit else limit / norm
+    def clip(updates: PyTree, params: PyTree | None) -> PyTree:
+        squares = [np.sum(np.square(u, dtype=np.float64)) for u in ft.leaves(updates) if is_param(u)]
+        norm = math.sqrt(float(sum(squares, 0.0)))
+        return updates if norm <= limit else _lift(lambda u: (_times(u, limit / norm),))(updates)[0]
 
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
-        del params
-        c = factor([u for u in ft.leaves(updates) if is_param(u)])
-        return (updates, state) if c is None else (_lift(lambda u: (_times(u, c),))(updates)[0], state)
-
-    return GradientTransformation(identity().init, update)
+    return _stateless(clip)
 
 
 def clip_by_value(max_abs: float) -> GradientTransformation:
@@ -604,11 +599,7 @@ def clip_by_value(max_abs: float) -> GradientTransformation:
     def clip(u: np.ndarray) -> tuple[np.ndarray]:
         return (np.clip(u, np.asarray(-limit, u.dtype), np.asarray(limit, u.dtype)),)
 
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
-        del params
-        return clip(updates)[0], state
-
-    return GradientTransformation(identity().init, update)
+    return _stateless(lambda updates, params: clip(updates)[0])
 
 
 # ---------------------------------------------------------------------------

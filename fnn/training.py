@@ -269,6 +269,10 @@ def register_data_parallel(factory: DataParallel) -> DataParallel:
     step's loss and gradient from those rows on ``executor``. ``fnn/__init__.py`` plugs in
     :func:`fnn.parallel.data_parallel`, so this module imports nothing from :mod:`fnn.parallel`
     (which depends on :mod:`fnn.network` alone).
+
+    >>> import fnn
+    >>> register_data_parallel(fnn.parallel.data_parallel) is fnn.parallel.data_parallel
+    True
     """
     global _DATA_PARALLEL
     _DATA_PARALLEL = factory

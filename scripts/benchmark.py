@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,8 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
     from threadpoolctl import threadpool_info, threadpool_limits
 
     threads, workload, peer = job["threads"], job["workload"], job["peer"]
+    if job.get("clock") == "cpu":  # --cpu-time: the process's CPU seconds, steadier on a shared machine
+        _peers.time = types.SimpleNamespace(perf_counter=time.process_time)  # type: ignore[assignment]
     if peer.startswith("torch"):
         import torch
 
@@ -218,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-parallel", action="store_true", help="skip the fnn.parallel section (Dask)")
     ap.add_argument("--no-conv", action="store_true", help="skip the conv-net section (scripts/bench_conv.py)")
     ap.add_argument("--no-cli", action="store_true", help="skip `fnn train` with and without its progress bar")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by each process's CPU seconds instead of wall time (steadier on a busy machine; "
+                         "at 2 threads it adds both threads' time)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -248,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
                     order = [p for p in peers if not (p == "seed_loop" and w != "W1")] + ["gemm"]
                     order = order[r % len(order):] + order[: r % len(order)]  # rotate: no fixed position
                     for p in order:
-                        job = {"threads": t, "workload": w, "peer": p, "x": xp, "y": yp, "limit": limit}
+                        job = {"threads": t, "workload": w, "peer": p, "x": xp, "y": yp, "limit": limit,
+                               "clock": "cpu" if args.cpu_time else "wall"}
                         res = _run(job)
                         results.setdefault((t, w, p), []).append(res)
                         kernel = res.get("kernel", kernel)
