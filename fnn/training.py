@@ -160,6 +160,7 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         new, finite = network.updated(params, grads, plan, -(settings.lr or 0.0), check and xs is None)
     else:
         updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
+        del grads  # done with: its memory can hold the new params
         new, finite = network.updated(params, updates, plan, None, check and xs is None)
     if xs is not None:  # running statistics move from the values the batch ran through
         new = freeze(updated_state(new, xs, ctxs, before=params))
