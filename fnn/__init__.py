@@ -91,6 +91,10 @@ from fnn.training import (
     train,
     training,
 )
+from fnn.training import register_data_parallel as _plug
+
+_plug(parallel.data_parallel)  # train(executor=) shards through fnn.parallel, which fnn.training never imports
+del _plug
 
 __version__ = "0.1.0"
 

@@ -18,7 +18,8 @@ batch normalisation); for the rest the code path is the same either way.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,6 +41,8 @@ __all__ = [
     "apply_updates",
     "predict",
     "freeze",
+    "Plan",
+    "plan",
 ]
 
 Params = tuple
@@ -49,6 +52,124 @@ Batch = tuple[np.ndarray, np.ndarray]
 # ---------------------------------------------------------------------------
 # The passes (private: no validation, trusted inputs)
 # ---------------------------------------------------------------------------
+
+
+class Plan(NamedTuple):
+    """What every training step needs to know about a network, worked out once by :func:`plan`.
+
+    ``rules``: each layer's registered rule; ``fields[i]``: for layer ``i``, ``None`` when it holds
+    no parameter, else one code per field: 0 a setting, 1 a parameter array, 2 a container
+    holding parameters (walked with :func:`fnn.tree.map`); ``first``: the first layer with
+    parameters, where backpropagation stops; ``keyed``/``stateful``: whether any layer takes a key
+    or keeps running statistics; ``ctxs``: the training contexts when no layer takes a key;
+    ``dtype``: the parameters' dtype; ``size``: the number of scalars in parameter fields (code 1).
+    """
+
+    rules: tuple[layers.Rule, ...]
+    fields: tuple[tuple[int, ...] | None, ...]
+    first: int
+    keyed: bool
+    stateful: bool
+    ctxs: tuple[Context, ...]
+    dtype: np.dtype
+    size: int
+
+
+def _code(value: Any) -> int:
+    if layers.is_param(value):
+        return 1
+    if isinstance(value, (tuple, list, dict)) and any(map(layers.is_param, ft.leaves(value))):
+        return 2
+    return 0
+
+
+def plan(params: Params) -> Plan:
+    """The :class:`Plan` of a network: its rules and the places of its parameters (trusted input).
+
+    >>> import fnn
+    >>> p = plan(fnn.mlp([3, 4, 2], activation="sigmoid"))
+    >>> p.fields, p.first, p.size
+    (((1, 1), None, (1, 1), None), 0, 26)
+    """
+    rules_ = rules(params)
+    return _places(params)._replace(
+        rules=rules_,
+        keyed=any(r.context for r in rules_),
+        stateful=any(r.update is not None for r in rules_),
+        ctxs=contexts(params, True, None),
+    )
+
+
+def _places(records: Any) -> Plan:
+    """A :class:`Plan` of where the parameters of a tuple of records are (no rules: enough for :func:`updated`)."""
+    codes = tuple(tuple(map(_code, record)) for record in records)
+    arrays = [p for record in records for p in ft.leaves(record) if layers.is_param(p)]
+    return Plan(
+        (),
+        tuple(c if any(c) else None for c in codes),
+        next((i for i, c in enumerate(codes) if any(c)), 0),
+        False,
+        False,
+        (),
+        arrays[0].dtype if arrays else np.dtype(np.float32),
+        sum(f.size for record, c in zip(records, codes) for f, code in zip(record, c) if code == 1),
+    )
+
+
+def _leaf(p: Any, u: Any, c: np.ndarray | None) -> Any:
+    """``p + u * c`` (``c`` ``None``: ``p + u``) as a new read-only array; a setting ``p`` stays as it is."""
+    if not layers.is_param(p):
+        return p
+    out = p + (u if c is None else u * (c if u.dtype is c.dtype else np.asarray(c, u.dtype)))
+    out.setflags(write=False)
+    return out
+
+
+def updated(params: Params, updates: Params, plan_: Plan, scale: float | None = None,
+            check: bool = False) -> tuple[Params, bool]:
+    r"""``params + scale * updates`` on every parameter, and whether the new parameters are finite.
+
+    The one parameter update, :math:`p + c\,u` leaf by leaf (:math:`p + u` for ``scale`` ``None``),
+    behind :func:`apply_updates`, :func:`sgd_step` and :func:`fnn.step` (trusted inputs: shapes
+    and structure as ``params``). New arrays are read-only; settings are kept as they are. With
+    ``check``, finiteness costs one sum of squares per array (BLAS gives inf or NaN when any
+    value is one, or the sum overflows: then the exact test decides).
+
+    >>> import fnn
+    >>> params = (fnn.Dense(np.ones((1, 1), np.float32), np.zeros(1, np.float32)), fnn.LeakyReLU(0.1))
+    >>> grads = (fnn.Dense(np.ones((1, 1), np.float32), np.ones(1, np.float32)), fnn.LeakyReLU(0.0))
+    >>> new, finite = updated(params, grads, plan(params), -0.5, check=True)
+    >>> new, finite
+    ((Dense(w=array([[0.5]], dtype=float32), b=array([-0.5], dtype=float32)), LeakyReLU(slope=0.1)), True)
+    """
+    dtype = plan_.dtype
+    c = None if scale is None else np.asarray(scale, dtype)
+    out, square = [], 0.0
+    for layer, upd, codes in zip(params, updates, plan_.fields):
+        if codes is None:
+            out.append(layer)
+            continue
+        fields = []
+        for p, u, code in zip(layer, upd, codes):
+            if code == 1:
+                if c is None:
+                    new = p + u
+                else:
+                    new = p + u * (c if u.dtype is dtype else np.asarray(scale, u.dtype))
+                new.setflags(write=False)
+                if check:
+                    square += float(np.vdot(new, new))
+            elif code == 2:  # a container of parameters
+                new = ft.map(lambda a, b: _leaf(a, b, c), p, u)
+                if check:
+                    square += sum(float(np.vdot(a, a)) for a in ft.leaves(new) if layers.is_param(a))
+            else:
+                new = p
+            fields.append(new)
+        out.append(type(layer)(*fields) if type(layer) is not tuple else tuple(fields))
+    if check and not math.isfinite(square):
+        return tuple(out), all(validate.all_finite(a) for a in ft.leaves(out) if layers.is_param(a))
+    return tuple(out), True
 
 
 def contexts(params: Params, train: bool, key: fr.KeyLike | None) -> tuple[Context, ...]:
@@ -151,12 +272,6 @@ def updated_state(
     return tuple(out)
 
 
-def _value_and_grad(params: Params, x: np.ndarray, y: np.ndarray, cost: Cost, ctxs: tuple[Context, ...]):
-    xs = trace(params, x, ctxs)
-    value, dy = costs.value_and_grad(cost, xs[-1], y)
-    return value, backprop(params, xs, dy, ctxs), xs
-
-
 # ---------------------------------------------------------------------------
 # Public functions (validated at the boundary)
 # ---------------------------------------------------------------------------
@@ -225,23 +340,24 @@ def value_and_grad(
     cost = validate.cost(cost)
     validate.logits(params, cost)
     x, y = validate.batch(params, batch, cost)
-    value, grads, _ = _value_and_grad(params, x, y, cost, contexts(params, train, key))
-    return value, freeze(grads)
+    ctxs = contexts(params, train, key)
+    xs = trace(params, x, ctxs)
+    value, dy = costs.value_and_grad(cost, xs[-1], y)
+    return value, freeze(backprop(params, xs, dy, ctxs))
 
 
 def grad(
     params: Params, batch: Batch, cost: Cost = mse, *, train: bool = False, key: fr.KeyLike | None = None
 ) -> Params:
-    """The gradient of :func:`loss` with respect to ``params``: ``value_and_grad(...)[1]``."""
+    """The gradient of :func:`loss` with respect to ``params``: ``value_and_grad(...)[1]``.
+
+    >>> import fnn, numpy as np
+    >>> params = (fnn.Dense(np.ones((2, 1)), np.zeros(1)),)
+    >>> g = fnn.grad(params, (np.array([[1.0, 2.0]]), np.array([[0.0]])))
+    >>> g[0].w.ravel(), g[0].b
+    (array([ 6., 12.]), array([6.]))
+    """
     return value_and_grad(params, batch, cost, train=train, key=key)[1]
-
-
-def _step_leaf(p: Any, u: Any) -> Any:
-    if not layers.is_param(p):
-        return p
-    out = p + u
-    out.flags.writeable = False
-    return out
 
 
 def apply_updates(params: Any, updates: Any) -> Any:
@@ -254,7 +370,7 @@ def apply_updates(params: Any, updates: Any) -> Any:
     (array([0.75, 0.75]), 0.5)
     """
     validate.updates(params, updates, "updates")
-    return ft.map(_step_leaf, params, updates)
+    return updated(((params,),), ((updates,),), _places(((params,),)))[0][0][0]
 
 
 def sgd_step(params: Params, grads: Params, lr: float) -> Params:
@@ -266,7 +382,7 @@ def sgd_step(params: Params, grads: Params, lr: float) -> Params:
     """
     lr = validate.learning_rate(lr)
     validate.updates(params, grads, "grads")
-    return ft.map(lambda p, g: _step_leaf(p, g * np.asarray(-lr, g.dtype)) if layers.is_param(p) else p, params, grads)
+    return updated(((params,),), ((grads,),), _places(((params,),)), -lr)[0][0][0]
 
 
 def predict(params: Params, x: np.ndarray) -> np.ndarray:

@@ -18,20 +18,14 @@ Small transformations compose with :func:`chain`; the ready optimizers
 
     adam(lr) = chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
 
-The math of each transformation is written for one array and lifted to trees
-with :func:`fnn.tree.map`. Leaves that are settings rather than parameters
+The math of each transformation is written once, for one array, in one function
+``f(u, *state) -> (u, *state)`` that one helper lifts over the params tree (as
+``jax.example_libraries.optimizers`` does). Leaves that are settings rather than parameters
 (anything :func:`fnn.layers.is_param` rejects, e.g. a LeakyReLU slope) pass
 through untouched, are never decayed, and do not count in a global norm;
 :func:`fnn.apply_updates` ignores their updates. Updates keep each array's dtype.
 
 ``learning_rate(state)`` reads the rate the next update will use, for logging.
-
-Inside an epoch of :func:`fnn.train`, where no caller can see the states between
-steps, the built-in transformations also run in a private in-place form: the
-state's arrays are private copies moved in place and no new update tree is built
-per step. Both forms call the same one-array functions (with ``out=`` given or
-not), so they agree bit for bit; a transformation of your own, or a chain that
-holds one, always runs through its ``update``.
 
 >>> import fnn, numpy as np
 >>> params = (fnn.Dense(np.ones((2, 1)), np.zeros(1)),)
@@ -49,7 +43,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -169,15 +162,33 @@ class ScaleByRmsState(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def _lift(f: Callable[..., Any], keep: int = 0) -> Callable[..., PyTree]:
-    """Lift ``f(u, *rest)`` written for one parameter array to trees.
+def _lift(f: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[PyTree, ...]]:
+    """Lift ``f(u, *s) -> (u, *s)``, a transformation's math for one parameter array, to trees.
 
-    On leaves where ``u`` is a setting rather than a parameter, argument ``keep`` is
-    returned unchanged (0: the update passes through; 1: the state leaf is kept).
+    ``lifted(updates, *states)`` calls ``f`` on each parameter leaf of ``updates`` with the
+    matching leaves of the ``states`` (trees shaped like the params) and returns the trees of
+    its outputs: the new updates and the new states. Leaves that are settings rather than
+    parameters pass through untouched, as do their state leaves.
+
+    >>> double = _lift(lambda u, m: (2 * u, m + u))
+    >>> double((np.ones(1), 0.5), (np.zeros(1), 0.0))
+    ((array([2.]), 0.5), (array([1.]), 0.0))
     """
 
-    def lifted(*trees: PyTree) -> PyTree:
-        return ft.map(lambda *xs: f(*xs) if is_param(xs[0]) else xs[keep], *trees)
+    def lifted(updates: PyTree, *states: PyTree) -> tuple[PyTree, ...]:
+        leaves, treedef = ft.flatten(updates)
+        columns = [leaves]
+        for i, state in enumerate(states, 1):
+            state_leaves, state_def = ft.flatten(state)
+            if state_def != treedef:
+                raise ft.TreeMismatchError(
+                    f"{f.__qualname__}: state {i} does not have the structure of the updates.\n"
+                    f"  updates: {treedef}\n  state {i}: {state_def}\n"
+                    "Pass the state that this transformation's init made for these params."
+                )
+            columns.append(state_leaves)
+        outs = [f(*xs) if is_param(xs[0]) else xs for xs in zip(*columns)]
+        return tuple(treedef.build(iter(col)) for col in (list(zip(*outs)) or [()] * len(columns)))
 
     return lifted
 
@@ -225,117 +236,30 @@ def _times(u: np.ndarray, c: float) -> np.ndarray:
     return u * np.asarray(c, u.dtype)
 
 
-# The math of the moments, for one array. ``update`` calls these with ``out=None`` (new arrays);
-# the in-place form passes the private state array as ``out``, which gives the same bits.
+# The math of the moments, for one array (each makes new arrays; the arguments are never written).
 
 
-def _decay_add(g: np.ndarray, b: np.ndarray, decay: float, out: np.ndarray | None = None) -> np.ndarray:
+def _decay_add(g: np.ndarray, b: np.ndarray, decay: float) -> np.ndarray:
     """``b * decay + g``: a momentum buffer."""
-    out = np.multiply(b, np.asarray(decay, b.dtype), out=out)
-    return np.add(out, g, out=out)
+    out = b * np.asarray(decay, b.dtype)
+    out += g
+    return out
 
 
-def _average(g: np.ndarray, m: np.ndarray, decay: float, out: np.ndarray | None = None) -> np.ndarray:
+def _average(g: np.ndarray, m: np.ndarray, decay: float) -> np.ndarray:
     """``m * decay + g * (1 - decay)``: a running mean (Adam's first moment)."""
-    new = g * np.asarray(1.0 - decay, g.dtype)
-    out = np.multiply(m, np.asarray(decay, m.dtype), out=out)
-    return np.add(out, new, out=out)
+    out = m * np.asarray(decay, m.dtype)
+    out += g * np.asarray(1.0 - decay, g.dtype)
+    return out
 
 
-def _average_square(g: np.ndarray, v: np.ndarray, decay: float, out: np.ndarray | None = None) -> np.ndarray:
+def _average_square(g: np.ndarray, v: np.ndarray, decay: float) -> np.ndarray:
     """``v * decay + (g * g) * (1 - decay)``: a running mean of squares (Adam's second moment, RMSprop's)."""
     new = g * g
     new *= np.asarray(1.0 - decay, g.dtype)
-    out = np.multiply(v, np.asarray(decay, v.dtype), out=out)
-    return np.add(out, new, out=out)
-
-
-# ---------------------------------------------------------------------------
-# The private in-place form (fnn.train's epochs; never seen by callers)
-# ---------------------------------------------------------------------------
-
-_Arrays = list  # the parameter arrays of a tree, in flatten order
-
-
-class _Layout(NamedTuple):
-    """Where the parameters sit in a tree shaped like the params: its structure and their leaf positions."""
-
-    treedef: ft.TreeDef
-    where: tuple[int, ...]
-    like: tuple[np.ndarray, ...]  # the parameter arrays, for their shapes and dtypes
-
-
-class _InPlace(NamedTuple):
-    """A transformation's in-place form, for an epoch whose intermediate states nobody sees.
-
-    - ``thaw(state, layout) -> work``: private, writeable copies of the state's arrays, or
-      ``None`` when ``state`` is not shaped as expected (the caller then uses ``update``);
-    - ``step(work, updates, params) -> (updates, factor)``: one update of the parameter arrays
-      (lists in flatten order, never written into), moving ``work`` in place; the result stands
-      for ``updates * factor`` (``factor`` ``None``: 1), left for the caller to fuse with the
-      parameter step;
-    - ``freeze(work) -> state``: the state that folding ``update`` would have returned.
-
-    ``step`` computes exactly what ``update`` does, with the same one-array functions.
-    """
-
-    thaw: Callable[[Any, _Layout], Any]
-    step: Callable[[Any, _Arrays, _Arrays], tuple[_Arrays, float | None]]
-    freeze: Callable[[Any], Any]
-
-
-_IN_PLACE: weakref.WeakKeyDictionary[Callable[..., Any], _InPlace] = weakref.WeakKeyDictionary()
-
-
-def _with_in_place(t: GradientTransformation, form: _InPlace) -> GradientTransformation:
-    """Record ``form`` as the in-place form of ``t`` (looked up by its ``update`` function); returns ``t``."""
-    _IN_PLACE[t.update] = form
-    return t
-
-
-def _in_place(t: Any) -> _InPlace | None:
-    """The in-place form of a transformation built here, ``None`` for any other."""
-    try:
-        return _IN_PLACE.get(t.update)
-    except (AttributeError, TypeError):  # no update, or one that cannot be weakly referenced
-        return None
-
-
-class _Thawed(NamedTuple):
-    """A state tree shaped like the params, its parameter leaves as private copies (``arrays``)."""
-
-    leaves: list[Any]
-    arrays: list[np.ndarray]
-    layout: _Layout
-
-    def tree(self) -> PyTree:
-        """The tree again, holding ``arrays`` in the parameters' places."""
-        out = list(self.leaves)
-        for i, a in zip(self.layout.where, self.arrays):
-            out[i] = a
-        return ft.unflatten(self.layout.treedef, out)
-
-
-def _thaw_tree(tree: PyTree, layout: _Layout) -> _Thawed | None:
-    """Private copies of the parameter leaves of a state tree shaped like the params; ``None`` if it is not."""
-    leaves, treedef = ft.flatten(tree)
-    if treedef != layout.treedef:
-        return None
-    mine = [leaves[i] for i in layout.where]
-    if not all(isinstance(a, np.ndarray) and a.shape == p.shape and a.dtype == p.dtype
-               for a, p in zip(mine, layout.like)):
-        return None
-    return _Thawed(leaves, [a.copy() for a in mine], layout)
-
-
-def _stateless(step: Callable[[_Arrays, _Arrays], tuple[_Arrays, float | None]]) -> _InPlace:
-    """The in-place form of a transformation whose state is an :class:`EmptyState`."""
-
-    def thaw(state: Any, layout: _Layout) -> Any:
-        del layout
-        return state if isinstance(state, EmptyState) else None
-
-    return _InPlace(thaw, lambda work, u, p: step(u, p), lambda work: work)
+    out = v * np.asarray(decay, v.dtype)
+    out += new
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -381,29 +305,20 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
         return toolz.reduce(one, zip(transforms, state), (updates, ()))
 
-    opt = GradientTransformation(init, update)
-    forms = [f for f in map(_in_place, transforms) if f is not None]
-    return _with_in_place(opt, _chain_in_place(forms)) if len(forms) == len(transforms) else opt
+    return GradientTransformation(init, update)
 
 
-def _chain_in_place(forms: list[_InPlace]) -> _InPlace:
-    """A chain's in-place form: its members' in turn, each pending factor applied before the next member."""
+def _stateless(f: Callable[[PyTree, PyTree | None], PyTree]) -> GradientTransformation:
+    """A transformation that keeps no state, from ``f(updates, params) -> updates``."""
 
-    def thaw(state: Any, layout: _Layout) -> Any:
-        if not isinstance(state, tuple) or len(state) != len(forms):
-            return None
-        works = tuple(f.thaw(s, layout) for f, s in zip(forms, state))
-        return None if any(w is None for w in works) else works
+    def init(params: PyTree) -> EmptyState:
+        del params
+        return EmptyState()
 
-    def step(works: tuple[Any, ...], u: _Arrays, p: _Arrays) -> tuple[_Arrays, float | None]:
-        c = None
-        for f, w in zip(forms, works):
-            if c is not None:
-                u = [_times(x, c) for x in u]
-            u, c = f.step(w, u, p)
-        return u, c
+    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
+        return f(updates, params), state
 
-    return _InPlace(thaw, step, lambda works: tuple(f.freeze(w) for f, w in zip(forms, works)))
+    return GradientTransformation(init, update)
 
 
 def identity() -> GradientTransformation:
@@ -412,16 +327,7 @@ def identity() -> GradientTransformation:
     >>> identity().update(np.ones(2), EmptyState())
     (array([1., 1.]), EmptyState())
     """
-
-    def init(params: PyTree) -> EmptyState:
-        del params
-        return EmptyState()
-
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
-        del params
-        return updates, state
-
-    return _with_in_place(GradientTransformation(init, update), _stateless(lambda u, p: (u, None)))
+    return _stateless(lambda updates, params: updates)
 
 
 # ---------------------------------------------------------------------------
@@ -436,13 +342,8 @@ def scale(step_size: float) -> GradientTransformation:
     array([0.5, 0.5], dtype=float32)
     """
     c = _number(step_size, "step_size", "scale(-0.1)", low=-math.inf)
-    mul = _lift(lambda u: _times(u, c))
-
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
-        del params
-        return mul(updates), state
-
-    return _with_in_place(GradientTransformation(identity().init, update), _stateless(lambda u, p: (u, c)))
+    mul = _lift(lambda u: (_times(u, c),))
+    return _stateless(lambda updates, params: mul(updates)[0])
 
 
 def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
@@ -465,20 +366,9 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
     def update(updates: PyTree, state: ScaleByScheduleState, params: PyTree | None = None):
         del params
         c = float(schedule(int(state.step)))
-        return _lift(lambda u: _times(u, c))(updates), ScaleByScheduleState(_next(state.step))
+        return _lift(lambda u: (_times(u, c),))(updates)[0], ScaleByScheduleState(_next(state.step))
 
-    def thaw(state: Any, layout: _Layout) -> list[int] | None:
-        del layout
-        return [int(state.step)] if isinstance(state, ScaleByScheduleState) else None
-
-    def step(count: list[int], u: _Arrays, p: _Arrays) -> tuple[_Arrays, float]:
-        del p
-        c = float(schedule(count[0]))
-        count[0] += 1
-        return u, c
-
-    form = _InPlace(thaw, step, lambda count: ScaleByScheduleState(np.asarray(count[0], np.int64)))
-    return _with_in_place(GradientTransformation(init, update), form)
+    return GradientTransformation(init, update)
 
 
 def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
@@ -512,23 +402,9 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
         del params
         used = rate(state.step)
         c = -float(used)
-        return _lift(lambda u: _times(u, c))(updates), ScaleByLearningRateState(_next(state.step), used)
+        return _lift(lambda u: (_times(u, c),))(updates)[0], ScaleByLearningRateState(_next(state.step), used)
 
-    def thaw(state: Any, layout: _Layout) -> list[Any] | None:
-        del layout
-        ok = isinstance(state, ScaleByLearningRateState)
-        return [int(state.step), float(state.learning_rate)] if ok else None
-
-    def step(work: list[Any], u: _Arrays, p: _Arrays) -> tuple[_Arrays, float]:
-        del p
-        work[1] = float(rate(work[0]))
-        work[0] += 1
-        return u, -work[1]
-
-    def freeze(work: list[Any]) -> ScaleByLearningRateState:
-        return ScaleByLearningRateState(np.asarray(work[0], np.int64), np.asarray(work[1], np.float64))
-
-    return _with_in_place(GradientTransformation(init, update), _InPlace(thaw, step, freeze))
+    return GradientTransformation(init, update)
 
 
 # ---------------------------------------------------------------------------
@@ -554,28 +430,20 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be True or False, got {nesterov!r}.")
 
-    def look_ahead(g: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return g + b * np.asarray(mu, b.dtype)
+    @_lift
+    def one(g: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b = _decay_add(g, b, mu)
+        return (g + b * np.asarray(mu, b.dtype) if nesterov else b), b
 
     def init(params: PyTree) -> TraceState:
         return TraceState(ft.map(_zeros, params))
 
     def update(updates: PyTree, state: TraceState, params: PyTree | None = None) -> tuple[PyTree, TraceState]:
         del params
-        buf = _lift(lambda g, b: _decay_add(g, b, mu), keep=1)(updates, state.trace)
-        return _lift(look_ahead if nesterov else lambda g, b: b)(updates, buf), TraceState(buf)
+        updates, buf = one(updates, state.trace)
+        return updates, TraceState(buf)
 
-    def thaw(state: Any, layout: _Layout) -> _Thawed | None:
-        return _thaw_tree(state.trace, layout) if isinstance(state, TraceState) else None
-
-    def step(work: _Thawed, u: _Arrays, p: _Arrays) -> tuple[_Arrays, None]:
-        del p
-        for g, b in zip(u, work.arrays):
-            _decay_add(g, b, mu, out=b)
-        return [look_ahead(g, b) for g, b in zip(u, work.arrays)] if nesterov else list(work.arrays), None
-
-    form = _InPlace(thaw, step, lambda work: TraceState(work.tree()))
-    return _with_in_place(GradientTransformation(init, update), form)
+    return GradientTransformation(init, update)
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
@@ -597,12 +465,13 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     b2 = _number(b2, "b2", "b2=0.999", high=1.0, include_high=False)
     eps = _number(eps, "eps", "eps=1e-8")
 
-    def direction(count: int) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    def step(count: int) -> Callable[..., tuple[PyTree, ...]]:
         bc1, root_bc2 = 1.0 - b1 ** count, math.sqrt(1.0 - b2 ** count)
 
-        def one(g: np.ndarray, m: np.ndarray, v: np.ndarray) -> np.ndarray:
-            dt = g.dtype
-            return (m / np.asarray(bc1, dt)) / (np.sqrt(v) / np.asarray(root_bc2, dt) + np.asarray(eps, dt))
+        @_lift
+        def one(g: np.ndarray, m: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            m, v, dt = _average(g, m, b1), _average_square(g, v, b2), g.dtype
+            return (m / np.asarray(bc1, dt)) / (np.sqrt(v) / np.asarray(root_bc2, dt) + np.asarray(eps, dt)), m, v
 
         return one
 
@@ -613,29 +482,10 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     def update(updates: PyTree, state: ScaleByAdamState, params: PyTree | None = None):
         del params
         count = _next(state.step)
-        mu = _lift(lambda g, m: _average(g, m, b1), keep=1)(updates, state.mu)
-        nu = _lift(lambda g, v: _average_square(g, v, b2), keep=1)(updates, state.nu)
-        return _lift(direction(int(count)))(updates, mu, nu), ScaleByAdamState(count, mu, nu)
+        updates, mu, nu = step(int(count))(updates, state.mu, state.nu)
+        return updates, ScaleByAdamState(count, mu, nu)
 
-    def thaw(state: Any, layout: _Layout) -> list[Any] | None:
-        if not isinstance(state, ScaleByAdamState):
-            return None
-        mu, nu = _thaw_tree(state.mu, layout), _thaw_tree(state.nu, layout)
-        return None if mu is None or nu is None else [int(state.step), mu, nu]
-
-    def step(work: list[Any], u: _Arrays, p: _Arrays) -> tuple[_Arrays, None]:
-        del p
-        work[0] += 1
-        one = direction(work[0])
-        for g, m, v in zip(u, work[1].arrays, work[2].arrays):
-            _average(g, m, b1, out=m)
-            _average_square(g, v, b2, out=v)
-        return [one(g, m, v) for g, m, v in zip(u, work[1].arrays, work[2].arrays)], None
-
-    def freeze(work: list[Any]) -> ScaleByAdamState:
-        return ScaleByAdamState(np.asarray(work[0], np.int64), work[1].tree(), work[2].tree())
-
-    return _with_in_place(GradientTransformation(init, update), _InPlace(thaw, step, freeze))
+    return GradientTransformation(init, update)
 
 
 def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformation:
@@ -652,28 +502,20 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformati
     rho = _number(decay, "decay", "decay=0.99", high=1.0)
     eps = _number(eps, "eps", "eps=1e-8")
 
-    def divide(g: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return g / (np.sqrt(v) + np.asarray(eps, v.dtype))
+    @_lift
+    def one(g: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        v = _average_square(g, v, rho)
+        return g / (np.sqrt(v) + np.asarray(eps, v.dtype)), v
 
     def init(params: PyTree) -> ScaleByRmsState:
         return ScaleByRmsState(ft.map(_zeros, params))
 
     def update(updates: PyTree, state: ScaleByRmsState, params: PyTree | None = None):
         del params
-        nu = _lift(lambda g, v: _average_square(g, v, rho), keep=1)(updates, state.nu)
-        return _lift(divide)(updates, nu), ScaleByRmsState(nu)
+        updates, nu = one(updates, state.nu)
+        return updates, ScaleByRmsState(nu)
 
-    def thaw(state: Any, layout: _Layout) -> _Thawed | None:
-        return _thaw_tree(state.nu, layout) if isinstance(state, ScaleByRmsState) else None
-
-    def step(work: _Thawed, u: _Arrays, p: _Arrays) -> tuple[_Arrays, None]:
-        del p
-        for g, v in zip(u, work.arrays):
-            _average_square(g, v, rho, out=v)
-        return [divide(g, v) for g, v in zip(u, work.arrays)], None
-
-    form = _InPlace(thaw, step, lambda work: ScaleByRmsState(work.tree()))
-    return _with_in_place(GradientTransformation(init, update), form)
+    return GradientTransformation(init, update)
 
 
 # ---------------------------------------------------------------------------
@@ -682,16 +524,16 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformati
 
 
 def _add_scaled_params(weight: float, name: str) -> GradientTransformation:
-    def add(u: Any, p: Any) -> Any:
-        return u + p * np.asarray(weight, p.dtype) if is_param(u) and is_param(p) else u
+    @_lift
+    def add(u: np.ndarray, p: Any) -> tuple[np.ndarray, Any]:
+        return (u + p * np.asarray(weight, p.dtype) if is_param(p) else u), p
 
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
+    def update(updates: PyTree, params: PyTree | None) -> PyTree:
         if params is None:
             raise ValueError(f"{name} needs the params: call update(grads, state, params).")
-        return ft.map(add, updates, params), state
+        return add(updates, params)[0]
 
-    form = _stateless(lambda u, p: ([add(a, b) for a, b in zip(u, p)], None))
-    return _with_in_place(GradientTransformation(identity().init, update), form)
+    return _stateless(update)
 
 
 def add_decayed_weights(weight_decay: float) -> GradientTransformation:
@@ -742,17 +584,12 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """
     limit = _number(max_norm, "max_norm", "clip_by_global_norm(1.0)")
 
-    def factor(arrays: list[np.ndarray]) -> float | None:
-        """``max_norm / norm`` of the parameter arrays, ``None`` when their norm is within the limit."""
-        norm = math.sqrt(float(sum([np.sum(np.square(u, dtype=np.float64)) for u in arrays], 0.0)))
-        return None if norm <= limit else limit / norm
+    def clip(updates: PyTree, params: PyTree | None) -> PyTree:
+        squares = [np.sum(np.square(u, dtype=np.float64)) for u in ft.leaves(updates) if is_param(u)]
+        norm = math.sqrt(float(sum(squares, 0.0)))
+        return updates if norm <= limit else _lift(lambda u: (_times(u, limit / norm),))(updates)[0]
 
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
-        del params
-        c = factor([u for u in ft.leaves(updates) if is_param(u)])
-        return (updates, state) if c is None else (_lift(lambda u: _times(u, c))(updates), state)
-
-    return _with_in_place(GradientTransformation(identity().init, update), _stateless(lambda u, p: (u, factor(u))))
+    return _stateless(clip)
 
 
 def clip_by_value(max_abs: float) -> GradientTransformation:
@@ -763,15 +600,11 @@ def clip_by_value(max_abs: float) -> GradientTransformation:
     """
     limit = _number(max_abs, "max_abs", "clip_by_value(1.0)")
 
-    def clip(u: np.ndarray) -> np.ndarray:
-        return np.clip(u, np.asarray(-limit, u.dtype), np.asarray(limit, u.dtype))
+    @_lift
+    def clip(u: np.ndarray) -> tuple[np.ndarray]:
+        return (np.clip(u, np.asarray(-limit, u.dtype), np.asarray(limit, u.dtype)),)
 
-    def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
-        del params
-        return _lift(clip)(updates), state
-
-    return _with_in_place(GradientTransformation(identity().init, update),
-                          _stateless(lambda u, p: ([clip(a) for a in u], None)))
+    return _stateless(lambda updates, params: clip(updates)[0])
 
 
 # ---------------------------------------------------------------------------

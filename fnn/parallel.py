@@ -52,12 +52,13 @@ from typing import Any
 
 import numpy as np
 
-from fnn import layers, validate
+from fnn import costs, layers, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse
 from fnn.layers import Context
-from fnn.network import Batch, Params, _value_and_grad, contexts, freeze
+from fnn.network import Batch, Params, backprop, contexts, trace
+from fnn.tree import freeze
 
 __all__ = ["TOLERANCE", "value_and_grad", "grad", "shard_bounds", "data_parallel"]
 
@@ -141,8 +142,9 @@ def _shard_contexts(ctxs: tuple[Context, ...], i: int, k: int) -> tuple[Context,
 
 def _shard(params: Params, x: np.ndarray, y: np.ndarray, cost: Cost, ctxs: tuple[Context, ...]):
     """Runs on a worker: the mean loss and mean gradient over one shard's rows."""
-    value, grads, _ = _value_and_grad(params, x, y, cost, ctxs)
-    return value, grads
+    xs = trace(params, x, ctxs)
+    value, dy = costs.value_and_grad(cost, xs[-1], y)
+    return value, backprop(params, xs, dy, ctxs)
 
 
 def _train_shard(params: Params, x: np.ndarray, y: np.ndarray, cost: Cost, ctxs: Any):

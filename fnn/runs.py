@@ -503,14 +503,18 @@ def run(
     bar: list[Any] = [None]
     n_batches = fdata.num_batches(len(train_set[1]), cfg["batch_size"])
 
+    every = max(1, n_batches // 100)  # the bar moves at most ~100 times an epoch, so watching costs nothing
+
     def on_batch(state: TrainState, value: float) -> None:
         if bar[0] is None:
             from tqdm import tqdm
 
             bar[0] = tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg['epochs']}", leave=False,
                           unit="batch", dynamic_ncols=True)
-        bar[0].update(1)
-        bar[0].set_postfix(loss=f"{value:.4f}", refresh=False)
+        done = (state.step - 1) % n_batches + 1  # minibatches of this epoch so far
+        if done % every == 0 or done == n_batches:
+            bar[0].set_postfix(loss=f"{value:.4f}", refresh=False)
+            bar[0].update(done - bar[0].n)
 
     def history_rows(state: TrainState) -> list[dict[str, Any]]:
         return [{**h._asdict(), "seconds": seconds.get(h.epoch)} for h in state.history]

@@ -29,24 +29,12 @@ import numpy as np
 import toolz
 
 from fnn import data as fdata
-from fnn import layers, optim, validate
+from fnn import layers, network, optim, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse, value_and_grad
-from fnn.layers import Context
-from fnn.network import (
-    Batch,
-    Params,
-    _step_leaf,
-    backprop,
-    contexts,
-    eval_forward,
-    first_with_params,
-    freeze,
-    rules,
-    trace,
-    updated_state,
-)
+from fnn.network import Batch, Params, backprop, contexts, eval_forward, trace, updated_state
+from fnn.tree import freeze
 
 __all__ = [
     "EpochStats",
@@ -96,7 +84,12 @@ class TrainState(NamedTuple):
 
 
 class Settings(NamedTuple):
-    """The fixed parts of a run that every step shares (nothing here changes during training)."""
+    """The fixed parts of a run that every step shares (nothing here changes during training).
+
+    ``value_and_grad(params, batch, cost, ctxs) -> (loss, grads)``, when given, replaces the
+    step's own forward and backward pass (the data-parallel hook of ``train(executor=)``);
+    ``plan`` is the network's :func:`fnn.network.plan`, which :func:`epoch` fills in once.
+    """
 
     cost: Cost = mse
     optimizer: Any = None
@@ -104,6 +97,7 @@ class Settings(NamedTuple):
     batch_size: int = 32
     on_divergence: str = "raise"
     value_and_grad: Callable[..., tuple[float, Params]] | None = None
+    plan: network.Plan | None = None
 
 
 class DivergenceError(FloatingPointError):
@@ -139,270 +133,6 @@ def init_state(params: Params, optimizer: Any = None, seed: fr.KeyLike = 0) -> T
     return TrainState(params, () if optimizer is None else optimizer.init(params), fr.key(seed), 0, 0, ())
 
 
-class _Plan(NamedTuple):
-    """What every step of an epoch needs to know about the network, worked out once per epoch.
-
-    ``flat``: no parameter sits inside a container field (settings such as Conv2D's padding
-    may be tuples), so updates can rebuild the records field by field instead of flattening
-    whole trees; ``params[i]`` says which fields of layer ``i`` are parameters (``None`` for a
-    layer without any), ``where`` lists them as ``(layer, field)`` pairs; ``first`` is the first
-    layer with parameters, where backpropagation stops.
-    """
-
-    rules: tuple[layers.Rule, ...]
-    keyed: bool
-    stateful: bool
-    ctxs: tuple[Context, ...]
-    flat: bool
-    params: tuple[tuple[bool, ...] | None, ...]
-    where: tuple[tuple[int, int], ...]
-    first: int
-
-
-def _plan(params: Params) -> _Plan:
-    rules_ = rules(params)
-    masks = tuple(tuple(layers.is_param(f) for f in layer) for layer in params)
-    nested = (f for layer in params for f in layer if isinstance(f, (tuple, list, dict)))
-    flat = not any(layers.is_param(leaf) for f in nested for leaf in ft.leaves(f))
-    return _Plan(
-        rules_,
-        any(r.context for r in rules_),
-        any(r.update is not None for r in rules_),
-        contexts(params, True, None),
-        flat,
-        tuple(m if any(m) else None for m in masks),
-        tuple((i, j) for i, mask in enumerate(masks) for j, m in enumerate(mask) if m),
-        first_with_params(params),
-    )
-
-
-def _add_updates(params: Params, updates: Params, plan: _Plan) -> Params:
-    """``apply_updates(params, updates)`` for a network, one record at a time (trusted inputs)."""
-    if not plan.flat:
-        return ft.map(_step_leaf, params, updates)
-    return tuple(
-        layer if mask is None else type(layer)(*[_step_leaf(p, u) if m else p for p, u, m in zip(layer, upd, mask)])
-        for layer, upd, mask in zip(params, updates, plan.params)
-    )
-
-
-def _sgd(params: Params, grads: Params, lr: float, plan: _Plan) -> Params:
-    """``sgd_step(params, grads, lr)`` for a network, one record at a time (trusted inputs)."""
-    if not plan.flat:
-        return ft.map(lambda p, g: _step_leaf(p, g * np.asarray(-lr, g.dtype)) if layers.is_param(p) else p,
-                      params, grads)
-    return tuple(
-        layer if mask is None else type(layer)(
-            *[_step_leaf(p, g * np.asarray(-lr, g.dtype)) if m else p for p, g, m in zip(layer, grad, mask)]
-        )
-        for layer, grad, mask in zip(params, grads, plan.params)
-    )
-
-
-_ALIGN = 64  # bytes: each private parameter starts on a cache line
-_CHUNK = 1 << 15  # elements per pass of the fused step on a large network: well inside the L2 cache
-
-
-class _Diverged(Exception):
-    """An optimizer's in-place step made a parameter NaN or inf: the epoch is replayed on the public path."""
-
-
-def _buffer(arrays: list[np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A zero buffer with an aligned place for every array, and a view shaped like each (the gaps stay zero)."""
-    per = _ALIGN // dtype.itemsize
-    sizes = [-(-a.size // per) * per for a in arrays]
-    raw = np.zeros(sum(sizes) + per, dtype)
-    buf = raw[(-raw.ctypes.data % _ALIGN) // dtype.itemsize :][: sum(sizes)]
-    starts = np.cumsum([0, *sizes[:-1]]).tolist()
-    return buf, [buf[s : s + a.size].reshape(a.shape) for s, a in zip(starts, arrays)]
-
-
-class _Private:
-    """An epoch's private working state, which no caller ever sees.
-
-    ``params`` is the network with its parameters copied into one aligned buffer (``arrays``:
-    their views, in flatten order); each step adds ``updates * factor`` to them in place, with
-    the bits of ``params + updates * factor``. A small network steps in one pass over the whole
-    buffer (``tmp`` has its layout), a large one in ``pieces``: cache-sized chunks of each array.
-
-    Plain SGD (``form`` ``None``) is the factor ``-lr`` on the gradients; nothing is written
-    before the step is known to keep the params finite. An optimizer runs in its in-place form
-    (:class:`fnn.optim._InPlace`) on ``work``, private copies of its state, which it moves before
-    the params are checked: when a step leaves a parameter NaN or inf, :class:`_Diverged` sends
-    :func:`epoch` back to fold the public :func:`step` from the epoch's start (costs and layers
-    are pure functions, so the replay is the same computation), which raises the error.
-
-    ``bound`` is an upper bound on the params' norm (twice the float sum of squares' root,
-    grown by twice each step's norm): while it stays below ``safe`` (a quarter of the dtype's
-    largest value), a step with a finite norm cannot make a parameter NaN or inf, so the
-    divergence check costs one sum of squares of the step.
-    """
-
-    __slots__ = ("params", "arrays", "buffer", "tmp", "tmp_views", "pieces", "form", "work", "c", "bound", "safe")
-
-    def __init__(self, state: TrainState, plan: _Plan, settings: Settings, form: Any, work: Any) -> None:
-        originals = _arrays(state.params, plan)
-        dtype = originals[0].dtype
-        self.buffer, self.arrays = _buffer(originals, dtype)
-        for a, p in zip(self.arrays, originals):
-            np.copyto(a, p)
-        it = iter(self.arrays)
-        self.params = tuple(
-            layer if mask is None else type(layer)(*[next(it) if m else f for f, m in zip(layer, mask)])
-            for layer, mask in zip(state.params, plan.params)
-        )
-        if self.buffer.size <= _CHUNK:
-            self.tmp, self.tmp_views = _buffer(self.arrays, dtype)
-            self.pieces: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
-        else:
-            self.tmp, self.tmp_views = np.empty(_CHUNK, dtype), []
-            self.pieces = [
-                (i, lo, min(lo + _CHUNK, a.size), a.reshape(-1)[lo : lo + _CHUNK], self.tmp[: min(_CHUNK, a.size - lo)])
-                for i, a in enumerate(self.arrays)
-                for lo in range(0, a.size, _CHUNK)
-            ]
-        self.form, self.work = form, work
-        self.c = np.asarray(-(settings.lr or 0.0), dtype)  # plain SGD's factor, as sgd_step makes it
-        self.safe = float(np.finfo(dtype).max) / 4
-        self.bound = 0.0
-        self._rebound()
-
-    @classmethod
-    def start(cls, state: TrainState, plan: _Plan, settings: Settings) -> _Private | None:
-        """The private state for an epoch, or ``None`` when the epoch must fold the public :func:`step`."""
-        if not plan.flat or plan.stateful or settings.value_and_grad is not None or not plan.where:
-            return None
-        if len({state.params[i][j].dtype for i, j in plan.where}) > 1:  # one buffer holds one dtype
-            return None
-        if settings.optimizer is None:
-            return cls(state, plan, settings, None, None)
-        form = optim._in_place(settings.optimizer)  # a transformation of your own has none: it might keep params
-        if form is None:
-            return None
-        leaves, treedef = ft.flatten(state.params)
-        where = tuple(k for k, leaf in enumerate(leaves) if layers.is_param(leaf))
-        work = form.thaw(state.opt_state, optim._Layout(treedef, where, tuple(leaves[k] for k in where)))
-        return None if work is None else cls(state, plan, settings, form, work)
-
-    def _rebound(self) -> None:
-        self.bound = 2 * math.sqrt(float(np.vdot(self.buffer, self.buffer)))  # BLAS: inf or NaN on overflow
-
-    def _proves_finite(self, norm: float) -> bool:
-        """Whether a step of this norm cannot make a parameter NaN or inf (the bound then grows by it)."""
-        if self.bound + 2 * norm < self.safe:  # False when norm is NaN
-            self.bound += 2 * norm
-            return True
-        return False
-
-    def _fill(self, u: list[np.ndarray], c: np.ndarray | None) -> None:
-        """``tmp = u * c`` (``u`` for ``c`` ``None``), a small network's whole step."""
-        for a, t in zip(u, self.tmp_views):
-            np.copyto(t, a) if c is None else np.multiply(a, c, out=t)
-
-    def _add_chunks(self, u: list[np.ndarray], c: np.ndarray | None) -> float:
-        """``params += u * c`` a chunk at a time, as ``params + u * c``; returns the step's sum of squares."""
-        flat = [a.reshape(-1) for a in u]
-        square = 0.0
-        for i, lo, hi, p, t in self.pieces:
-            np.copyto(t, flat[i][lo:hi]) if c is None else np.multiply(flat[i][lo:hi], c, out=t)
-            np.add(p, t, out=p)
-            square += float(np.vdot(t, t))
-        return square
-
-    def _opt_step(self, grads: list[np.ndarray], check: bool) -> bool:
-        """The optimizer's in-place step on the private params; raises :class:`_Diverged` when it
-        leaves a parameter NaN or inf."""
-        u, c = self.form.step(self.work, grads, self.arrays)
-        factor = None if c is None else np.asarray(c, self.buffer.dtype)
-        if self.pieces:
-            square = self._add_chunks(u, factor)
-        else:
-            self._fill(u, factor)
-            np.add(self.buffer, self.tmp, out=self.buffer)
-            square = float(np.vdot(self.tmp, self.tmp)) if check else 0.0
-        if check and not self._proves_finite(math.sqrt(square)):
-            if not all(validate.all_finite(a) for a in self.arrays):
-                raise _Diverged
-            self._rebound()
-        return True
-
-    def _sgd(self, grads: list[np.ndarray], check: bool) -> bool:
-        """A plain SGD step on the private params; ``False``, with nothing written, when it would make
-        a parameter NaN or inf."""
-        c = self.c
-        if not self.pieces:
-            for g, t in zip(grads, self.tmp_views):
-                np.multiply(g, c, out=t)
-            if check and not self._proves_finite(math.sqrt(float(np.vdot(self.tmp, self.tmp)))):
-                if not all(validate.all_finite(p + t) for p, t in zip(self.arrays, self.tmp_views)):
-                    return False
-                np.add(self.buffer, self.tmp, out=self.buffer)
-                self._rebound()
-                return True
-            np.add(self.buffer, self.tmp, out=self.buffer)
-            return True
-        # |fl(g * c)| <= |g| |c| (1 + eps): the gradients' norm bounds the step's before it is taken
-        if check and not self._proves_finite(abs(float(c)) * math.sqrt(sum(float(np.vdot(g, g)) for g in grads))):
-            new = [p + g * c for p, g in zip(self.arrays, grads)]
-            if not all(validate.all_finite(a) for a in new):
-                return False
-            for p, a in zip(self.arrays, new):
-                np.copyto(p, a)
-            self._rebound()
-            return True
-        self._add_chunks(grads, c)
-        return True
-
-    def finish(self, state: TrainState, steps: int) -> TrainState:
-        """``state`` after ``steps`` private steps: the buffers become the caller's, read-only."""
-        opt_state = state.opt_state if self.form is None else self.form.freeze(self.work)
-        freeze(self.params)
-        self.buffer.flags.writeable = False
-        if self.buffer.base is not None:
-            self.buffer.base.flags.writeable = False
-        return state._replace(params=self.params, opt_state=opt_state, step=state.step + steps)
-
-    def run(self, state: TrainState, data: Batch, settings: Settings, plan: _Plan) -> tuple[TrainState, float, int]:
-        """Every step of the epoch on the private arrays: ``(state after, summed loss, examples)``."""
-        params, rules_, check, ctxs = self.params, plan.rules, settings.on_divergence == "raise", plan.ctxs
-        cost = settings.cost
-        fused = cost.value_and_grad or (lambda pred, y: value_and_grad(cost, pred, y))  # looked up once
-        step = self._sgd if self.form is None else self._opt_step
-        order = fr.fold_in(state.key, state.epoch)
-        steps, total, n = 0, 0.0, 0
-        for x, y in fdata.batches(order, data, settings.batch_size):
-            if plan.keyed:
-                ctxs = contexts(params, True, fr.fold_in(order, state.step + steps))
-            xs = trace(params, x, ctxs, rules_)
-            value, dy = fused(xs[-1], y)
-            grads = _arrays(backprop(params, xs, dy, ctxs, rules_, plan.first), plan)
-            del xs, dy  # the activations are done with: free them before the optimizer's arrays are made
-            if check and not math.isfinite(value):
-                raise DivergenceError(state.epoch + 1, state.step + steps + 1, value, self.finish(state, steps))
-            if not step(grads, check):
-                raise DivergenceError(state.epoch + 1, state.step + steps + 1, value, self.finish(state, steps),
-                                      params=True)
-            del grads
-            steps, total, n = steps + 1, total + value * len(y), n + len(y)
-        return self.finish(state, steps), total, n
-
-
-def _arrays(params: Params, plan: _Plan) -> list[np.ndarray]:
-    """The parameter arrays of a network whose records are flat, in order."""
-    return [params[i][j] for i, j in plan.where]
-
-
-def _finite(params: Params, plan: _Plan) -> bool:
-    """Whether every parameter array is finite: one sum of squares, the exact test only if it overflows."""
-    if not plan.flat:
-        arrays = [p for p in ft.leaves(params) if layers.is_param(p)]
-    else:
-        arrays = [p for layer, mask in zip(params, plan.params) if mask is not None for p, m in zip(layer, mask) if m]
-    if math.isfinite(sum(float(np.vdot(p, p)) for p in arrays)):
-        return True
-    return all(validate.all_finite(p) for p in arrays)
-
-
 def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainState, float]:
     """One minibatch: forward, backward, update.
 
@@ -410,14 +140,20 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
       A pair ``(state, loss)``: the :class:`TrainState` after the step and the batch's mean
       loss (a float). Unpack it before the next step: ``state, loss = step(state, batch, settings)``.
 
-    Trusts its batch and settings (``train`` and ``training`` validate them once); layers with a
-    training mode run in it, with the key ``fold_in(fold_in(state.key, epoch), step)``.
+    ``settings.plan`` is the network's :class:`fnn.network.Plan` (``epoch`` works it out once);
+    without one, the step works it out itself. Trusts its inputs (``train`` and ``training``
+    validate them once); layers with a training mode run in it, with the key
+    ``fold_in(fold_in(state.key, epoch), step)``. Plain SGD (no optimizer) is
+    :func:`fnn.sgd_step` with ``settings.lr``; an optimizer's updates are added as
+    :func:`fnn.apply_updates` does. With ``on_divergence="raise"``, a NaN or inf loss or
+    parameter raises :class:`DivergenceError` carrying ``state``, the last finite one.
 
     >>> import fnn, numpy as np
-    >>> state = fnn.init_state(fnn.mlp([2, 2]), seed=0)
-    >>> state, loss = fnn.step(state, (np.ones((3, 2), np.float32), np.array([0, 1, 1])), fnn.Settings(lr=0.1))
-    >>> state.step, round(loss, 4)
-    (1, 0.3957)
+    >>> params = (fnn.Dense(np.ones((2, 1), np.float32), np.zeros(1, np.float32)),)
+    >>> batch = (np.array([[1.0, 2.0]], np.float32), np.array([[0.0]], np.float32))
+    >>> new, loss = step(init_state(params), batch, Settings(lr=0.1))
+    >>> loss, new.step, new.params[0].w.ravel()
+    (9.0, 1, array([ 0.39999998, -0.20000005], dtype=float32))
     """
     if not isinstance(state, TrainState):
         pair = " (step returns a pair (state, loss): unpack it, state, loss = fnn.step(...))" if (
@@ -425,39 +161,39 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         raise TypeError(
             f"step takes a fnn.TrainState, got {type(state).__name__}{pair}; start from fnn.init_state(params)."
         )
-    return _step(_plan(state.params), settings, state, batch)
-
-
-def _step(plan: _Plan, settings: Settings, state: TrainState, batch: Batch) -> tuple[TrainState, float]:
-    """:func:`step`, given the epoch's plan."""
+    plan = network.plan(state.params) if settings.plan is None else settings.plan
     x, y = batch
     params = state.params
     if plan.keyed:
         ctxs = contexts(params, True, fr.fold_in(fr.fold_in(state.key, state.epoch), state.step))
     else:
         ctxs = plan.ctxs
+    xs = None
     if settings.value_and_grad is None:
-        xs: list[np.ndarray] | None = trace(params, x, ctxs, plan.rules)
-        value, dy = value_and_grad(settings.cost, xs[-1], y)  # type: ignore[index]
-        grads = backprop(params, xs, dy, ctxs, plan.rules, plan.first)  # type: ignore[arg-type]
+        xs = trace(params, x, ctxs, plan.rules)
+        value, dy = value_and_grad(settings.cost, xs[-1], y)
+        grads = backprop(params, xs, dy, ctxs, plan.rules, plan.first)
+        del dy
+        if not plan.stateful:
+            xs = None  # the activations are done with: free them before the optimizer's arrays are made
     else:
         value, grads = settings.value_and_grad(params, (x, y), settings.cost, ctxs)
-        xs = None
-    if not math.isfinite(value) and settings.on_divergence == "raise":
+    check = settings.on_divergence == "raise"
+    if check and not math.isfinite(value):
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state)
-    if xs is not None and not plan.stateful:
-        del xs, dy  # the activations are done with: free them before the optimizer's arrays are made
-        xs = None
     if settings.optimizer is None:
-        new_params, opt_state = _sgd(params, grads, settings.lr or 0.0, plan), state.opt_state
+        opt_state = state.opt_state
+        new, finite = network.updated(params, grads, plan, -(settings.lr or 0.0), check and xs is None)
     else:
         updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
-        new_params = _add_updates(params, updates, plan)
-    if xs is not None and plan.stateful:
-        new_params = freeze(updated_state(new_params, xs, ctxs, before=params))
-    if settings.on_divergence == "raise" and not _finite(new_params, plan):
+        del grads  # done with: its memory can hold the new params
+        new, finite = network.updated(params, updates, plan, None, check and xs is None)
+    if xs is not None:  # running statistics move from the values the batch ran through
+        new = freeze(updated_state(new, xs, ctxs, before=params))
+        finite = not check or all(validate.all_finite(a) for a in ft.leaves(new) if layers.is_param(a))
+    if not finite:
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state, params=True)
-    return state._replace(params=new_params, opt_state=opt_state, step=state.step + 1), value
+    return TrainState(new, opt_state, state.key, state.epoch, state.step + 1, state.history), value
 
 
 def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[float | None, float | None]:
@@ -497,36 +233,31 @@ def epoch(
 ) -> TrainState:
     """One pass over ``data`` in an order drawn from ``fold_in(state.key, state.epoch)``.
 
-    ``on_batch(state, loss)``, if given, sees every step's state; it cannot change the result.
+    ``toolz.reduce(step, batches)``: the network's plan is worked out once, here, and every
+    step shares it. ``on_batch(state, loss)``, if given, sees every step's state (immutable:
+    an array it sees is never changed afterwards); it cannot change the result.
 
-    Without ``on_batch``, no caller can see the states between steps, so the epoch copies the
-    params and the optimizer's state once into private arrays and updates those in place instead
-    of allocating new ones each step (for plain SGD and the optimizers of :mod:`fnn.optim`; one of
-    your own runs through its ``update``). The result, frozen, is bit-identical to folding
-    :func:`step` (which is what ``on_batch`` sees). Should a step diverge, the epoch is run again
-    by folding :func:`step`, which raises the :class:`DivergenceError` with the state before it.
+    >>> import fnn, numpy as np
+    >>> x, y = np.eye(4, dtype=np.float32), np.arange(4)
+    >>> s = epoch(init_state(fnn.mlp([4, 4])), (x, y), Settings(lr=1.0, batch_size=2))
+    >>> s.epoch, s.step, len(s.history)
+    (1, 2, 1)
     """
     started = time.perf_counter()
-    plan = _plan(state.params)  # rules and structure looked up once, not per step
+    if settings.plan is None:
+        settings = settings._replace(plan=network.plan(state.params))  # rules and places, once per epoch
 
     def fold(carry: tuple[TrainState, float, int], batch: Batch) -> tuple[TrainState, float, int]:
         s, total, n = carry
-        s, value = _step(plan, settings, s, batch)
+        s, value = step(s, batch, settings)
         if on_batch is not None:
             on_batch(s, value)
-        return s, total + value * len(batch[0]), n + len(batch[0])
+        return s, total + value * len(batch[1]), n + len(batch[1])
 
-    work = _Private.start(state, plan, settings) if on_batch is None else None
-    # Overflow shows up as an inf or NaN loss, which step reports as a DivergenceError.
+    order = fr.fold_in(state.key, state.epoch)
+    # Overflow shows up as an inf or NaN loss or parameter, which step reports as a DivergenceError.
     with np.errstate(over="ignore", invalid="ignore"):
-        try:
-            done = None if work is None else work.run(state, data, settings, plan)
-        except _Diverged:
-            done = None
-        if done is None:
-            order = fr.fold_in(state.key, state.epoch)
-            done = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
-    s, total, n = done
+        s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
     accuracy = _train_accuracy(s.params, data, settings)
     stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, accuracy, _last_rate(s, settings),
@@ -544,7 +275,10 @@ def _prepare(
     cost: Cost,
     validation: Batch | None,
     on_divergence: str,
+    executor: Any,
+    shards: int | None,
 ) -> tuple[Batch, Settings, Batch | None]:
+    """Every argument checked once, before any work: ``(data, settings, validation)``."""
     validate.network(params)
     cost = validate.cost(cost)
     validate.logits(params, cost)
@@ -562,19 +296,45 @@ def _prepare(
     data = validate.batch(params, data, cost, name="data")
     if validation is not None:
         validation = validate.batch(params, validation, cost, name="validation")
-    return data, Settings(cost, optimizer, lr, batch_size, on_divergence), validation
-
-
-def _data_parallel(
-    params: Params, data: Batch, settings: Settings, executor: Any, shards: int | None
-) -> tuple[Batch, Settings]:
-    """Steps computed in shards on ``executor`` (see :mod:`fnn.parallel`): epochs fold over row indices."""
+    settings = Settings(cost, optimizer, lr, batch_size, on_divergence)
+    if executor is None and shards is None:
+        return data, settings, validation
     if executor is None:
         raise ValueError(f"shards={shards!r} needs an executor; pass e.g. executor=client.get_executor().")
-    from fnn import parallel
+    if _DATA_PARALLEL is None:
+        raise RuntimeError("executor= needs fnn.parallel's data-parallel hook; import fnn (which plugs it in).")
+    rows, hook = _DATA_PARALLEL(params, data, executor, shards)  # epochs fold over row indices
+    return rows, settings._replace(value_and_grad=hook), validation
 
-    rows, hook = parallel.data_parallel(params, data, executor, shards)
-    return rows, settings._replace(value_and_grad=hook)
+
+DataParallel = Callable[[Params, Batch, Any, "int | None"], tuple[Batch, Callable[..., tuple[float, Params]]]]
+_DATA_PARALLEL: DataParallel | None = None
+
+
+def register_data_parallel(factory: DataParallel) -> DataParallel:
+    """Plug in how ``train(executor=, shards=)`` computes its gradients; returns ``factory``.
+
+    ``factory(params, data, executor, shards) -> (rows, hook)``: a stand-in data set whose
+    minibatches are row indices, and a :attr:`Settings.value_and_grad` hook that computes a
+    step's loss and gradient from those rows on ``executor``. ``fnn/__init__.py`` plugs in
+    :func:`fnn.parallel.data_parallel`, so this module imports nothing from :mod:`fnn.parallel`
+    (which depends on :mod:`fnn.network` alone).
+
+    >>> import fnn
+    >>> register_data_parallel(fnn.parallel.data_parallel) is fnn.parallel.data_parallel
+    True
+    """
+    global _DATA_PARALLEL
+    _DATA_PARALLEL = factory
+    return factory
+
+
+def _states(
+    state: TrainState, data: Batch, settings: Settings, validation: Batch | None,
+    on_batch: Callable[[TrainState, float], Any] | None,
+) -> Iterator[TrainState]:
+    run_epoch = partial(epoch, data=data, settings=settings, validation=validation, on_batch=on_batch)
+    return toolz.drop(1, toolz.iterate(run_epoch, state))
 
 
 def training(
@@ -605,13 +365,10 @@ def training(
     """
     data, settings, validation = _prepare(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
-        validation=validation, on_divergence=on_divergence,
+        validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
     )
-    if executor is not None or shards is not None:
-        data, settings = _data_parallel(params, data, settings, executor, shards)
     state = init_state(params, optimizer, seed) if initial_state is None else initial_state
-    run_epoch = partial(epoch, data=data, settings=settings, validation=validation, on_batch=on_batch)
-    return toolz.drop(1, toolz.iterate(run_epoch, state))
+    return _states(state, data, settings, validation, on_batch)
 
 
 #: What ``patience`` may watch, and whether lower is better.
@@ -696,19 +453,16 @@ def train(
     [1, 2, 3]
     """
     epochs = validate.positive_int(epochs, "epochs")
-    validate.network(params)
-    validate.optimizer(optimizer)
     if patience is not None:
         patience = validate.positive_int(patience, "patience")
     if monitor not in MONITORS:
         raise ValueError(f"monitor must be one of {', '.join(map(repr, MONITORS))}, got {monitor!r}.")
-    start = init_state(params, optimizer, seed) if initial_state is None else initial_state
-    states = training(
-        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed,
-        validation=validation, initial_state=start, on_divergence=on_divergence,
-        executor=executor, shards=shards, on_batch=on_batch,
+    data, settings, validation = _prepare(
+        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
+        validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
     )
-    states = toolz.take(max(epochs - start.epoch, 0), states)
+    start = init_state(params, optimizer, seed) if initial_state is None else initial_state
+    states = toolz.take(max(epochs - start.epoch, 0), _states(start, data, settings, validation, on_batch))
     if patience is not None:
         states = _best_by_patience(states, patience, monitor)
     observers = tuple(observers)

@@ -322,10 +322,13 @@ def size(tree: PyTree) -> int:
 def freeze(tree: PyTree) -> PyTree:
     """Mark every array leaf of ``tree`` read-only, in place; returns ``tree``.
 
-    Only for arrays that fnn itself has just created and no caller has seen.
+    Only for arrays that fnn itself has just created and no caller has seen: every array
+    fnn returns (params, gradients, updates) goes out through here, so nothing downstream
+    can change a network that someone else holds.
 
-    >>> a = freeze((np.zeros(2),))[0]
-    >>> a.flags.writeable
+    >>> import numpy as np
+    >>> t = freeze((np.zeros(2), 1.0))
+    >>> t[0].flags.writeable
     False
     """
     for leaf in leaves(tree):

@@ -34,6 +34,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import tree as ft
+from fnn.arguments import describe, positive_int
 from fnn.costs import COSTS, Cost
 
 __all__ = [
@@ -82,11 +83,6 @@ def param_dtype(params: Any) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"
-
-
 def network(params: Any, name: str = "params") -> None:
     """Check that ``params`` is a network: a non-empty tuple of registered layer records.
 
@@ -104,7 +100,7 @@ def network(params: Any, name: str = "params") -> None:
     if not isinstance(params, tuple) or hasattr(type(params), "_fields"):
         raise TypeError(
             f"{name} must be a tuple of layer records such as fnn.mlp([784, 16, 10]) returns, "
-            f"got {_describe(params)}; a single layer goes in a 1-tuple: ({name},)."
+            f"got {describe(params)}; a single layer goes in a 1-tuple: ({name},)."
         )
     if not params:
         raise ValueError(f"{name} is an empty tuple; a network needs at least one layer, e.g. fnn.mlp([4, 2]).")
@@ -113,7 +109,7 @@ def network(params: Any, name: str = "params") -> None:
         where = f"{name}[{i}] ({type(layer).__name__})"
         if not hasattr(type(layer), "_fields"):
             raise TypeError(
-                f"{name}[{i}] is {_describe(layer)}, not a layer record; "
+                f"{name}[{i}] is {describe(layer)}, not a layer record; "
                 "a network is a tuple of records such as fnn.Dense(w, b) and fnn.Sigmoid()."
             )
         try:
@@ -292,7 +288,7 @@ from 0 to 3. Fix the labels or widen the last layer.
     """
     del cost_  # every cost takes the same targets; kept for a uniform signature
     if not isinstance(data, (tuple, list)) or len(data) != 2:
-        got = f"a {type(data).__name__} of length {len(data)}" if isinstance(data, (tuple, list)) else _describe(data)
+        got = f"a {type(data).__name__} of length {len(data)}" if isinstance(data, (tuple, list)) else describe(data)
         raise TypeError(f"{name} must be a pair (x, y), got {got}; pass {name}=(x, y).")
     x, out = _inputs(params, data[0], f"{name}[0] (x)")
     yname = f"{name}[1] (y)"
@@ -389,25 +385,9 @@ def _path(params: Any, j: int) -> str:
     return f" leaf {j}"
 
 
-def positive_int(value: Any, name: str) -> int:
-    """A positive int (numpy ints too; not a bool, not a float).
-
-    >>> positive_int(32, "batch_size")
-    32
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be a positive integer, got {_describe(value)}; pass e.g. {name}=10"
-            + (f" (int({value!r}))." if isinstance(value, numbers.Real) and float(value).is_integer() else ".")
-        )
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}; pass e.g. {name}=10.")
-    return int(value)
-
-
 def _real(value: Any, name: str, example: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}; pass e.g. {name}={example}.")
+        raise TypeError(f"{name} must be a real number, got {describe(value)}; pass e.g. {name}={example}.")
     return float(value)
 
 
@@ -446,7 +426,7 @@ pass fnn.adam(1e-3), or fnn.optimizer_from_name('adam', 1e-3).
     """
     if value is None or (callable(getattr(value, "init", None)) and callable(getattr(value, "update", None))):
         return value
-    given = f"the string {value!r}; pass fnn.{value}(1e-3), or " if isinstance(value, str) else f"{_describe(value)}; "
+    given = f"the string {value!r}; pass fnn.{value}(1e-3), or " if isinstance(value, str) else f"{describe(value)}; "
     example = f"fnn.optimizer_from_name({value!r}, 1e-3)" if isinstance(value, str) else "e.g. fnn.adam(1e-3)"
     raise TypeError(f"optimizer must have init and update functions, got {given}{example}.")
 
@@ -463,7 +443,7 @@ def cost(value: Any) -> Cost:
         return value
     ready = ", ".join(f"fnn.{n}" for n in COSTS)
     given = (
-        f"the string {value!r}; pass fnn.{value}" if isinstance(value, str) and value in COSTS else _describe(value)
+        f"the string {value!r}; pass fnn.{value}" if isinstance(value, str) and value in COSTS else describe(value)
     )
     raise TypeError(
         f"cost must be an fnn.Cost, got {given}. Ready costs: {ready}; "

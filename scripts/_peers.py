@@ -10,6 +10,7 @@ used by the seed-style loop and by ``--quick``); the caller extrapolates.
 Peers:
 
 - ``fnn``: ``fnn.train`` itself, one epoch.
+- ``fnn_on_batch``: the same with an ``on_batch`` callback that only counts the steps.
 - ``numpy_plain``: straightforward pure NumPy, fresh arrays each step (what one writes first).
 - ``numpy_tuned``: hand-tuned NumPy, preallocated buffers and in-place updates: the ceiling
   for a NumPy implementation of the same maths.
@@ -78,7 +79,8 @@ def _n(x: np.ndarray, limit: int | None) -> int:
 # ---------------------------------------------------------------------------
 
 
-def run_fnn(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: Any, limit: int | None) -> float:
+def run_fnn(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: Any, limit: int | None,
+            on_batch: Callable[..., Any] | None = None) -> float:
     del order  # fnn draws its own order from the seed
     w = WORKLOADS[workload]
     n = _n(x, limit)
@@ -90,8 +92,21 @@ def run_fnn(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: A
     else:
         kwargs = {"lr": w.lr}
     t = time.perf_counter()
+    if on_batch is not None:
+        kwargs["on_batch"] = on_batch
     fnn.train(params, (x[:n], y[:n]), epochs=1, batch_size=w.batch_size, cost=cost, seed=0, **kwargs)
     return time.perf_counter() - t
+
+
+def run_fnn_on_batch(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: Any,
+                     limit: int | None) -> float:
+    """``fnn.train`` with an ``on_batch`` callback that only counts: what watching costs."""
+    seen = [0]
+
+    def count(state: Any, loss: float) -> None:
+        seen[0] += 1
+
+    return run_fnn(workload, params, x, y, order, limit, on_batch=count)
 
 
 # ---------------------------------------------------------------------------
@@ -449,6 +464,7 @@ def gemm_seconds(workload: str, n: int, repeats: int = 5) -> float:
 
 RUNNERS: dict[str, Callable[..., float]] = {
     "fnn": run_fnn,
+    "fnn_on_batch": run_fnn_on_batch,
     "numpy_tuned": run_numpy_tuned,
     "numpy_plain": run_numpy_plain,
     "torch": run_torch,

@@ -50,7 +50,8 @@ def _fnn(steps: int) -> float:
     params = (fnn.conv2d(0, 1, 32, 3), fnn.ReLU(), fnn.MaxPool2D(2), fnn.conv2d(1, 32, 64, 3), fnn.ReLU(),
               fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dropout(0.25), fnn.dense(2, 7 * 7 * 64, 10))
     opt = fnn.adam(1e-3)
-    settings = fnn.Settings(cost=fnn.cross_entropy, optimizer=opt, batch_size=BATCH)
+    settings = fnn.Settings(cost=fnn.cross_entropy, optimizer=opt, batch_size=BATCH,
+                            plan=fnn.network.plan(params))  # worked out once, as fnn.epoch does
     state = fnn.init_state(params, opt, 0)
     batches = [(x[i : i + BATCH], y[i : i + BATCH]) for i in range(0, len(x), BATCH)]
     for b in batches[:3]:

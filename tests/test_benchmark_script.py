@@ -15,26 +15,28 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 
 def test_quick_run_prints_a_table_with_numbers_in_every_row() -> None:
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--limit", "400", "--peers", "fnn,numpy_tuned,numpy_plain,seed_loop",
-         "--no-parallel", "--no-conv"],
+        [sys.executable, str(SCRIPT), "--quick", "--limit", "400",
+         "--peers", "fnn,fnn_on_batch,numpy_tuned,numpy_plain,seed_loop", "--no-parallel", "--no-conv", "--no-cli"],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     assert "| workload | implementation | min s | median s | max s |" in out
     rows = [line for line in out.splitlines() if line.startswith("| W") and line.count("|") == 9]
     names = {r.split("|")[2].strip() for r in rows}
-    assert {"fnn.train", "tuned NumPy (preallocated, in place)", "seed-style per-example loop"} <= names
+    assert {"fnn.train", "fnn.train, on_batch callback", "tuned NumPy (preallocated, in place)",
+            "seed-style per-example loop"} <= names
     assert len(rows) >= 8
     for row in rows:
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert re.fullmatch(r"\d+\.\d{3}", cells[3]), row  # the median, in seconds
-    assert "## Targets" in out and "W1 fnn / tuned NumPy, 1 thread" in out
+    assert "## Targets" in out and "W1 fnn / straightforward NumPy (fresh arrays), 1 thread" in out
+    assert "W1 fnn with an on_batch callback / without, 1 thread" in out
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch is not installed")
 def test_both_pytorch_loops_are_timed_and_both_w1_ratios_reported() -> None:
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--limit", "200", "--workloads", "W1",
-         "--peers", "fnn,torch,torch_dataloader", "--no-parallel", "--no-conv"],
+         "--peers", "fnn,torch,torch_dataloader", "--no-parallel", "--no-conv", "--no-cli"],
         capture_output=True, text=True, timeout=180, check=True,
     ).stdout
     names = {r.split("|")[2].strip() for r in out.splitlines() if r.startswith("| W1 ")}

@@ -243,45 +243,6 @@ def test_state_round_trips_through_flatten(name):
     assert ft.all_equal(a, b)
 
 
-def _layout(params):
-    leaves, treedef = ft.flatten(params)
-    where = tuple(k for k, leaf in enumerate(leaves) if fnn.layers.is_param(leaf))
-    return optim._Layout(treedef, where, tuple(leaves[k] for k in where)), [leaves[k] for k in where]
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_in_place_form_equals_update(name, dtype):
-    """The private form fnn.train runs inside an epoch: the same updates and states, bit for bit."""
-    opt = OPTIMIZERS[name]()
-    form = optim._in_place(opt)
-    assert form is not None
-    params, grads = _params(dtype), _grads(4, dtype)
-    layout, arrays = _layout(params)
-    state = opt.init(params)
-    work = form.thaw(state, layout)
-    snapshot = copy.deepcopy(state)
-    for g in grads:
-        updates, state = opt.update(g, state, params)
-        u, c = form.step(work, [x for x in ft.leaves(g) if fnn.layers.is_param(x)], arrays)
-        mine = u if c is None else [x * np.asarray(c, x.dtype) for x in u]
-        theirs = [x for x in ft.leaves(updates) if fnn.layers.is_param(x)]
-        assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(mine, theirs))
-        assert ft.all_equal(form.freeze(work), state)
-        params = fnn.apply_updates(params, updates)
-        arrays = [x for x in ft.leaves(params) if fnn.layers.is_param(x)]
-    assert ft.all_equal(opt.init(_params(dtype)), snapshot)  # thaw copied: the first state is untouched
-
-
-def test_in_place_form_refuses_a_state_of_another_shape():
-    opt = fnn.adam(1e-3)
-    layout, _ = _layout(_params())
-    form = optim._in_place(opt)
-    assert form.thaw(opt.init((np.zeros(3),)), layout) is None
-    assert form.thaw(fnn.sgd(0.1, momentum=0.9).init(_params()), layout) is None
-    assert form.thaw(opt.init(_params()), layout) is not None
-
-
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_float32_stays_float32(name):
     opt = OPTIMIZERS[name]()

@@ -1,5 +1,6 @@
 """train as a fold: determinism, learning, history, resume, observers, and custom toolz loops."""
 
+import copy
 from itertools import takewhile
 
 import numpy as np
@@ -175,3 +176,58 @@ def test_step_returns_a_pair_and_refuses_one_as_a_state():
         fnn.step(out, (x, y), settings)
     with pytest.raises(TypeError, match="step takes a fnn.TrainState, got dict"):
         fnn.step({}, (x, y), settings)
+
+
+@pytest.mark.parametrize("opt", [{"lr": 0.5}, {"optimizer": fnn.sgd(0.1, momentum=0.9)}, {"optimizer": fnn.adam(1e-2)}])
+def test_train_is_a_fold_of_step(opt):
+    """``train`` is ``toolz.reduce(step, batches)`` per epoch, nothing more: same params, state and losses."""
+    x, y = blobs()
+    params = fnn.mlp([8, 16, 3], output_activation="identity", seed=0)
+    settings = fnn.Settings(cost=fnn.cross_entropy, batch_size=16, **opt)
+    state = fnn.init_state(params, settings.optimizer, seed=4)
+    for e in range(2):
+        batches = fnn.data.batches(fnn.random.fold_in(state.key, e), (x, y), 16)
+        state = toolz.reduce(lambda s, b: fnn.step(s, b, settings)[0], batches, state)._replace(epoch=e + 1)
+    trained, history = fnn.train(params, (x, y), epochs=2, batch_size=16, cost=fnn.cross_entropy, seed=4, **opt)
+    assert tree.all_equal(state.params, trained)
+    assert state.step == 2 * -(-len(x) // 16)
+
+
+def test_on_batch_sees_immutable_snapshots():
+    """An array that on_batch sees is never changed afterwards, and watching changes nothing."""
+    x, y = blobs()
+    params = fnn.mlp([8, 16, 3], seed=0)
+    seen = []
+
+    def watch(state, loss):
+        seen.append((state, copy.deepcopy(state.params), copy.deepcopy(state.opt_state), loss))
+
+    kw = dict(epochs=2, batch_size=16, optimizer=fnn.sgd(0.1, momentum=0.9), seed=1)
+    watched, _ = fnn.train(params, (x, y), on_batch=watch, **kw)
+    plain, _ = fnn.train(params, (x, y), **kw)
+    assert tree.all_equal(watched, plain)
+    assert [s.step for s, *_ in seen] == list(range(1, len(seen) + 1))
+    for state, p, o, loss in seen:
+        assert tree.all_equal(state.params, p) and tree.all_equal(state.opt_state, o)
+        assert all(not a.flags.writeable for a in tree.leaves(state.params) if isinstance(a, np.ndarray))
+        assert np.isfinite(loss)
+
+
+def test_train_checks_the_network_once(monkeypatch):
+    calls = []
+    real = fnn.validate.network
+    monkeypatch.setattr(fnn.validate, "network", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, y = blobs()
+    fnn.train(fnn.mlp([8, 3], seed=0), (x, y), epochs=2, batch_size=16, lr=0.1)
+    assert len(calls) == 1
+
+
+def test_a_step_without_a_plan_equals_one_with_it():
+    x, y = blobs()
+    params = fnn.mlp([8, 16, 3], seed=0)
+    settings = fnn.Settings(cost=fnn.mse, lr=0.5, batch_size=16)
+    planned = settings._replace(plan=fnn.network.plan(params))
+    state = fnn.init_state(params)
+    a, va = fnn.step(state, (x[:16], y[:16]), settings)
+    b, vb = fnn.step(state, (x[:16], y[:16]), planned)
+    assert va == vb and tree.all_equal(a, b)

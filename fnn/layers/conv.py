@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
+from fnn.arguments import positive_int
 from fnn.layers.core import register
 from fnn.tree import freeze
 
@@ -274,7 +275,6 @@ def conv2d(
     >>> layer.w.shape, layer.b.shape, layer.padding
     ((5, 5, 3, 8), (8,), ((0, 0), (0, 0)))
     """
-    from fnn.validate import positive_int
 
     c_in, c_out = positive_int(c_in, "c_in"), positive_int(c_out, "c_out")
     kh, kw = _pair(kernel, "kernel")

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
+from fnn.arguments import positive_int
 from fnn.layers.core import register
 from fnn.layers.initializers import get_init
 from fnn.tree import freeze
@@ -84,7 +85,6 @@ def dense(key: fr.KeyLike, n_in: int, n_out: int, init: str = "xavier", dtype: A
     >>> layer.w.shape, layer.b.shape, layer.w.dtype
     ((784, 16), (16,), dtype('float32'))
     """
-    from fnn.validate import positive_int  # fnn.validate imports fnn.layers: imported when called
 
     n_in, n_out = positive_int(n_in, "n_in"), positive_int(n_out, "n_out")
     make = get_init(init)
