@@ -41,6 +41,8 @@ from fnn.network import (
     eval_forward,
     first_with_params,
     freeze,
+    label_classes,
+    predicted_classes,
     rules,
     trace,
     updated_state,
@@ -433,8 +435,7 @@ def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[flo
         return None, None
     x, y = validation
     out = eval_forward(params, x)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return cost.value(out, y), float((out.argmax(axis=-1) == labels).mean())
+    return cost.value(out, y), float((predicted_classes(params, out) == label_classes(y)).mean())
 
 
 def epoch(
@@ -552,6 +553,9 @@ def training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
         validation=validation, on_divergence=on_divergence,
     )
+    if initial_state is not None:
+        validate.initial_state(initial_state, params, optimizer)
+    on_batch = None if on_batch is None else validate.callbacks([on_batch], "on_batch")[0]
     if executor is not None or shards is not None:
         data, settings = _data_parallel(params, data, settings, executor, shards)
     state = init_state(params, optimizer, seed) if initial_state is None else initial_state
@@ -559,20 +563,44 @@ def training(
     return toolz.drop(1, toolz.iterate(run_epoch, state))
 
 
-def _best_by_patience(states: Iterable[TrainState], patience: int) -> Iterator[TrainState]:
+def _patience_start(start: TrainState, best_params: Params | None) -> tuple[Params, float, int]:
+    """``(best params, best validation loss, epochs waited)`` as early stopping left them at ``start``.
+
+    Read from ``start.history``: a resumed run stops where the uninterrupted one would. When the best
+    epoch is not ``start``'s last, its params are ``best_params`` (a run directory keeps them).
+    """
+    losses = [math.inf if h.val_loss is None else h.val_loss for h in start.history]
+    if not losses:
+        return start.params, math.inf, 0
+    best = losses.index(min(losses))
+    waited = len(losses) - 1 - best
+    if waited == 0:
+        return start.params, losses[best], 0
+    if best_params is None:
+        raise ValueError(
+            f"initial_state's best validation loss is from epoch {best + 1}, not its last ({len(losses)}): "
+            "to continue early stopping exactly, pass best_params= (the params after that epoch)."
+        )
+    return best_params, losses[best], waited
+
+
+def _best_by_patience(
+    states: Iterable[TrainState], patience: int, start: TrainState, best_params: Params | None = None
+) -> Iterator[TrainState]:
     """States until validation loss has not improved for ``patience`` epochs; the last has the best params."""
-    best: TrainState | None = None
-    best_loss, waited = math.inf, 0
+    best, best_loss, waited = _patience_start(start, best_params)
+    if waited >= patience:
+        return
     for s in states:
         loss_ = s.history[-1].val_loss
         if loss_ is None:
             raise ValueError("patience needs validation data: pass validation=(x_val, y_val).")
         if loss_ < best_loss:
-            best, best_loss, waited = s, loss_, 0
+            best, best_loss, waited = s.params, loss_, 0
             yield s
         else:
             waited += 1
-            yield s if waited < patience else s._replace(params=best.params)  # type: ignore[union-attr]
+            yield s if waited < patience else s._replace(params=best)
             if waited >= patience:
                 return
 
@@ -595,6 +623,7 @@ def train(
     executor: Any = None,
     shards: int | None = None,
     on_batch: Callable[[TrainState, float], Any] | None = None,
+    best_params: Params | None = None,
 ) -> tuple[Params, tuple[EpochStats, ...]]:
     """Train a network; returns ``(params, history)``.
 
@@ -611,6 +640,9 @@ def train(
       seed: drives the minibatch order and random layers; same seed, same bits.
       validation: ``(x_val, y_val)`` to record validation loss and accuracy each epoch.
       patience: stop after this many epochs without a better validation loss, returning the best params.
+        Resumed from ``initial_state``, the best loss and the epochs waited are read from its history.
+      best_params: with ``patience`` and ``initial_state``, the params of the best epoch so far when
+        that is not the state's last (a run directory's checkpoint keeps them).
       on_batch: ``on_batch(state, loss)`` after every minibatch (a progress bar); like observers,
         it sees the run but cannot change it.
       observers: functions called with the state after each epoch (logging, checkpoints);
@@ -635,6 +667,9 @@ def train(
     validate.optimizer(optimizer)
     if patience is not None:
         patience = validate.positive_int(patience, "patience")
+        if validation is None:
+            raise ValueError("patience stops on the validation loss: pass validation=(x_val, y_val) as well.")
+    observers = validate.callbacks(observers, "observers")
     start = init_state(params, optimizer, seed) if initial_state is None else initial_state
     states = training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed,
@@ -643,8 +678,7 @@ def train(
     )
     states = toolz.take(max(epochs - start.epoch, 0), states)
     if patience is not None:
-        states = _best_by_patience(states, validate.positive_int(patience, "patience"))
-    observers = tuple(observers)
+        states = _best_by_patience(states, patience, start, best_params)
 
     def observe(_: TrainState, s: TrainState) -> TrainState:
         for watch in observers:

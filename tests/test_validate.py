@@ -127,14 +127,17 @@ def test_batch_that_is_not_a_pair(entry, batch):
     check(TypeError, rf"{arg} must be a pair \(x, y\)", fn, NET, batch, fnn.mse)
 
 
-def test_one_output_network_explains_float_targets_for_labels_of_one():
+def test_one_output_network_takes_integer_0_1_labels_as_targets_never_one_hot():
+    # issue 15 case 9: label 0 used to be one-hot encoded to target 1
     net = fnn.mlp([4, 1], "sigmoid", "identity", seed=0)
-    check(ValueError, r"labels must lie in \[0, 1\).*one-output network.*reshape\(-1, 1\)",
-          fnn.loss, net, (X, np.array([0, 1, 1, 0, 1, 0])), fnn.binary_cross_entropy)
-    # the fix it suggests works: 1-D float targets of a one-output network are (n, 1)
-    y = np.array([0, 1, 1, 0, 1, 0], np.float32)
-    assert fnn.loss(net, (X, y), fnn.binary_cross_entropy) == fnn.loss(
+    ints = np.array([0, 1, 1, 0, 1, 0])
+    y = ints.astype(np.float32)
+    assert fnn.loss(net, (X, ints), fnn.binary_cross_entropy) == fnn.loss(
         net, (X, y.reshape(-1, 1)), fnn.binary_cross_entropy)
+    zeros, ones = np.zeros(6, np.int64), np.ones(6, np.int64)
+    assert fnn.loss(net, (X, zeros), fnn.binary_cross_entropy) != fnn.loss(net, (X, ones), fnn.binary_cross_entropy)
+    check(ValueError, r"one-output network takes 0/1 targets, got integers from 0 to 2",
+          fnn.loss, net, (X, np.array([0, 1, 2, 0, 1, 0])), fnn.binary_cross_entropy)
 
 
 # ---------------------------------------------------------------------------
