@@ -253,13 +253,21 @@ def test_deflated_zip_bomb_member_is_bounded(tmp_path):
     path = tmp_path / "bomb.npz"
     path.write_bytes(_zip(members, zipfile.ZIP_DEFLATED))
     assert path.stat().st_size < MB
-    _load_error(path, "leaf_0")
+    _load_error(path, "compressed")
 
 
-def test_a_deflated_archive_of_a_valid_tree_still_loads(tmp_path):
+def test_a_deflated_archive_is_refused_before_inflating(tmp_path):
+    # issue 15 case 10: fnn.save stores entries as they are; load reads nothing else
     path = tmp_path / "deflated.npz"
     path.write_bytes(_zip(_members(), zipfile.ZIP_DEFLATED))
-    assert fnn.tree.all_equal(fnn.load(path), PARAMS)
+    _load_error(path, "compressed")
+    members = _members()
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("tree.json"), members["tree.json"], zipfile.ZIP_STORED)
+        for name, data in members.items():
+            if name != "tree.json":
+                zf.writestr(zipfile.ZipInfo(name), data, zipfile.ZIP_DEFLATED)
+    _load_error(path, "leaf_0", "is compressed")
 
 
 def test_loaded_arrays_are_read_only(tmp_path):
