@@ -37,7 +37,7 @@ def test_train_writes_every_file_and_evaluate_reads_them(tmp_path: Path) -> None
     rec = json.loads((run_dir / "record.json").read_text())
     assert rec["status"] == "completed" and rec["epochs_done"] == 2
     assert (run_dir / "curve.png").exists() == (rec["plot"] == "curve.png")
-    state = fnn.load(run_dir / "checkpoint.npz")
+    state = fnn.load(run_dir / "checkpoint.npz").state
     assert isinstance(state, fnn.TrainState) and state.epoch == 2 and len(state.history) == 2
     assert fnn.tree.all_equal(state.params, fnn.load(run_dir / "params.npz"))
 
@@ -84,7 +84,7 @@ def test_ctrl_c_saves_checkpoint_and_resume_is_exact(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "fnn train --resume r" in err
-    state = fnn.load(tmp_path / "r" / "checkpoint.npz")
+    state = fnn.load(tmp_path / "r" / "checkpoint.npz").state
     k = state.epoch
     assert 1 <= k < 50
     assert json.loads((tmp_path / "r" / "record.json").read_text())["status"] == "interrupted"
@@ -95,7 +95,7 @@ def test_ctrl_c_saves_checkpoint_and_resume_is_exact(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "params.npz").read_bytes() == (tmp_path / "whole" / "params.npz").read_bytes()
     rec = json.loads((tmp_path / "r" / "record.json").read_text())
     assert rec["resumed_from_epoch"] == k and rec["epochs_done"] == k + 2
-    assert fnn.tree.all_equal(fnn.load(tmp_path / "r" / "checkpoint.npz"), whole.state)
+    assert fnn.tree.all_equal(fnn.load(tmp_path / "r" / "checkpoint.npz").state, whole.state)
 
 
 def test_bad_run_dir_and_console_script(tmp_path: Path) -> None:

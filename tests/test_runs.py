@@ -103,12 +103,51 @@ def test_resume_with_more_epochs_equals_longer_run(tmp_path: Path) -> None:
     assert fnn.tree.all_equal(longer.params, runs.run({**TINY, "epochs": 4}).params)
 
 
-def test_resume_with_another_architecture_or_optimizer_fails(tmp_path: Path) -> None:
+def test_resume_refuses_every_key_that_changes_the_result(tmp_path: Path) -> None:
+    # issue 15 case 4: dataset, batch size, seed, validation, cost, init, architecture, optimizer
     runs.run({**TINY, "epochs": 1}, tmp_path)
-    with pytest.raises(fnn.io.CheckpointError, match="does not match"):
-        runs.resume(tmp_path, {"layers": [784, 9, 10]})
-    with pytest.raises(runs.ConfigError, match="optimizer state"):
-        runs.resume(tmp_path, {"optimizer": "adam"})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for key, value in [("layers", [784, 9, 10]), ("optimizer", "adam"), ("batch_size", 100), ("seed", 7),
+                       ("validation", 0.1), ("cost", "cross_entropy"), ("init", "he"), ("dataset", "fashion-mnist")]:
+        with pytest.raises(runs.ConfigError, match=f"would change its result: {key}: "):
+            runs.resume(tmp_path, {key: value, "epochs": 2})
+    with pytest.raises(runs.ConfigError, match=r"seed: 0 -> 7; batch_size|batch_size: 200 -> 100; seed: 0 -> 7"):
+        runs.resume(tmp_path, {"seed": 7, "batch_size": 100})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path: Path) -> None:
+    runs.run({**TINY, "epochs": 1}, tmp_path / "a")
+    runs.run({**TINY, "epochs": 1, "seed": 7}, tmp_path / "b")
+    (tmp_path / "a" / "checkpoint.npz").write_bytes((tmp_path / "b" / "checkpoint.npz").read_bytes())
+    with pytest.raises(runs.ConfigError, match="belongs to another run"):
+        runs.resume(tmp_path / "a", {"epochs": 2})
+    fnn.save(tmp_path / "a" / "checkpoint.npz", runs.load_run(tmp_path / "b").state)  # a bare TrainState
+    with pytest.raises(runs.ConfigError, match="not a run checkpoint"):
+        runs.resume(tmp_path / "a", {"epochs": 2})
+
+
+def test_resume_refuses_other_training_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs.run({**TINY, "epochs": 1}, tmp_path)
+    real = runs._load_data
+
+    def other_data(cfg):
+        train, val, test, info = real(cfg)
+        return train, val, test, {**info, "train_sha256": "0" * 64}
+
+    monkeypatch.setattr(runs, "_load_data", other_data)
+    with pytest.raises(runs.ConfigError, match="training data differ"):
+        runs.resume(tmp_path, {"epochs": 2})
+
+
+def test_a_completed_run_stays_completed(tmp_path: Path) -> None:
+    runs.run({**TINY, "epochs": 2}, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(runs.RunError, match="has done 2 epochs and is complete"):
+        runs.resume(tmp_path)
+    with pytest.raises(runs.RunError, match="has done 2 epochs.*--epochs above 2"):
+        runs.resume(tmp_path, {"epochs": 1})  # issue 15 case 4: used to report "completed"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_divergence_keeps_last_finite_checkpoint(tmp_path: Path) -> None:
