@@ -261,7 +261,8 @@ def _info_lines(run_dir: str, rec: dict[str, Any]) -> list[str]:
         lines.append("final: " + ", ".join(f"{k} {v:.4f}" for k, v in rec["final"].items() if v is not None))
     if rec.get("error"):
         lines.append(f"error: {rec['error']}")
-    lines.append(f"wall time {_number(rec['wall_time_s'], '.1f')}s (total {_number(rec['wall_time_total_s'], '.1f')}s); "
+    wall, total = _number(rec["wall_time_s"], ".1f"), _number(rec["wall_time_total_s"], ".1f")
+    lines.append(f"wall time {wall}s (total {total}s); "
                  f"plot: {rec.get('plot')}")
     d, env = rec["data"], rec["environment"]
     lines.append(f"data: {d['dataset']}, train sha256 {d['train_sha256'][:16]}..., "

@@ -252,7 +252,7 @@ def _finish_before_interrupt() -> Iterator[None]:
     held = [signal.SIGINT]
     if callable(signal.getsignal(signal.SIGTERM)):
         held.append(signal.SIGTERM)
-    previous = {}
+    previous: dict[signal.Signals, Any] = {}
     try:
         for sig in held:
             previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
@@ -266,11 +266,11 @@ def _finish_before_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    for sig in dict.fromkeys(caught):
-        handler = previous[sig]
+    for signum in dict.fromkeys(caught):
+        handler = previous[signal.Signals(signum)]
         if callable(handler):
-            handler(sig, None)
-        elif sig == signal.SIGINT:
+            handler(signum, None)
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
 
 

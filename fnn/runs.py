@@ -57,7 +57,6 @@ from fnn import init as finit
 from fnn import io as fio
 from fnn import optim
 from fnn import random as fr
-from fnn import tree as ft
 from fnn.costs import COSTS
 from fnn.network import Params
 from fnn.training import DivergenceError, TrainState, train
@@ -628,7 +627,8 @@ class _Recorder:
                  log: Callable[[str], Any] | None, observers: tuple[Callable[[TrainState], Any], ...],
                  resumed_from: int | None) -> None:
         self.setup, self.cfg, self.out, self.log, self.observers = setup, setup.cfg, out, log, observers
-        self.resumed_from, self.last, self.bar = resumed_from, start, None
+        self.resumed_from, self.last = resumed_from, start
+        self.bar: Any = None
         self.started, self.t0, self.clock = _now(), time.perf_counter(), time.perf_counter()
         self.seconds: dict[int, float] = {}
         self.wall_before = 0.0
@@ -751,7 +751,8 @@ def _finish(setup: _Setup, params: Params, recorder: _Recorder) -> dict[str, Any
 
 def _execute(setup: _Setup, out: Path | None, start: TrainState, *, best_params: Params | None = None,
              resumed_from: int | None = None, overwrite: bool = False, progress: bool = False,
-             log: Callable[[str], Any] | None = None, observers: Iterable[Callable[[TrainState], Any]] = ()) -> RunResult:
+             log: Callable[[str], Any] | None = None,
+             observers: Iterable[Callable[[TrainState], Any]] = ()) -> RunResult:
     """Claim ``out``, train from ``start`` while recording, finish; every stop leaves a true record."""
     observers = tuple(observers)
     lock = None if out is None else _claim(out, resuming=resumed_from is not None, overwrite=overwrite)
@@ -903,7 +904,9 @@ def _resume_plan(run_dir: Path, overrides: Mapping[str, Any]) -> tuple[dict[str,
         )
     done = ckpt.state.epoch
     if ckpt.finished == "stopped_early":
-        raise RunError(f"{run_dir} stopped early after epoch {done} (patience {saved['patience']}): the run is complete.")
+        raise RunError(
+            f"{run_dir} stopped early after epoch {done} (patience {saved['patience']}): the run is complete."
+        )
     if cfg["epochs"] < done or (ckpt.finished == "completed" and cfg["epochs"] == done):
         more = f"--epochs above {done}" if cfg["epochs"] <= done else "more epochs"
         raise RunError(
@@ -943,8 +946,9 @@ def resume(
     setup = _setup(cfg)
     if setup.data_info["train_sha256"] != ckpt.train_sha256:
         raise ConfigError(
-            f"the training data differ from those {run_dir} was trained on (SHA-256 {setup.data_info['train_sha256'][:16]}... "
-            f"instead of {ckpt.train_sha256[:16]}...); resume with the same data files."
+            f"the training data differ from those {run_dir} was trained on (SHA-256 "
+            f"{setup.data_info['train_sha256'][:16]}... instead of {ckpt.train_sha256[:16]}...); "
+            "resume with the same data files."
         )
     return _execute(setup, run_dir, ckpt.state, best_params=ckpt.best_params, resumed_from=ckpt.state.epoch,
                     **kwargs)

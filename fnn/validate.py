@@ -610,7 +610,11 @@ plain SGD (lr=) starts from (). Resume with the optimizer (and learning-rate sch
     from fnn import random as fr
 
     if not isinstance(state, tuple) or getattr(type(state), "_fields", None) != _STATE_FIELDS:
-        raise TypeError(f"{name} must be an fnn.TrainState (from fnn.init_state or fnn.load), got {_describe(state)}.")
+        raise TypeError(
+            f"{name} must be an fnn.TrainState (from fnn.init_state or fnn.load), got {_describe(state)}."
+        )
+    state_: Any = state
+    state = state_
     if not same_layout(state.params, params):
         raise ValueError(
             f"{name}.params does not have the layout of params (another architecture or dtype?).\n"
@@ -620,7 +624,10 @@ plain SGD (lr=) starts from (). Resume with the optimizer (and learning-rate sch
         )
     expected = () if optimizer is None else optimizer.init(params)
     if not same_layout(state.opt_state, expected):
-        what = "plain SGD (lr=) starts from ()" if optimizer is None else f"this optimizer starts from {ft.structure(expected)}"
+        what = (
+            "plain SGD (lr=) starts from ()" if optimizer is None
+            else f"this optimizer starts from {ft.structure(expected)}"
+        )
         raise ValueError(
             f"{name}.opt_state does not fit the optimizer: it holds {ft.structure(state.opt_state)}, {what}. "
             "Resume with the optimizer (and learning-rate schedule) the state was saved with."
@@ -630,11 +637,14 @@ plain SGD (lr=) starts from (). Resume with the optimizer (and learning-rate sch
     epoch, step, history = state.epoch, state.step, state.history
     for field, v in (("epoch", epoch), ("step", step)):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 0:
-            raise ValueError(f"{name}.{field} must be an integer >= 0, got {_describe(v)}; a saved state counts from 0.")
+            raise ValueError(
+                f"{name}.{field} must be an integer >= 0, got {_describe(v)}; a saved state counts from 0."
+            )
     if step < epoch or not isinstance(history, tuple) or len(history) != epoch:
+        entries = len(history) if isinstance(history, tuple) else "?"
         raise ValueError(
-            f"{name} is inconsistent: epoch {epoch}, step {step}, {len(history) if isinstance(history, tuple) else '?'} "
-            "history entries (expected one per epoch and at least one step per epoch); pass a state that fnn saved."
+            f"{name} is inconsistent: epoch {epoch}, step {step}, {entries} history entries "
+            "(expected one per epoch and at least one step per epoch); pass a state that fnn saved."
         )
 
 
@@ -659,7 +669,9 @@ def callbacks(functions: Iterable[Any] | None, name: str) -> tuple[Callable[...,
     try:
         found = tuple(functions)
     except TypeError:
-        raise TypeError(f"{name} must be a list of functions, got {_describe(functions)}; e.g. {name}=[print].") from None
+        raise TypeError(
+            f"{name} must be a list of functions, got {_describe(functions)}; e.g. {name}=[print]."
+        ) from None
     for i, f in enumerate(found):
         if not callable(f):
             raise TypeError(f"{name}[{i}] is {_describe(f)}, not a function; pass functions, e.g. {name}=[print].")

@@ -120,7 +120,7 @@ def _payload_gzip(f: Any, path: Any, nbytes: int, header: int, layout: str) -> n
             "decompress to; the header is corrupt.",
         )
     buf = _allocate(nbytes, path, layout)  # all of it, before decompressing a byte
-    view, done = memoryview(buf).cast("B"), 0
+    view, done = memoryview(buf.data).cast("B"), 0
     while done < nbytes:
         got = f.readinto(view[done : done + _CHUNK])
         if not got:
