@@ -667,13 +667,14 @@ class _Recorder:
         """The observer: after each epoch, first the checkpoint, so that a printed epoch is a saved one."""
         self.seconds[state.epoch] = round(time.perf_counter() - self.clock, 3)
         self.close_bar()
-        self.last = state
         val_loss = state.history[-1].val_loss
         if val_loss is not None and val_loss < self.best_loss:
             self.best_loss, self.best_params = val_loss, state.params
         if self.out is not None:
             fio.save(self.out / CHECKPOINT_FILE, self.checkpoint(state))
+            self.last = state  # the record tells of the last saved epoch
             _write_json(self.out / RECORD_FILE, self.record(state, "running"))
+        self.last = state
         if self.log is not None:
             h = state.history[-1]
             self.log(f"epoch {state.epoch:>{len(str(self.cfg['epochs']))}}/{self.cfg['epochs']}  loss {h.loss:.4f}  "
@@ -739,13 +740,13 @@ def _finish(setup: _Setup, params: Params, recorder: _Recorder) -> dict[str, Any
     extra: dict[str, Any] = {"final": final, "stopped_early": early}
     if out is not None:
         fio.save(out / PARAMS_FILE, params)
-        fio.save(out / CHECKPOINT_FILE, recorder.checkpoint(state, "stopped_early" if early else "completed"))
         extra["params_path"] = str((out / PARAMS_FILE).resolve())
         extra["checkpoint_path"] = str((out / CHECKPOINT_FILE).resolve())
         extra["plot"] = _plot(out, recorder.history(state), "validation" if setup.val_set is not None else "test")
     rec = recorder.record(state, "completed", **extra)
-    if out is not None:
+    if out is not None:  # the checkpoint says "finished" last: a stop before that leaves a run resume finishes
         _write_json(out / RECORD_FILE, rec)
+        fio.save(out / CHECKPOINT_FILE, recorder.checkpoint(state, "stopped_early" if early else "completed"))
     return rec
 
 

@@ -549,7 +549,9 @@ def record_fields(record: Any, arrays: str = "any") -> str:
     """What is wrong with a ``NamedTuple`` record's fields against its annotations; ``""`` when nothing.
 
     ``arrays="float"`` also requires a field annotated ``np.ndarray`` to hold a float32 or
-    float64 array (true of every layer: such fields are parameters or running statistics).
+    float64 array (true of every layer: such fields are parameters or running statistics);
+    ``arrays="any"`` lets any numeric array stand in a field that is not callable, as in the
+    gradients and optimizer states, which are networks with every field mapped to an array.
 
     >>> record_fields(layers.Dense(np.ones((1, 1)), np.zeros(1)))
     ''
@@ -562,12 +564,19 @@ def record_fields(record: Any, arrays: str = "any") -> str:
         return ""
     for field, value in zip(type(record)._fields, record):
         hint = hints.get(field, Any)
-        if not fits(value, hint):
+        mapped = arrays == "any" and isinstance(value, (np.ndarray, np.generic)) and not _wants_callable(hint)
+        if not mapped and not fits(value, hint):
             shown = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
             return f"field {field} is {_describe(value)}, expected {shown}"
         if arrays == "float" and hint is np.ndarray and value.dtype not in PARAM_DTYPES:
             return f"field {field} is a {value.dtype} array, expected a float32 or float64 array"
     return ""
+
+
+def _wants_callable(hint: Any) -> bool:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(_wants_callable(h) or h is type(None) for h in typing.get_args(hint))
+    return hint is Callable or typing.get_origin(hint) is Callable or getattr(hint, "_is_protocol", False)
 
 
 def _layout(leaf: Any) -> Any:
