@@ -27,6 +27,7 @@ whether ``(n,)`` is one example or ``n`` scalars.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import types
@@ -558,12 +559,11 @@ def record_fields(record: Any, arrays: str = "any") -> str:
     >>> record_fields(layers.LeakyReLU("a"))
     "field slope is str 'a', expected float"
     """
-    try:
-        hints = typing.get_type_hints(type(record))
-    except Exception:  # annotations that do not resolve: nothing to check against
-        return ""
+    hints = _hints(type(record))  # type: ignore[arg-type]  # classes are hashable
     for field, value in zip(type(record)._fields, record):
         hint = hints.get(field, Any)
+        if hint is Any or (hint is np.ndarray and type(value) is np.ndarray and value.dtype in PARAM_DTYPES):
+            continue  # the common cases, first: a parameter array
         mapped = arrays == "any" and isinstance(value, (np.ndarray, np.generic)) and not _wants_callable(hint)
         if not mapped and not fits(value, hint):
             shown = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
@@ -571,6 +571,15 @@ def record_fields(record: Any, arrays: str = "any") -> str:
         if arrays == "float" and hint is np.ndarray and value.dtype not in PARAM_DTYPES:
             return f"field {field} is a {value.dtype} array, expected a float32 or float64 array"
     return ""
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A record type's resolved field annotations, looked up once per type ({} when they do not resolve)."""
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # annotations that do not resolve: nothing to check against
+        return {}
 
 
 def _wants_callable(hint: Any) -> bool:

@@ -21,7 +21,7 @@ SMALL = ["--layers", "784,8,10", "--batch-size", "100", "--lr", "5"]
 
 def fnn_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "fnn", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
 
 
 def test_train_writes_every_file_and_evaluate_reads_them(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_a_failed_download_is_one_paragraph_and_exit_1(tmp_path: Path) -> None:
     env = {**os.environ, "FNN_DATA": str(tmp_path / "nodata"), "HOME": str(tmp_path),
            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # refused at once
     res = subprocess.run([sys.executable, "-m", "fnn", "train", "--dataset", "mnist", "--data-dir", "empty"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     message = res.stderr.strip()
     assert message.startswith("fnn train: error: load_mnist: the MNIST files are not on disk") and "\n" not in message
@@ -210,7 +210,7 @@ def test_a_second_process_fails_at_once_and_sigterm_leaves_a_true_record(tmp_pat
     second = fnn_cmd("train", "--epochs", "1", *SMALL, "--out", "r", cwd=tmp_path)
     assert second.returncode == 2 and f"is in use by pid {proc.pid} on " in second.stderr, second.stderr
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=600)
     assert proc.returncode == 130 and "Traceback" not in err, err
     rec = json.loads((tmp_path / "r" / "record.json").read_text())
     assert rec["status"] == "interrupted" and rec["epochs_done"] >= 1
@@ -224,7 +224,7 @@ def test_a_closed_stdout_never_stops_training(tmp_path: Path) -> None:
     proc.stdout.close()
     with proc.stderr:
         err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 0, err
+    assert proc.wait(timeout=600) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     rec = json.loads((tmp_path / "r" / "record.json").read_text())
     assert rec["status"] == "completed" and rec["epochs_done"] == 3
