@@ -4,9 +4,12 @@
 squared error, plain SGD) on the digits that ship with fnn, prints one line
 per epoch and the test accuracy, and writes a run directory (see
 :mod:`fnn.runs`). Options override a ``--config`` file (TOML or JSON), which
-overrides the defaults. Exit codes: 0 done, 1 training diverged, 2 bad
-usage or configuration, 130 interrupted (Ctrl-C; the last complete epoch's
-checkpoint is saved and ``fnn train --resume RUN_DIR`` continues from it).
+overrides the defaults. Exit codes: 0 done, 1 training diverged (or the data
+could not be downloaded), 2 bad usage, configuration, file or run directory
+(``fnn <command>: error: ...``, never a traceback), 130 interrupted (Ctrl-C or
+SIGTERM; the last complete epoch's checkpoint is saved and
+``fnn train --resume RUN_DIR`` continues from it). A closed stdout (``| head -1``)
+never stops training: output stops, training goes on.
 
 >>> build_parser().parse_args(["train", "--layers", "784,32,10", "--lr", "0.5"]).layers
 '784,32,10'
@@ -15,8 +18,10 @@ checkpoint is saved and ``fnn train --resume RUN_DIR`` continues from it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +29,9 @@ from typing import Any
 
 from fnn import runs
 from fnn.costs import COSTS
+from fnn.datasets import DownloadError, IDXError
 from fnn.describe import num_params
+from fnn.io import CheckpointError
 from fnn.layers import ACTIVATIONS, INITS
 
 __all__ = ["main", "build_parser", "read_config_file", "sweep_executor"]
@@ -55,7 +62,12 @@ _TRAIN_OPTIONS: tuple[tuple[str, Any, str], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``fnn`` command."""
+    """The argument parser of the ``fnn`` command.
+
+    >>> args = build_parser().parse_args(["train", "--epochs", "3", "--out", "r", "--overwrite"])
+    >>> args.command, args.epochs, args.out, args.overwrite
+    ('train', 3, 'r', True)
+    """
     parser = argparse.ArgumentParser(prog="fnn", description="Neural networks from scratch in NumPy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train = sub.add_parser("train", help="train a network and write a run directory",
@@ -68,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --model cnn: a BatchNorm after each convolution")
     train.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
                        help="with --model cnn: random horizontal flips of the training images (augmentation)")
-    train.add_argument("--out", metavar="DIR", help="run directory (default runs/<UTC time>-<config hash>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    train.add_argument("--out", metavar="DIR",
+                       help="run directory, new or empty: it holds one run (default runs/<UTC time>-<config hash>)")
+    train.add_argument("--overwrite", action="store_true", help="clear --out first if it holds a run")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its checkpoint (only --epochs may change)")
     train.add_argument("--config", metavar="FILE", help="a TOML or JSON file of config keys")
     train.add_argument("--quiet", action="store_true", help="print only the final result")
     train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -94,10 +109,21 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     {'lr': 0.5, 'batch_size': 20}
     """
     path = Path(path)
-    text = path.read_text()
+    if path.suffix not in (".json", ".toml"):
+        raise runs.ConfigError(f"{path}: a config file must end in .toml or .json, got {path.suffix!r}.")
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such config file.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        reason = "it is a directory" if path.is_dir() else getattr(e, "strerror", None) or str(e)
+        raise runs.ConfigError(f"{path}: cannot read the config file: {reason}.") from None
     if path.suffix == ".json":
-        loaded = json.loads(text)
-    elif path.suffix == ".toml":
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise runs.ConfigError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from None
+    else:
         try:
             import tomllib
         except ImportError:  # Python 3.10
@@ -105,9 +131,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
                 import tomli as tomllib
             except ImportError:
                 raise runs.ConfigError(f"{path}: reading TOML on Python 3.10 needs tomli; use JSON.") from None
-        loaded = tomllib.loads(text)
-    else:
-        raise runs.ConfigError(f"{path}: a config file must end in .toml or .json, got {path.suffix!r}.")
+        try:
+            loaded = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise runs.ConfigError(f"{path}: not valid TOML: {e}.") from None
     if not isinstance(loaded, dict):
         raise runs.ConfigError(f"{path}: expected a table of config keys, got {type(loaded).__name__}.")
     return {k.replace("-", "_"): v for k, v in loaded.items()}
@@ -118,20 +145,30 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
+def _say(line: str) -> None:
+    """Print a line; once stdout is closed (``fnn train | head -1``), print nothing more and go on."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
+
+
 def _train(args: argparse.Namespace) -> int:
-    say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    say = (lambda line: None) if args.quiet else _say
     config: dict[str, Any] = {}
-    if args.resume:
-        config.update(runs._read_config(Path(args.resume)))
     if args.config:
         config.update(read_config_file(args.config))
     config.update(_given(args))
-    cfg = runs.resolve_config(config)  # every name checked before any work
     if args.resume:
-        out = Path(args.resume)
-        if args.out and Path(args.out).resolve() != out.resolve():
+        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise runs.ConfigError("--resume continues in its own run directory; drop --out.")
+        if args.overwrite:
+            raise runs.ConfigError("--resume continues a run and --overwrite clears one; pass one of them.")
+        out = Path(args.resume)
+        cfg = runs.resolve_config({**runs.read_config(out), **config})  # every name checked before any work
     else:
+        cfg = runs.resolve_config(config)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
         out = Path(args.out) if args.out else Path("runs") / f"{stamp}-{runs.config_hash(cfg)}"
     progress = sys.stdout.isatty() if args.progress is None else args.progress
@@ -152,9 +189,9 @@ def _train(args: argparse.Namespace) -> int:
         f"{cfg['dataset']}, seed {cfg['seed']} -> {out}")
     try:
         if args.resume:
-            result = runs.resume(out, cfg, progress=progress, log=say)
+            result = runs.resume(out, config, progress=progress, log=say)
         else:
-            result = runs.run(cfg, out, progress=progress, log=say)
+            result = runs.run(cfg, out, progress=progress, log=say, overwrite=args.overwrite)
     except KeyboardInterrupt:
         if (out / runs.CHECKPOINT_FILE).exists():
             print(f"\ninterrupted: the checkpoint of the last complete epoch is in {out}; "
@@ -166,7 +203,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"fnn train: {e}\nThe last finite checkpoint is in {out}.", file=sys.stderr)
         return 1
     final = result.record["final"]
-    print(f"test accuracy {final['test_accuracy']:.4f}  ({result.record['wall_time_s']:.1f}s)  run: {out}")
+    _say(f"test accuracy {final['test_accuracy']:.4f}  ({result.record['wall_time_s']:.1f}s)  run: {out}")
     return 0
 
 
@@ -191,44 +228,78 @@ def _info(args: argparse.Namespace) -> int:
     path = Path(args.run_dir) / runs.RECORD_FILE
     if not path.exists():
         raise FileNotFoundError(f"{args.run_dir} has no {runs.RECORD_FILE}; is it a run directory?")
-    rec = json.loads(path.read_text())
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise runs.ConfigError(f"{path}: cannot read the record ({e}); the file is damaged.") from None
     if args.json:
         print(json.dumps(rec, indent=2))
         return 0
-    cfg = rec["config"]
-    print(f"run {args.run_dir}: {rec['status']}, {rec['epochs_done']} epochs, seed {rec['seed']}, "
-          f"config {rec['config_hash']}")
-    print("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
-    count = rec.get("num_params")  # records written before it was recorded: count the config's network
-    count = num_params(runs.build(runs.resolve_config(cfg))) if count is None else count
-    print(f"trainable params: {count:,}")
-    print(f"{'epoch':>6} {'loss':>9} {'train acc':>9} {'val loss':>9} {rec['validation_on'] + ' acc':>9} "
-          f"{'lr':>9} {'seconds':>8}")
-
-    def cell(h: dict[str, Any], key: str, spec: str) -> str:  # records of older runs lack some keys
-        return "" if h.get(key) is None else format(h[key], spec)
-
-    for h in rec["history"]:
-        print(f"{h['epoch']:>6} {h['loss']:>9.4f} {cell(h, 'accuracy', '.4f'):>9} {cell(h, 'val_loss', '.4f'):>9} "
-              f"{cell(h, 'val_accuracy', '.4f'):>9} {cell(h, 'lr', '.3g'):>9} {cell(h, 'seconds', '.1f'):>8}")
-    if "final" in rec:
-        print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in rec["final"].items() if v is not None))
-    print(f"wall time {rec['wall_time_s']:.1f}s (total {rec['wall_time_total_s']:.1f}s); plot: {rec.get('plot')}")
-    d, env = rec["data"], rec["environment"]
-    print(f"data: {d['dataset']}, train sha256 {d['train_sha256'][:16]}..., "
-          f"{d['n_train']} train / {d['n_validation']} validation / {d['n_test']} test")
-    print("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
+    try:
+        lines = _info_lines(args.run_dir, rec)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise runs.ConfigError(
+            f"{path} is not a complete run record ({type(e).__name__}: {e}); "
+            f"`fnn info {args.run_dir} --json` prints it as it is."
+        ) from None
+    for line in lines:
+        print(line)
     return 0
 
 
+def _number(value: Any, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _info_lines(run_dir: str, rec: dict[str, Any]) -> list[str]:
+    """The lines ``fnn info`` prints for a record; a missing or mistyped field raises."""
+    cfg = rec["config"]
+    held = "test" if rec["validation_on"] == "test" else "val"
+    count = rec.get("num_params")  # records written before it was recorded: count the config's network
+    count = num_params(runs.build(runs.resolve_config(cfg))) if count is None else count
+    lines = [
+        f"run {run_dir}: {rec['status']}, {rec['epochs_done']} epochs, seed {rec['seed']}, "
+        f"config {rec['config_hash']}",
+        "config: " + ", ".join(f"{k}={v}" for k, v in cfg.items()),
+        f"trainable params: {count:,}",
+        f"{'epoch':>6} {'loss':>9} {'train acc':>9} {held + ' loss':>9} {held + ' acc':>9} {'lr':>9} {'seconds':>8}",
+    ]
+    for h in rec["history"]:  # records of older runs lack some keys
+        lines.append(f"{h['epoch']:>6} {_number(h['loss'], '.4f'):>9} {_number(h.get('accuracy'), '.4f'):>9} "
+                     f"{_number(h['val_loss'], '.4f'):>9} {_number(h['val_accuracy'], '.4f'):>9} "
+                     f"{_number(h.get('lr'), '.3g'):>9} {_number(h.get('seconds'), '.1f'):>8}")
+    if "final" in rec:
+        lines.append("final: " + ", ".join(f"{k} {v:.4f}" for k, v in rec["final"].items() if v is not None))
+    if rec.get("error"):
+        lines.append(f"error: {rec['error']}")
+    wall, total = _number(rec["wall_time_s"], ".1f"), _number(rec["wall_time_total_s"], ".1f")
+    lines.append(f"wall time {wall}s (total {total}s); "
+                 f"plot: {rec.get('plot')}")
+    d, env = rec["data"], rec["environment"]
+    lines.append(f"data: {d['dataset']}, train sha256 {d['train_sha256'][:16]}..., "
+                 f"{d['n_train']} train / {d['n_validation']} validation / {d['n_test']} test")
+    lines.append("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``fnn`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    """Run the ``fnn`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    Bad input or a missing resource prints ``fnn <command>: error: ...`` (never a traceback)
+    and returns 2; a failed download returns 1, as a diverged training does.
+
+    >>> main(["info", "/nonexistent"])
+    2
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {"train": _train, "evaluate": _evaluate, "info": _info, "sweep": _sweep}[args.command]
     try:
         return command(args)
-    except (runs.ConfigError, FileNotFoundError, runs.fio.CheckpointError) as e:
+    except DownloadError as e:
+        print(f"fnn {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except (runs.ConfigError, runs.RunError, CheckpointError, IDXError, OSError) as e:
         print(f"fnn {args.command}: error: {e}", file=sys.stderr)
         return 2
 

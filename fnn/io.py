@@ -55,10 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from fnn import layers
+from fnn import layers, validate
 from fnn import tree as ft
 
-__all__ = ["CheckpointError", "UnknownRecordError", "save", "load", "register_record", "known_records"]
+__all__ = ["CheckpointError", "UnknownRecordError", "save", "load", "check_like", "register_record", "known_records"]
 
 FORMAT = "fnn.save"
 VERSION = 1
@@ -255,7 +255,11 @@ def _decode(desc: Any, leaf: Any, records: dict[str, type], where: str) -> Any:
                 f"record {name} at {where} was saved with fields {fields} but the "
                 f"registered type has fields {list(cls._fields)}; load it with the fnn version that saved it."
             )
-        return cls(*(_decode(c, leaf, records, f"{where}.{f}") for f, c in zip(cls._fields, kids)))
+        record = cls(*(_decode(c, leaf, records, f"{where}.{f}") for f, c in zip(cls._fields, kids)))
+        wrong = validate.record_fields(record)
+        if wrong:
+            raise ValueError(f"record {name} at {where}: {wrong}")
+        return record
     raise ValueError(f"unknown node kind {t!r} at {where}")
 
 
@@ -266,22 +270,37 @@ def _decode(desc: Any, leaf: Any, records: dict[str, type], where: str) -> Any:
 
 @contextlib.contextmanager
 def _finish_before_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C until the block is done, then raise it (main thread only)."""
+    """Hold Ctrl-C (and SIGTERM, when Python handles it) until the block is done, then deliver it.
+
+    Main thread only; elsewhere the block runs as is.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[Any] = []
+    caught: list[int] = []
+    held = [signal.SIGINT]
+    if callable(signal.getsignal(signal.SIGTERM)):
+        held.append(signal.SIGTERM)
+    previous: dict[signal.Signals, Any] = {}
     try:
-        previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
+        for sig in held:
+            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
     except ValueError:  # not allowed here (e.g. an embedded interpreter)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for signum in dict.fromkeys(caught):
+        handler = previous[signal.Signals(signum)]
+        if callable(handler):
+            handler(signum, None)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
 
 
 def _archive(tree: Any) -> Iterator[tuple[str, bytes | np.ndarray]]:
@@ -323,7 +342,10 @@ def save(path: str | os.PathLike[str], tree: Any) -> None:
 
     The structure is checked before anything is written: an unsupported leaf or an
     unregistered record type raises ``TypeError`` and leaves ``path`` untouched.
-    ``path`` is used as given (no suffix is added); its folder must exist.
+    ``path`` is used as given (no suffix is added); its folder must exist. A new file gets
+    the permissions the umask allows (``0o666 & ~umask``), a replaced one keeps its own.
+    A bad path (a folder, ``""``, a missing folder) or a failed write (no permission, disk
+    full) raises :class:`CheckpointError` naming the file; nothing is left behind.
 
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "t.npz")
@@ -331,25 +353,42 @@ def save(path: str | os.PathLike[str], tree: Any) -> None:
     >>> load(path)
     {'n': 2, 'w': array([0., 1., 2.])}
     """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise CheckpointError(f"save needs a file path such as 'params.npz', got {path!r}.")
     path = Path(path)
     entries = list(_archive(tree))  # may raise TypeError before any file is touched
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
+    if path.is_dir():
+        raise CheckpointError(f"cannot save {path}: it is a folder; give a file name, e.g. {path / 'params.npz'}.")
     if not folder.is_dir():
-        raise CheckpointError(f"cannot save {path}: the folder {folder} does not exist; create it first.")
+        what = "is a file, not a folder" if folder.exists() else "does not exist; create it first"
+        raise CheckpointError(f"cannot save {path}: {folder} {what}.")
     with _finish_before_interrupt():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         try:
-            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        except OSError as e:
+            raise CheckpointError(f"cannot save {path}: {e.strerror} (in {folder}).") from e
+        try:
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
             with os.fdopen(fd, "wb") as f:
                 _write_zip(f, iter(entries))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise CheckpointError(f"cannot save {path}: {e.strerror or e} (in {folder}).") from e
             raise
         _fsync_dir(folder)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # ---------------------------------------------------------------------------
@@ -357,11 +396,11 @@ def save(path: str | os.PathLike[str], tree: Any) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _read_header(npz: Any, path: Path) -> dict[str, Any]:
-    info = npz.zip.getinfo(_TREE_ENTRY)  # KeyError when missing
-    if info.file_size > _MAX_TREE_BYTES:
-        raise ValueError(f"its {_TREE_ENTRY} claims {info.file_size} bytes, more than any tree description")
-    header = json.loads(npz.zip.read(_TREE_ENTRY).decode())
+def _read_header(archive: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    info = archive.getinfo(_TREE_ENTRY)  # KeyError when missing
+    if info.file_size > _MAX_TREE_BYTES or info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"its {_TREE_ENTRY} is compressed or claims {info.file_size} bytes; fnn.save stores it as is")
+    header = json.loads(archive.read(_TREE_ENTRY).decode())
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"it is not a file written by fnn.save (no {FORMAT!r} header)")
     if header.get("version") != VERSION:
@@ -373,8 +412,9 @@ def _read_leaf(archive: zipfile.ZipFile, name: str, dtype: Any, shape: Any, wher
     """One array, checked against its description before a byte of it is allocated.
 
     Neither the description, the zip directory nor the ``.npy`` header is trusted alone:
-    the size they claim must agree and fit in the file on disk, so a hostile header
-    (``shape: [10**12]``) fails here instead of allocating.
+    the entry must be stored uncompressed (as :func:`save` writes it), and the size they
+    claim must agree and fit in the entry's stored bytes, which fit in the file on disk, so a
+    hostile header (``shape: [10**12]``) or a deflated bomb fails here instead of allocating.
     """
     if not isinstance(dtype, str) or not isinstance(shape, list) or not all(
         type(d) is int and d >= 0 for d in shape
@@ -388,8 +428,9 @@ def _read_leaf(archive: zipfile.ZipFile, name: str, dtype: Any, shape: Any, wher
         raise ValueError(f"{name} ({where}) has dtype {dtype!r}; fnn never saves object arrays and never unpickles")
     nbytes = math.prod(shape) * dt.itemsize
     info = archive.getinfo(name + ".npy")  # KeyError when missing
-    bound = info.compress_size if info.compress_type == zipfile.ZIP_STORED else 1032 * info.compress_size + 1024
-    if info.compress_size > size or info.file_size > bound or nbytes > info.file_size:
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{name} ({where}) is compressed; fnn.save stores every array uncompressed")
+    if info.compress_size > size or info.file_size != info.compress_size or nbytes > info.file_size:
         raise ValueError(
             f"{name} ({where}) claims {dtype}{shape}, {nbytes} bytes, but its zip entry holds "
             f"{info.file_size} bytes (stored in {info.compress_size} of the file's {size})"
@@ -422,15 +463,20 @@ def _describe(tree: Any) -> str:
     return str(ft.structure(ft.map(leaf, tree))) + "\n    leaves: " + ", ".join(map(leaf, ft.leaves(tree)))
 
 
-def _check_like(path: Path, loaded: Any, like: Any) -> None:
-    a, b = ft.flatten(loaded), ft.flatten(like)
-    same = a[1] == b[1] and all(
-        (np.shape(x), np.asarray(x).dtype) == (np.shape(y), np.asarray(y).dtype)
-        if isinstance(y, (np.ndarray, np.generic))
-        else type(x) is type(y)
-        for x, y in zip(a[0], b[0])
-    )
-    if not same:
+def check_like(path: str | os.PathLike[str], loaded: Any, like: Any) -> None:
+    """Raise :class:`CheckpointError` naming ``path`` unless ``loaded`` has the layout of ``like``.
+
+    The layout is the structure, the record types, and each array leaf's shape and dtype
+    (each other leaf's type): :func:`fnn.validate.same_layout`. Both trees are printed.
+
+    >>> import fnn
+    >>> check_like("net.npz", fnn.mlp([2, 3]), fnn.mlp([2, 3], seed=1))
+    >>> check_like("net.npz", fnn.mlp([2, 3]), fnn.mlp([2, 4]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    fnn.io.CheckpointError: net.npz does not match the expected tree (a different architecture or state?)...
+    """
+    if not validate.same_layout(loaded, like):
         raise CheckpointError(
             f"{path} does not match the expected tree (a different architecture or state?).\n"
             f"  in the file: {_describe(loaded)}\n"
@@ -470,11 +516,13 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            opened = np.load(f, allow_pickle=False)
-            if not isinstance(opened, np.lib.npyio.NpzFile):
-                raise ValueError("it is a single .npy array, not an archive written by fnn.save")
-            with opened as npz:
-                header = _read_header(npz, path)
+            magic = f.read(4)
+            if magic != b"PK\x03\x04":
+                kind = "a single .npy array" if magic.startswith(b"\x93NUM") else "not a zip archive"
+                raise ValueError(f"it is {kind}, not an archive written by fnn.save")
+            f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                header = _read_header(archive, path)
                 n = header.get("num_leaves")
                 if not isinstance(n, int) or n < 0:
                     raise ValueError("malformed header (num_leaves)")
@@ -484,7 +532,7 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
                     if not isinstance(i, int) or not 0 <= i < n or i in used:
                         raise ValueError(f"malformed description: leaf index {i!r} at {where}")
                     used.add(i)
-                    array = _read_leaf(npz.zip, f"leaf_{i}", dtype, shape, where, size)
+                    array = _read_leaf(archive, f"leaf_{i}", dtype, shape, where, size)
                     array.flags.writeable = False
                     return array
 
@@ -495,6 +543,10 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
         raise CheckpointError(f"cannot load {path}: no such file.") from None
     except UnknownRecordError as e:
         raise UnknownRecordError(f"cannot load {path}: {e}") from e
+    except IsADirectoryError:
+        raise CheckpointError(f"cannot load {path}: it is a folder, not a file written by fnn.save.") from None
+    except MemoryError as e:
+        raise CheckpointError(f"cannot load {path}: not enough memory for the arrays it holds ({e}).") from e
     except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError, TypeError, RecursionError,
             NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError, struct.error) as e:
         # zipfile raises NotImplementedError (unknown compression or flags), RuntimeError
@@ -504,7 +556,7 @@ def load(path: str | os.PathLike[str], like: Any = None) -> Any:
             "written by fnn.save, or holds data that would need pickling; fnn never unpickles."
         ) from e
     if like is not None:
-        _check_like(path, tree, like)
+        check_like(path, tree, like)
     return tree
 
 

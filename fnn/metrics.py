@@ -20,13 +20,16 @@ import numpy as np
 
 from fnn import validate
 from fnn.costs import Cost
-from fnn.network import Batch, Params, eval_forward
+from fnn.network import Batch, Params, eval_forward, label_classes, predicted_classes
 
 __all__ = ["accuracy", "probabilities", "confusion_matrix", "per_class_accuracy"]
 
 
 def accuracy(params: Params, batch: Batch) -> float:
     """The fraction of examples whose predicted class equals the label (labels or one-hot rows).
+
+    Classes are :func:`fnn.network.predicted_classes` and :func:`fnn.network.label_classes`: a
+    one-output network's output is thresholded (0.5 after a sigmoid, 0 for logits) against 0/1 targets.
 
     >>> import fnn, numpy as np
     >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
@@ -35,8 +38,7 @@ def accuracy(params: Params, batch: Batch) -> float:
     """
     validate.network(params)
     x, y = validate.batch(params, batch)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())
+    return float((predicted_classes(params, eval_forward(params, x)) == label_classes(y)).mean())
 
 
 def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:
@@ -76,12 +78,11 @@ def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:
 
 
 def _labels_and_predictions(params: Params, data: Batch) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(labels, predicted, k)`` for validated ``data``; ``k`` is the network's number of outputs."""
+    """``(labels, predicted, k)`` for validated ``data``; ``k`` classes (2 for a one-output network)."""
     validate.network(params)
     x, y = validate.batch(params, data, name="data")
-    out = eval_forward(params, x)  # (n, k)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)  # (n,)
-    return labels, out.argmax(axis=-1), out.shape[-1]
+    out = eval_forward(params, x)  # (n, outputs)
+    return label_classes(y), predicted_classes(params, out), max(out.shape[-1], 2)
 
 
 def confusion_matrix(params: Params, data: Batch) -> np.ndarray:

@@ -40,6 +40,8 @@ __all__ = [
     "sgd_step",
     "apply_updates",
     "predict",
+    "predicted_classes",
+    "label_classes",
     "freeze",
     "Plan",
     "plan",
@@ -385,11 +387,46 @@ def sgd_step(params: Params, grads: Params, lr: float) -> Params:
     return updated(((params,),), ((grads,),), _places(((params,),)), -lr)[0][0][0]
 
 
+def predicted_classes(params: Params, out: np.ndarray) -> np.ndarray:
+    """The class the network's outputs ``out: (batch, k)`` pick, ``(batch,)``.
+
+    The argmax over the last axis; for a one-output network (``k == 1``, two classes) the output
+    thresholded: class 1 where it exceeds 0.5 after a :class:`fnn.Sigmoid` last layer, where it
+    exceeds 0 otherwise (logits, as :func:`fnn.binary_cross_entropy` takes them).
+
+    >>> import fnn, numpy as np
+    >>> predicted_classes((fnn.Sigmoid(),), np.array([[0.3], [0.7]])).tolist()
+    [0, 1]
+    >>> predicted_classes((fnn.Identity(),), np.array([[-0.2], [0.3]])).tolist()
+    [0, 1]
+    """
+    if out.shape[-1] != 1:
+        return out.argmax(axis=-1)
+    threshold = 0.5 if isinstance(params[-1], layers.Sigmoid) else 0.0
+    return (out[..., 0] > threshold).astype(np.intp)
+
+
+def label_classes(y: np.ndarray) -> np.ndarray:
+    """The true classes of checked targets ``y`` (see :func:`fnn.validate.batch`), ``(batch,)``.
+
+    Integer labels as they are; one-hot rows by their argmax; one-output targets ``(batch, 1)``
+    as class 1 where the target exceeds 0.5.
+
+    >>> label_classes(np.array([[0.0, 1.0], [1.0, 0.0]])).tolist(), label_classes(np.array([[1.0], [0.0]])).tolist()
+    ([1, 0], [1, 0])
+    """
+    if y.ndim == 1:
+        return y
+    if y.shape[-1] == 1:
+        return (y[..., 0] > 0.5).astype(np.intp)
+    return y.argmax(axis=-1)
+
+
 def predict(params: Params, x: np.ndarray) -> np.ndarray:
-    """Class indices: the argmax of the network's output over the last axis, ``(batch,)``.
+    """Class indices, ``(batch,)``: :func:`predicted_classes` of the network's output.
 
     >>> import fnn, numpy as np
     >>> fnn.predict(fnn.mlp([3, 4], seed=0), np.zeros((2, 3))).shape
     (2,)
     """
-    return forward(params, x).argmax(axis=-1)
+    return predicted_classes(params, forward(params, x))

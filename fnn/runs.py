@@ -5,15 +5,24 @@ with underscores (``batch_size`` for ``--batch-size``); :data:`DEFAULTS` lists
 them all. :func:`resolve_config` fills in the defaults and checks every name and
 number before any work starts. :func:`run` is a pure function of the resolved
 config (and the data files): two runs of one config give byte-identical params
-files. With ``out`` it writes a run directory:
+files. With ``out`` it writes a run directory, which holds one run:
 
 - ``config.json``: the fully resolved configuration;
-- ``record.json``: per-epoch history, final metrics, seed, wall time, versions,
-  OS, CPU, BLAS threads and the SHA-256 of the training data;
+- ``record.json``: ``status`` (``running``, ``completed``, ``interrupted``,
+  ``diverged`` or ``failed``), per-epoch history, final metrics, seed, wall time,
+  versions, OS, CPU, BLAS threads and the SHA-256 of the training data;
 - ``params.npz``: the final params (:func:`fnn.load` reads them);
-- ``checkpoint.npz``: the latest :class:`fnn.TrainState`, saved atomically after
-  every epoch; :func:`resume` continues from it bit for bit;
-- ``curve.png``: loss and accuracy per epoch (when matplotlib is installed).
+- ``checkpoint.npz``: a :class:`Checkpoint`: the latest :class:`fnn.TrainState`,
+  the hash of the config and of the training data it belongs to, and the
+  early-stopping state; saved atomically after every epoch, :func:`resume`
+  verifies it and continues from it bit for bit;
+- ``curve.png``: loss and accuracy per epoch (when matplotlib is installed);
+- ``.lock``: while a process works in the directory, naming it (pid and host).
+
+A run is a few named steps: :func:`_setup` reads the data and builds the network
+(no writes), :func:`_claim` creates and locks the directory (refusing one that
+holds another run), :func:`_train` trains with a :class:`_Recorder` watching each
+epoch, :func:`_finish` writes the params and the completed record.
 
 Seeds: the seed is split into three keys, for the initial params, the training
 order and the held-out validation split.
@@ -25,11 +34,17 @@ order and the held-out validation split.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import platform
+import shutil
+import signal
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -42,7 +57,6 @@ from fnn import datasets, layers, metrics, models, optim
 from fnn import io as fio
 from fnn import random as fr
 from fnn import schedules as fs
-from fnn import tree as ft
 from fnn.costs import COSTS
 from fnn.describe import num_params
 from fnn.layers import ACTIVATIONS, INITS, Dropout, Reshape
@@ -53,10 +67,15 @@ __all__ = [
     "DEFAULTS",
     "DATASETS",
     "SCHEDULES",
+    "RESUMABLE",
     "ConfigError",
+    "RunError",
     "RunResult",
+    "Checkpoint",
     "resolve_config",
+    "read_config",
     "config_hash",
+    "result_hash",
     "run",
     "resume",
     "evaluate",
@@ -123,13 +142,39 @@ MODELS = ("mlp", "cnn")
 DTYPES = ("float32", "float64")
 _IN, _OUT = 784, 10  # every data set here: 28x28 images, 10 classes
 
-PARAMS_FILE, CHECKPOINT_FILE, CONFIG_FILE, RECORD_FILE, CURVE_FILE = (
-    "params.npz", "checkpoint.npz", "config.json", "record.json", "curve.png",
+PARAMS_FILE, CHECKPOINT_FILE, CONFIG_FILE, RECORD_FILE, CURVE_FILE, LOCK_FILE = (
+    "params.npz", "checkpoint.npz", "config.json", "record.json", "curve.png", ".lock",
 )
+
+#: The config keys a resumed run may change: none of them changes what is computed
+#: (``epochs`` only says how far to go; the data are checked by their SHA-256).
+RESUMABLE = ("epochs", "data_dir", "download")
 
 
 class ConfigError(ValueError):
     """A configuration key, name or value is not valid; the message lists the valid ones."""
+
+
+class RunError(RuntimeError):
+    """A run directory cannot be used: in use by another process, holding another run, not
+    writable, or the disk is full. The message names the directory and the way out."""
+
+
+class Checkpoint(NamedTuple):
+    """What ``checkpoint.npz`` holds: the state after the last complete epoch and what verifies it.
+
+    ``config_hash`` is :func:`result_hash` of the run's config and ``train_sha256`` the hash of its
+    training data: :func:`resume` refuses a checkpoint whose run they do not describe.
+    ``best_params`` are the params of the best validation loss so far when early stopping needs
+    them (``patience`` set and the best epoch is not the last), else ``None``. ``finished`` is
+    ``""`` while the run goes on, then ``"completed"`` or ``"stopped_early"``.
+    """
+
+    state: TrainState
+    config_hash: str
+    train_sha256: str
+    best_params: Params | None = None
+    finished: str = ""
 
 
 class RunResult(NamedTuple):
@@ -274,6 +319,18 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(dict(config), sort_keys=True).encode()).hexdigest()[:8]
 
 
+def result_hash(config: Mapping[str, Any]) -> str:
+    """The hash of the keys of a resolved config that decide the result (all but :data:`RESUMABLE`).
+
+    >>> result_hash(resolve_config({"epochs": 3})) == result_hash(resolve_config({"epochs": 9}))
+    True
+    >>> result_hash(resolve_config({"seed": 1})) == result_hash(resolve_config({}))
+    False
+    """
+    kept = {k: v for k, v in config.items() if k not in RESUMABLE}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+
+
 # ---------------------------------------------------------------------------
 # Data, model, optimizer: names resolved here, at the edge
 # ---------------------------------------------------------------------------
@@ -299,6 +356,12 @@ def _load_data(cfg: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]
     test_set = (fdata.normalize(xt).astype(dtype, copy=False), yt)
     val_set: tuple[np.ndarray, ...] | None = None
     if cfg["validation"] > 0:
+        n_val = round(cfg["validation"] * len(y))
+        if not 1 <= n_val < len(y):
+            raise ConfigError(
+                f"validation {cfg['validation']!r} of {len(y)} training examples holds out {n_val}; "
+                f"hold out at least one example and keep one to train on, e.g. validation = 0.1."
+            )
         val_key = fr.split(cfg["seed"], 3)[2]
         val_set, train_set = fdata.split(val_key, train_set, cfg["validation"])
     info.update(n_train=len(train_set[1]), n_validation=0 if val_set is None else len(val_set[1]), n_test=len(yt))
@@ -392,8 +455,13 @@ def _now() -> str:
 
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def _plot(out: Path, history: list[dict[str, Any]], held_out: str = "validation") -> str:
@@ -429,21 +497,302 @@ def _metrics(params: Params, batch: tuple[Any, ...], cost: Any) -> tuple[float, 
 
 
 # ---------------------------------------------------------------------------
-# Running
+# Running, in named steps: set up (no writes), claim the directory, train while recording, finish
 # ---------------------------------------------------------------------------
 
 
-def _check_resumable(state: Any, params: Params, optimizer: Any, where: str) -> None:
-    if not isinstance(state, TrainState):
-        raise ConfigError(f"{where}: expected a saved fnn.TrainState, got {type(state).__name__}.")
-    fio._check_like(Path(where), state.params, params)
-    expected = () if optimizer is None else optimizer.init(params)
-    if ft.structure(state.opt_state) != ft.structure(expected):
-        raise ConfigError(
-            f"{where}: the checkpoint's optimizer state does not fit this config's optimizer/schedule.\n"
-            f"  in the checkpoint: {ft.structure(state.opt_state)}\n  this config:       {ft.structure(expected)}\n"
-            "Resume with the optimizer and schedule the run started with."
-        )
+class _Setup(NamedTuple):
+    """Everything a run needs before its first write: data, network, optimizer, keys."""
+
+    cfg: dict[str, Any]
+    train_set: tuple[Any, ...]
+    val_set: tuple[Any, ...] | None
+    test_set: tuple[Any, ...]
+    data_info: dict[str, Any]
+    cost: Any
+    params: Params
+    optimizer: Any
+    lr: float | None
+    train_key: Any
+
+
+def _setup(cfg: dict[str, Any]) -> _Setup:
+    """Read the data and build the network and optimizer of a resolved config; writes nothing."""
+    train_set, val_set, test_set, data_info = _load_data(cfg)
+    params = build(cfg)
+    optimizer, lr = _optimizer(cfg, len(train_set[1]))
+    return _Setup(cfg, train_set, val_set, test_set, data_info, COSTS[cfg["cost"]], params, optimizer, lr,
+                  fr.split(cfg["seed"], 3)[1])
+
+
+class _Lock:
+    """An exclusive lock on a run directory (``fcntl.flock`` on ``.lock``, which names the holder).
+
+    A second process fails at once, naming the holder; the kernel drops the lock when its
+    holder dies, so a crash never leaves a directory locked.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        import fcntl
+
+        self.path = folder / LOCK_FILE
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(f.fileno()).st_ino != os.stat(self.path).st_ino:  # unlinked by its last holder
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise RunError(
+                f"{folder} is in use by {holder} (lock file {self.path}); wait for that run to end, "
+                "or write this one to another --out."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        self.file = f
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        self.file.close()  # closing drops the flock
+
+
+def _claim(out: Path, *, resuming: bool, overwrite: bool) -> _Lock:
+    """Create and lock the run directory ``out``; refuse one that holds another run.
+
+    A new run needs an empty (or new) directory; ``overwrite`` first clears one that holds a
+    run. Stale temporary files of an earlier, killed process are removed.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunError(f"{out} is a file (or lies under one), not a directory; choose another --out.") from None
+    except OSError as e:
+        raise RunError(f"cannot create the run directory {out}: {e.strerror}; choose another --out.") from e
+    try:
+        lock = _Lock(out)
+    except PermissionError as e:
+        raise RunError(f"cannot write to the run directory {out}: {e.strerror}; choose another --out.") from e
+    try:
+        for stale in out.glob(".*.tmp"):
+            stale.unlink()
+        held = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE)
+        if held and not resuming:
+            if not overwrite:
+                raise RunError(
+                    f"{out} is not empty (it holds {', '.join(held[:6])}{', ...' if len(held) > 6 else ''}): a run "
+                    f"directory holds one run. Continue that run with --resume {out}, clear it with --overwrite, "
+                    "or write this one to another --out."
+                )
+            if CONFIG_FILE not in held and RECORD_FILE not in held:
+                raise RunError(
+                    f"{out} holds files but no {CONFIG_FILE} or {RECORD_FILE}: it is not a run directory, and "
+                    "--overwrite clears only run directories. Choose another --out."
+                )
+            for name in held:
+                target = out / name
+                shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+@contextlib.contextmanager
+def _stops_as_interrupts() -> Any:
+    """SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does, for the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Recorder:
+    """Watches a run: saves the checkpoint and record after every epoch, logs, drives the bar.
+
+    The one place that holds a run's changing bookkeeping (the last state, each epoch's
+    seconds, the best params for early stopping, the progress bar).
+    """
+
+    def __init__(self, setup: _Setup, out: Path | None, start: TrainState, best_params: Params | None,
+                 log: Callable[[str], Any] | None, observers: tuple[Callable[[TrainState], Any], ...],
+                 resumed_from: int | None) -> None:
+        self.setup, self.cfg, self.out, self.log, self.observers = setup, setup.cfg, out, log, observers
+        self.resumed_from, self.last = resumed_from, start
+        self.bar: Any = None
+        self.started, self.t0, self.clock = _now(), time.perf_counter(), time.perf_counter()
+        self.seconds: dict[int, float] = {}
+        self.wall_before = 0.0
+        losses = [h.val_loss for h in start.history if h.val_loss is not None]
+        self.best_loss = min(losses) if losses else float("inf")
+        self.best_params = best_params
+        self.val_name = "val" if setup.val_set is not None else "test"
+        if out is not None and resumed_from is not None:
+            with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
+                old = json.loads((out / RECORD_FILE).read_text())  # a damaged record only loses timings
+                self.seconds = {int(h["epoch"]): h.get("seconds") for h in old.get("history", [])}
+                self.wall_before = float(old.get("wall_time_total_s") or 0.0)
+
+    def on_batch(self, state: TrainState, value: float) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            n = fdata.num_batches(len(self.setup.train_set[1]), self.cfg["batch_size"])
+            self.bar = tqdm(total=n, desc=f"epoch {state.epoch + 1}/{self.cfg['epochs']}", leave=False,
+                            unit="batch", dynamic_ncols=True)
+        n = self.bar.total
+        done = (state.step - 1) % n + 1  # minibatches of this epoch so far
+        if done % max(1, n // 100) == 0 or done == n:  # the bar moves ~100 times an epoch: watching costs nothing
+            self.bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+            self.bar.update(done - self.bar.n)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def checkpoint(self, state: TrainState, finished: str = "") -> Checkpoint:
+        best = None
+        if self.cfg["patience"] is not None and state.history and state.history[-1].val_loss != self.best_loss:
+            best = self.best_params
+        return Checkpoint(state, result_hash(self.cfg), self.setup.data_info["train_sha256"], best, finished)
+
+    def __call__(self, state: TrainState) -> None:
+        """The observer: after each epoch, first the checkpoint, so that a printed epoch is a saved one."""
+        self.seconds[state.epoch] = round(time.perf_counter() - self.clock, 3)
+        self.close_bar()
+        val_loss = state.history[-1].val_loss
+        if val_loss is not None and val_loss < self.best_loss:
+            self.best_loss, self.best_params = val_loss, state.params
+        if self.out is not None:
+            fio.save(self.out / CHECKPOINT_FILE, self.checkpoint(state))
+            self.last = state  # the record tells of the last saved epoch
+            _write_json(self.out / RECORD_FILE, self.record(state, "running"))
+        self.last = state
+        if self.log is not None:
+            h = state.history[-1]
+            self.log(f"epoch {state.epoch:>{len(str(self.cfg['epochs']))}}/{self.cfg['epochs']}  loss {h.loss:.4f}  "
+                     f"{self.val_name} acc {h.val_accuracy:.4f}  {self.seconds[state.epoch]:.1f}s")
+        for o in self.observers:
+            o(state)
+        self.clock = time.perf_counter()
+
+    def history(self, state: TrainState) -> list[dict[str, Any]]:
+        return [{**h._asdict(), "seconds": self.seconds.get(h.epoch)} for h in state.history]
+
+    def record(self, state: TrainState, status: str, **extra: Any) -> dict[str, Any]:
+        wall = time.perf_counter() - self.t0
+        return {
+            "status": status,
+            "config": self.cfg,
+            "config_hash": config_hash(self.cfg),
+            "seed": self.cfg["seed"],
+            "epochs_done": state.epoch,
+            "steps_done": state.step,
+            "resumed_from_epoch": self.resumed_from,
+            "validation_on": self.val_name,
+            "num_params": num_params(self.setup.params),
+            "history": self.history(state),
+            **extra,
+            "started": self.started,
+            "finished": _now(),
+            "wall_time_s": round(wall, 3),
+            "wall_time_total_s": round(self.wall_before + wall, 3),
+            "data": self.setup.data_info,
+            "environment": environment(),
+        }
+
+    def stopped(self, status: str, **extra: Any) -> None:
+        """Write the record of a run that stops here (interrupted, diverged, failed), best effort."""
+        self.close_bar()
+        if self.out is not None:
+            with contextlib.suppress(OSError):
+                _write_json(self.out / RECORD_FILE, self.record(self.last, status, **extra))
+
+
+def _train(setup: _Setup, start: TrainState, recorder: _Recorder, progress: bool) -> Params:
+    """The training itself: :func:`fnn.train` from ``start`` with the recorder watching."""
+    cfg = setup.cfg
+    params, _ = train(
+        setup.params, setup.train_set, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=setup.lr,
+        optimizer=setup.optimizer, cost=setup.cost, seed=setup.train_key,
+        validation=setup.val_set if setup.val_set is not None else setup.test_set,
+        initial_state=start, patience=cfg["patience"], best_params=recorder.best_params,
+        observers=[recorder], on_batch=recorder.on_batch if progress else None,
+    )
+    return params
+
+
+def _finish(setup: _Setup, params: Params, recorder: _Recorder) -> dict[str, Any]:
+    """Final metrics, params file, plot and the completed record (and checkpoint)."""
+    cfg, state, out = setup.cfg, recorder.last, recorder.out
+    test_loss, test_acc, _ = _metrics(params, setup.test_set, setup.cost)
+    final = {"train_loss": state.history[-1].loss if state.history else None,
+             "test_loss": test_loss, "test_accuracy": test_acc}
+    if setup.val_set is not None:
+        final["val_loss"], final["val_accuracy"], _ = _metrics(params, setup.val_set, setup.cost)
+    early = cfg["patience"] is not None and state.epoch < cfg["epochs"]
+    extra: dict[str, Any] = {"final": final, "stopped_early": early}
+    if out is not None:
+        fio.save(out / PARAMS_FILE, params)
+        extra["params_path"] = str((out / PARAMS_FILE).resolve())
+        extra["checkpoint_path"] = str((out / CHECKPOINT_FILE).resolve())
+        extra["plot"] = _plot(out, recorder.history(state), "validation" if setup.val_set is not None else "test")
+    rec = recorder.record(state, "completed", **extra)
+    if out is not None:  # the checkpoint says "finished" last: a stop before that leaves a run resume finishes
+        _write_json(out / RECORD_FILE, rec)
+        fio.save(out / CHECKPOINT_FILE, recorder.checkpoint(state, "stopped_early" if early else "completed"))
+    return rec
+
+
+def _execute(setup: _Setup, out: Path | None, start: TrainState, *, best_params: Params | None = None,
+             resumed_from: int | None = None, overwrite: bool = False, progress: bool = False,
+             log: Callable[[str], Any] | None = None,
+             observers: Iterable[Callable[[TrainState], Any]] = ()) -> RunResult:
+    """Claim ``out``, train from ``start`` while recording, finish; every stop leaves a true record."""
+    observers = tuple(observers)
+    lock = None if out is None else _claim(out, resuming=resumed_from is not None, overwrite=overwrite)
+    recorder = _Recorder(setup, out, start, best_params, log, observers, resumed_from)
+    try:
+        with _stops_as_interrupts():
+            if out is not None:
+                _write_json(out / CONFIG_FILE, setup.cfg)
+            params = _train(setup, start, recorder, progress)
+            rec = _finish(setup, params, recorder)
+    except KeyboardInterrupt:
+        recorder.stopped("interrupted")
+        raise
+    except DivergenceError as e:
+        if out is not None:  # the last finite state: the last complete epoch, or the start
+            with contextlib.suppress(OSError, fio.CheckpointError):
+                fio.save(out / CHECKPOINT_FILE, recorder.checkpoint(recorder.last))
+        recorder.stopped("diverged", error=str(e))
+        raise
+    except (OSError, fio.CheckpointError) as e:
+        cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
+        full = getattr(cause, "errno", None) == errno.ENOSPC
+        what = "the disk is full" if full else str(e)
+        recorder.stopped("failed", error=f"{type(e).__name__}: {e}")
+        raise RunError(
+            f"cannot write to the run directory {out}: {what}. The last complete epoch's checkpoint is kept; "
+            f"free space (or fix the permissions) and continue with --resume {out}."
+        ) from e
+    finally:
+        if lock is not None:
+            lock.release()
+    return RunResult(rec, params, recorder.last)
 
 
 def run(
@@ -454,151 +803,125 @@ def run(
     progress: bool = False,
     log: Callable[[str], Any] | None = None,
     observers: Iterable[Callable[[TrainState], Any]] = (),
+    overwrite: bool = False,
 ) -> RunResult:
     """Train the network a config describes; returns a :class:`RunResult` ``(record, params, state)``.
 
     Args:
       config: a config dict (see :data:`DEFAULTS`); resolved and checked first.
-      out: a run directory to write (created if needed); ``None`` writes nothing.
-      initial_state: a saved :class:`fnn.TrainState` to continue from (see :func:`resume`);
-        ``config["epochs"]`` is the total number of epochs.
+      out: a run directory to write: new or empty (a run directory holds one run; see
+        ``overwrite`` and :func:`resume`); ``None`` writes nothing. It is locked while the run
+        goes on: a second process on it fails at once with :class:`RunError` naming the holder.
+      initial_state: a :class:`fnn.TrainState` to continue from (checked by :func:`fnn.train`);
+        ``config["epochs"]`` is the total number of epochs. :func:`resume` is the usual way.
       progress: show a tqdm bar over the minibatches of each epoch (needs tqdm).
       log: called with one line per epoch, e.g. ``print``; ``None`` is silent.
       observers: called with the state after each epoch; they cannot change the result.
+      overwrite: clear ``out`` first if it holds a run (never a folder that is not a run directory).
 
-    On ``KeyboardInterrupt`` or :class:`fnn.DivergenceError` the run directory keeps the
-    checkpoint of the last complete epoch and a record with ``"status"`` ``"interrupted"`` or
-    ``"diverged"``; the exception propagates.
+    Every stop leaves a true record: on ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM, which raises
+    it during a run) or :class:`fnn.DivergenceError` the run directory keeps the checkpoint of the
+    last complete epoch and a record with ``"status"`` ``"interrupted"`` or ``"diverged"``, and the
+    exception propagates; a failed write (disk full, permissions) records ``"failed"`` and raises
+    :class:`RunError` naming the directory.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> result = run({"layers": [784, 8, 10], "epochs": 1, "batch_size": 100}, out)
+    >>> result.record["status"], sorted(p.name for p in out.iterdir() if p.suffix != ".png")
+    ('completed', ['checkpoint.npz', 'config.json', 'params.npz', 'record.json'])
+    >>> run({"epochs": 1}, out)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    fnn.runs.RunError: ... is not empty (it holds ...): a run directory holds one run. ...
     """
     cfg = resolve_config(config)
-    started, t0 = _now(), time.perf_counter()
-    train_set, val_set, test_set, data_info = _load_data(cfg)
-    cost = COSTS[cfg["cost"]]
-    params0 = build(cfg)
-    optimizer, lr = _optimizer(cfg, len(train_set[1]))
-    out_dir = None if out is None else Path(out)
-    if initial_state is not None:
-        _check_resumable(initial_state, params0, optimizer, str(out_dir or "initial_state"))
-    train_key = fr.split(cfg["seed"], 3)[1]
+    setup = _setup(cfg)
     start = initial_state if initial_state is not None else TrainState(
-        params0, () if optimizer is None else optimizer.init(params0), train_key, 0, 0, ()
+        setup.params, () if setup.optimizer is None else setup.optimizer.init(setup.params), setup.train_key, 0, 0, ()
     )
-    validation = val_set if val_set is not None else test_set
-    val_name = "val" if val_set is not None else "test"
-
-    previous: dict[int, float] = {}
-    wall_before = 0.0
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        old = out_dir / RECORD_FILE
-        if initial_state is not None and old.exists():
-            old_record = json.loads(old.read_text())
-            previous = {h["epoch"]: h.get("seconds") for h in old_record.get("history", [])}
-            wall_before = float(old_record.get("wall_time_total_s") or 0.0)
-        _write_json(out_dir / CONFIG_FILE, cfg)
-
-    seconds: dict[int, float] = dict(previous)
-    last = [start]
-    clock = [time.perf_counter()]
-    bar: list[Any] = [None]
-    n_batches = fdata.num_batches(len(train_set[1]), cfg["batch_size"])
-
-    every = max(1, n_batches // 100)  # the bar moves at most ~100 times an epoch, so watching costs nothing
-
-    def on_batch(state: TrainState, value: float) -> None:
-        if bar[0] is None:
-            from tqdm import tqdm
-
-            bar[0] = tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg['epochs']}", leave=False,
-                          unit="batch", dynamic_ncols=True)
-        done = (state.step - 1) % n_batches + 1  # minibatches of this epoch so far
-        if done % every == 0 or done == n_batches:
-            bar[0].set_postfix(loss=f"{value:.4f}", refresh=False)
-            bar[0].update(done - bar[0].n)
-
-    def history_rows(state: TrainState) -> list[dict[str, Any]]:
-        return [{**h._asdict(), "seconds": seconds.get(h.epoch)} for h in state.history]
-
-    def record(state: TrainState, status: str, **extra: Any) -> dict[str, Any]:
-        wall = time.perf_counter() - t0
-        return {
-            "status": status,
-            "config": cfg,
-            "config_hash": config_hash(cfg),
-            "seed": cfg["seed"],
-            "epochs_done": state.epoch,
-            "steps_done": state.step,
-            "resumed_from_epoch": None if initial_state is None else initial_state.epoch,
-            "validation_on": val_name,
-            "num_params": num_params(params0),
-            "history": history_rows(state),
-            **extra,
-            "started": started,
-            "finished": _now(),
-            "wall_time_s": round(wall, 3),
-            "wall_time_total_s": round(wall_before + wall, 3),
-            "data": data_info,
-            "environment": environment(),
-        }
-
-    def watch(state: TrainState) -> None:
-        now = time.perf_counter()
-        seconds[state.epoch] = round(now - clock[0], 3)
-        if bar[0] is not None:
-            bar[0].close()
-            bar[0] = None
-        last[0] = state
-        if out_dir is not None:  # first the checkpoint, so that a printed epoch is a saved one
-            fio.save(out_dir / CHECKPOINT_FILE, state)
-            _write_json(out_dir / RECORD_FILE, record(state, "running"))
-        if log is not None:
-            h = state.history[-1]
-            log(f"epoch {state.epoch:>{len(str(cfg['epochs']))}}/{cfg['epochs']}  loss {h.loss:.4f}  "
-                f"{val_name} acc {h.val_accuracy:.4f}  {seconds[state.epoch]:.1f}s")
-        for o in observers:
-            o(state)
-        clock[0] = time.perf_counter()
-
-    try:
-        params, _ = train(
-            start.params, train_set, epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=lr,
-            optimizer=optimizer, cost=cost, seed=train_key, validation=validation, initial_state=start,
-            patience=cfg["patience"], observers=[watch], on_batch=on_batch if progress else None,
-        )
-    except (KeyboardInterrupt, DivergenceError) as e:
-        if bar[0] is not None:
-            bar[0].close()
-        if out_dir is not None:
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "diverged"
-            note = {"error": str(e)} if isinstance(e, DivergenceError) else {}
-            if isinstance(e, DivergenceError):  # the last finite state: the last complete epoch, or the start
-                fio.save(out_dir / CHECKPOINT_FILE, last[0])
-            _write_json(out_dir / RECORD_FILE, record(last[0], status, **note))
-        raise
-    state = last[0]
-    test_loss, test_acc, _ = _metrics(params, test_set, cost)
-    final = {"train_loss": state.history[-1].loss if state.history else None,
-             "test_loss": test_loss, "test_accuracy": test_acc}
-    if val_set is not None:
-        final["val_loss"], final["val_accuracy"], _ = _metrics(params, val_set, cost)
-    extra: dict[str, Any] = {"final": final}
-    if out_dir is not None:
-        fio.save(out_dir / PARAMS_FILE, params)
-        extra["params_path"] = str((out_dir / PARAMS_FILE).resolve())
-        extra["checkpoint_path"] = str((out_dir / CHECKPOINT_FILE).resolve())
-        extra["plot"] = _plot(out_dir, history_rows(state), "validation" if val_set is not None else "test")
-    rec = record(state, "completed", **extra)
-    if out_dir is not None:
-        _write_json(out_dir / RECORD_FILE, rec)
-    return RunResult(rec, params, state)
+    return _execute(setup, None if out is None else Path(out), start, overwrite=overwrite, progress=progress,
+                    log=log, observers=observers)
 
 
-def _read_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / CONFIG_FILE
+def _run_dir(run_dir: str | os.PathLike[str]) -> Path:
+    path = Path(run_dir)
+    if not path.is_dir():
+        what = "is a file" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"{path} {what}; a run directory is the --out folder of fnn train.")
+    return path
+
+
+def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no {CONFIG_FILE}.") from None
+        raise FileNotFoundError(f"{path.parent} is not a run directory: it has no {path.name}.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the {what} ({e}); the file is damaged.") from None
+
+
+def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The resolved config of a run directory (its ``config.json``, checked).
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "config.json").write_text('{"lr": 0.5}')
+    >>> read_config(d)["lr"], read_config(d)["epochs"]
+    (0.5, 40)
+    """
+    path = _run_dir(run_dir) / CONFIG_FILE
+    cfg = _read_json(path, "config")
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: expected an object of config keys, got {type(cfg).__name__}; the file is damaged.")
+    try:
+        return resolve_config(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def _read_checkpoint(run_dir: Path) -> Checkpoint:
+    found = fio.load(run_dir / CHECKPOINT_FILE)
+    if not isinstance(found, Checkpoint):
+        raise ConfigError(
+            f"{run_dir / CHECKPOINT_FILE} holds a {type(found).__name__}, not a run checkpoint (fnn.runs.Checkpoint); "
+            "it was not written by fnn train, or by an older fnn that did not record what it belongs to."
+        )
+    return found
+
+
+def _resume_plan(run_dir: Path, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], Checkpoint]:
+    """The config to continue with and the verified checkpoint; refuses what would not continue the run."""
+    saved = read_config(run_dir)
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; valid keys: {', '.join(DEFAULTS)}.")
+    cfg = resolve_config({**saved, **overrides})
+    changed = [k for k in DEFAULTS if k not in RESUMABLE and cfg[k] != saved[k]]
+    if changed:
+        diff = "; ".join(f"{k}: {saved[k]!r} -> {cfg[k]!r}" for k in changed)
+        raise ConfigError(
+            f"--resume continues the run in {run_dir} as it was configured; these keys would change its result: "
+            f"{diff}. Only {', '.join(RESUMABLE)} may change; start a new run (another --out) for the rest."
+        )
+    ckpt = _read_checkpoint(run_dir)
+    if ckpt.config_hash != result_hash(saved):
+        raise ConfigError(
+            f"{run_dir / CHECKPOINT_FILE} belongs to another run (config hash {ckpt.config_hash}, while "
+            f"{CONFIG_FILE} hashes to {result_hash(saved)}): was it copied from another run directory?"
+        )
+    done = ckpt.state.epoch
+    if ckpt.finished == "stopped_early":
+        raise RunError(
+            f"{run_dir} stopped early after epoch {done} (patience {saved['patience']}): the run is complete."
+        )
+    if cfg["epochs"] < done or (ckpt.finished == "completed" and cfg["epochs"] == done):
+        more = f"--epochs above {done}" if cfg["epochs"] <= done else "more epochs"
+        raise RunError(
+            f"{run_dir} has done {done} epochs and is {'complete' if ckpt.finished else 'past that'}: "
+            f"--epochs {cfg['epochs']} leaves nothing to train. Pass {more} to train it longer."
+        )
+    return cfg, ckpt
 
 
 def resume(
@@ -606,15 +929,47 @@ def resume(
 ) -> RunResult:
     """Continue the run in ``run_dir`` from its checkpoint, writing to the same directory.
 
-    ``overrides`` changes config keys, usually ``{"epochs": 10}`` (the new total). A run
-    stopped after epoch k and resumed ends bit-identical to the same run never stopped
-    (keep ``epochs`` unchanged when the schedule decays over the whole run: its length
-    follows ``epochs``). Other keyword arguments go to :func:`run`.
+    ``overrides`` changes config keys, usually ``{"epochs": 10}`` (the new total); only the
+    keys in :data:`RESUMABLE` may change, any other difference raises :class:`ConfigError`
+    listing the keys. The checkpoint must belong to the run (:func:`result_hash` of
+    ``config.json``) and the training data must have the SHA-256 it was trained on. Early
+    stopping continues exactly (its state is in the checkpoint); a run that stopped early, or
+    completed with no more epochs asked for, stays as it is (:class:`RunError`). A run stopped
+    after epoch k and resumed ends bit-identical to the same run never stopped (keep ``epochs``
+    unchanged when the schedule decays over the whole run: its length follows ``epochs``).
+    Other keyword arguments (``progress``, ``log``, ``observers``) go as in :func:`run`.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> _ = run({"layers": [784, 8, 10], "epochs": 1, "batch_size": 100}, out)
+    >>> resume(out, {"epochs": 2}).record["epochs_done"]
+    2
+    >>> resume(out, {"epochs": 2, "seed": 7})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    fnn.runs.ConfigError: --resume continues the run in ... these keys would change its result: seed: 0 -> 7. ...
     """
-    run_dir = Path(run_dir)
-    cfg = {**_read_config(run_dir), **dict(overrides or {})}
-    state = fio.load(run_dir / CHECKPOINT_FILE)
-    return run(cfg, run_dir, initial_state=state, **kwargs)
+    run_dir = _run_dir(run_dir)
+    cfg, ckpt = _resume_plan(run_dir, dict(overrides or {}))
+    setup = _setup(cfg)
+    if setup.data_info["train_sha256"] != ckpt.train_sha256:
+        raise ConfigError(
+            f"the training data differ from those {run_dir} was trained on (SHA-256 "
+            f"{setup.data_info['train_sha256'][:16]}... instead of {ckpt.train_sha256[:16]}...); "
+            "resume with the same data files."
+        )
+    return _execute(setup, run_dir, ckpt.state, best_params=ckpt.best_params, resumed_from=ckpt.state.epoch,
+                    **kwargs)
+
+
+def _final_params(run_dir: Path, cfg: Mapping[str, Any]) -> Params:
+    """The params of a run directory: the params file, or the checkpoint's when the run did not finish."""
+    params_path = run_dir / PARAMS_FILE
+    if params_path.exists():
+        return fio.load(params_path, like=build(cfg))
+    state = _read_checkpoint(run_dir).state
+    fio.check_like(run_dir / CHECKPOINT_FILE, state.params, build(cfg))
+    return state.params
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
@@ -622,23 +977,39 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
 
     The params are checked against the architecture in ``config.json``. A run that did
     not finish has no params file: its params are the checkpoint's.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> _ = run({"layers": [784, 8, 10], "epochs": 1, "batch_size": 100}, out)
+    >>> record, params, state = load_run(out)
+    >>> record["status"], [type(layer).__name__ for layer in params], state.epoch
+    ('completed', ['Dense', 'Sigmoid', 'Dense', 'Sigmoid'], 1)
     """
-    run_dir = Path(run_dir)
-    cfg = resolve_config(_read_config(run_dir))
+    run_dir = _run_dir(run_dir)
+    cfg = read_config(run_dir)
     record_path = run_dir / RECORD_FILE
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    state = fio.load(run_dir / CHECKPOINT_FILE)
-    params_path = run_dir / PARAMS_FILE
-    params = fio.load(params_path, like=build(cfg)) if params_path.exists() else state.params
-    return RunResult(record, params, state)
+    record = _read_json(record_path, "record") if record_path.exists() else {}
+    if not isinstance(record, dict):
+        raise ConfigError(f"{record_path}: expected a run record (an object), got {type(record).__name__}.")
+    return RunResult(record, _final_params(run_dir, cfg), _read_checkpoint(run_dir).state)
 
 
 def evaluate(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Accuracy, loss, confusion matrix (rows: true class, columns: predicted) and per-class accuracy
-    (``None`` for a class absent from it) on the test split, from :mod:`fnn.metrics`."""
-    run_dir = Path(run_dir)
-    cfg = resolve_config(_read_config(run_dir))
-    _, params, _ = load_run(run_dir)
+    (``None`` for a class absent from it) on the test split, from :mod:`fnn.metrics`.
+
+    Reads ``config.json`` and the params (never the record, which it does not need).
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> _ = run({"layers": [784, 8, 10], "epochs": 1, "batch_size": 100}, out)
+    >>> result = evaluate(out)
+    >>> result["n"], result["accuracy"] == load_run(out).record["final"]["test_accuracy"]
+    (2000, True)
+    """
+    run_dir = _run_dir(run_dir)
+    cfg = read_config(run_dir)
+    params = _final_params(run_dir, cfg)
     _, _, test_set, info = _load_data(cfg)
     test_loss, acc, confusion = _metrics(params, test_set, COSTS[cfg["cost"]])
     per_class = metrics.per_class_accuracy(params, test_set)

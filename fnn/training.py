@@ -33,7 +33,17 @@ from fnn import layers, network, optim, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse, value_and_grad
-from fnn.network import Batch, Params, backprop, contexts, eval_forward, trace, updated_state
+from fnn.network import (
+    Batch,
+    Params,
+    backprop,
+    contexts,
+    eval_forward,
+    label_classes,
+    predicted_classes,
+    trace,
+    updated_state,
+)
 from fnn.tree import freeze
 
 __all__ = [
@@ -201,8 +211,7 @@ def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[flo
         return None, None
     x, y = validation
     out = eval_forward(params, x)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return cost.value(out, y), float((out.argmax(axis=-1) == labels).mean())
+    return cost.value(out, y), float((predicted_classes(params, out) == label_classes(y)).mean())
 
 
 def _train_accuracy(params: Params, data: Batch, settings: Settings) -> float | None:
@@ -367,6 +376,9 @@ def training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
         validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
     )
+    if initial_state is not None:
+        validate.initial_state(initial_state, params, optimizer)
+    on_batch = None if on_batch is None else validate.callbacks([on_batch], "on_batch")[0]
     state = init_state(params, optimizer, seed) if initial_state is None else initial_state
     return _states(state, data, settings, validation, on_batch)
 
@@ -375,21 +387,48 @@ def training(
 MONITORS = {"val_loss": True, "val_accuracy": False}
 
 
-def _best_by_patience(states: Iterable[TrainState], patience: int, monitor: str = "val_loss") -> Iterator[TrainState]:
+def _patience_start(start: TrainState, best_params: Params | None, monitor: str) -> tuple[Params, float, int]:
+    """``(best params, best value, epochs waited)`` as early stopping left them at ``start``.
+
+    Read from ``start.history``: a resumed run stops where the uninterrupted one would. When the best
+    epoch is not ``start``'s last, its params are ``best_params`` (a run directory keeps them). Values
+    are signed so that lower is better.
+    """
+    sign = 1.0 if MONITORS[monitor] else -1.0
+    values = [math.inf if getattr(h, monitor) is None else sign * getattr(h, monitor) for h in start.history]
+    if not values:
+        return start.params, math.inf, 0
+    best = values.index(min(values))
+    waited = len(values) - 1 - best
+    if waited == 0:
+        return start.params, values[best], 0
+    if best_params is None:
+        raise ValueError(
+            f"initial_state's best {monitor} is from epoch {best + 1}, not its last ({len(values)}): "
+            "to continue early stopping exactly, pass best_params= (the params after that epoch)."
+        )
+    return best_params, values[best], waited
+
+
+def _best_by_patience(
+    states: Iterable[TrainState], patience: int, start: TrainState, best_params: Params | None = None,
+    monitor: str = "val_loss",
+) -> Iterator[TrainState]:
     """States until ``monitor`` has not improved for ``patience`` epochs; the last has the best params."""
-    best: TrainState | None = None
-    lower = MONITORS[monitor]
-    best_value, waited = math.inf, 0
+    sign = 1.0 if MONITORS[monitor] else -1.0
+    best, best_value, waited = _patience_start(start, best_params, monitor)
+    if waited >= patience:
+        return
     for s in states:
         value = getattr(s.history[-1], monitor)
         if value is None:
             raise ValueError("patience needs validation data: pass validation=(x_val, y_val).")
-        if (value if lower else -value) < best_value:
-            best, best_value, waited = s, (value if lower else -value), 0
+        if sign * value < best_value:
+            best, best_value, waited = s.params, sign * value, 0
             yield s
         else:
             waited += 1
-            yield s if waited < patience else s._replace(params=best.params)  # type: ignore[union-attr]
+            yield s if waited < patience else s._replace(params=best)
             if waited >= patience:
                 return
 
@@ -413,6 +452,7 @@ def train(
     executor: Any = None,
     shards: int | None = None,
     on_batch: Callable[[TrainState, float], Any] | None = None,
+    best_params: Params | None = None,
 ) -> tuple[Params, tuple[EpochStats, ...]]:
     """Train a network; returns ``(params, history)``.
 
@@ -430,9 +470,12 @@ def train(
       seed: drives the minibatch order and random layers; same seed, same bits.
       validation: ``(x_val, y_val)`` to record validation loss and accuracy each epoch.
       patience: stop after this many epochs without a better ``monitor``, returning the best params
-        (those of the best epoch; the history keeps every epoch run).
+        (those of the best epoch; the history keeps every epoch run). Resumed from ``initial_state``,
+        the best value and the epochs waited are read from its history.
       monitor: what ``patience`` watches: ``"val_loss"`` (lower is better) or ``"val_accuracy"``
         (higher is better).
+      best_params: with ``patience`` and ``initial_state``, the params of the best epoch so far when
+        that is not the state's last (a run directory's checkpoint keeps them).
       on_batch: ``on_batch(state, loss)`` after every minibatch (a progress bar); like observers,
         it sees the run but cannot change it.
       observers: functions called with the state after each epoch (logging, checkpoints);
@@ -457,6 +500,12 @@ def train(
         patience = validate.positive_int(patience, "patience")
     if monitor not in MONITORS:
         raise ValueError(f"monitor must be one of {', '.join(map(repr, MONITORS))}, got {monitor!r}.")
+    if patience is not None and validation is None:
+        raise ValueError(f"patience stops on {monitor}: pass validation=(x_val, y_val) as well.")
+    observers = validate.callbacks(observers, "observers")
+    if initial_state is not None:
+        validate.initial_state(initial_state, params, optimizer)
+    on_batch = None if on_batch is None else validate.callbacks([on_batch], "on_batch")[0]
     data, settings, validation = _prepare(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
         validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
@@ -464,8 +513,7 @@ def train(
     start = init_state(params, optimizer, seed) if initial_state is None else initial_state
     states = toolz.take(max(epochs - start.epoch, 0), _states(start, data, settings, validation, on_batch))
     if patience is not None:
-        states = _best_by_patience(states, patience, monitor)
-    observers = tuple(observers)
+        states = _best_by_patience(states, patience, start, best_params, monitor)
 
     def observe(_: TrainState, s: TrainState) -> TrainState:
         for watch in observers:

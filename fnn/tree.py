@@ -239,13 +239,16 @@ def all_equal(a: PyTree, b: PyTree) -> bool:
     True
     >>> all_equal((np.ones(2),), (np.zeros(2),))
     False
+    >>> all_equal(("a", np.nan), ("a", np.nan))
+    True
     """
     la, da = flatten(a)
     lb, db = flatten(b)
-    return da == db and all(
-        np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(x, y, equal_nan=True)
-        for x, y in zip(la, lb)
-    )
+    def same(x: Any, y: Any) -> bool:
+        x, y = np.asarray(x), np.asarray(y)
+        return x.dtype == y.dtype and np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")  # NaN only in floats
+
+    return da == db and all(same(x, y) for x, y in zip(la, lb))
 
 
 def add(a: PyTree, b: PyTree) -> PyTree:

@@ -18,7 +18,9 @@ What is checked:
 - gradients or updates against params (:func:`updates`): the same tree
   structure (:class:`fnn.tree.TreeMismatchError`, printing both) and leaf shapes;
 - counts, rates and costs (:func:`positive_int`, :func:`learning_rate`, :func:`cost`), and
-  a cost on logits against a network whose last layer squashes (:func:`logits`).
+  a cost on logits against a network whose last layer squashes (:func:`logits`);
+- a state to resume from (:func:`initial_state`) against the params and the optimizer;
+- record fields against their annotations (:func:`fits`), shared with :func:`fnn.load`.
 
 A 1-D ``x`` is refused, with the reshape that fixes it: fnn never guesses
 whether ``(n,)`` is one example or ``n`` scalars.
@@ -26,8 +28,12 @@ whether ``(n,)`` is one example or ``n`` scalars.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import types
+import typing
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -50,7 +56,15 @@ __all__ = [
     "optimizer",
     "param_dtype",
     "all_finite",
+    "fits",
+    "record_fields",
+    "same_layout",
+    "initial_state",
+    "callbacks",
 ]
+
+#: The parameter dtypes fnn computes in.
+PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def all_finite(a: np.ndarray) -> bool:
@@ -119,6 +133,9 @@ def network(params: Any, name: str = "params") -> None:
         for field, value in zip(type(layer)._fields, layer):
             for leaf in ft.leaves(value) if isinstance(value, (tuple, list, dict)) else (value,):
                 _check_field(leaf, where, field, dtypes)
+        wrong = record_fields(layer, arrays="float")
+        if wrong:
+            raise TypeError(f"{where}: {wrong}; build the layer with its builder (fnn.dense, fnn.conv2d, ...).")
     if len(dtypes) > 1:
         found = ", ".join(f"{d} ({w})" for d, w in dtypes.items())
         raise TypeError(
@@ -131,6 +148,12 @@ def _check_field(leaf: Any, layer: str, field: str, dtypes: dict[np.dtype, str])
     if isinstance(leaf, np.ndarray):
         kind = leaf.dtype.kind
         if kind == "f":
+            if leaf.dtype not in PARAM_DTYPES:
+                raise TypeError(
+                    f"{layer}.{field} has dtype {leaf.dtype}; parameters must be float32 or float64 arrays: "
+                    f"convert the network with fnn.tree.map(lambda a: a.astype(np.float32) "
+                    "if fnn.layers.is_param(a) else a, params)."
+                )
             if leaf.dtype not in dtypes:
                 dtypes[leaf.dtype] = f"{layer}.{field}"
             if not all_finite(leaf):
@@ -213,10 +236,18 @@ def _inputs(params: Any, x: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]
         )
     if a.shape[0] == 0 or a.size == 0:
         raise ValueError(f"{name} is empty (shape {a.shape}); pass a batch of at least one example.")
-    a = a.astype(param_dtype(params), copy=False)
     if not all_finite(a):
         raise _nonfinite(a, name, "examples")
-    return a, _shapes(params, a, name)
+    dtype = param_dtype(params)
+    with np.errstate(over="ignore"):
+        cast = a.astype(dtype, copy=False)
+    if not all_finite(cast):
+        raise ValueError(
+            f"{name} holds finite values too large for the network's {dtype} (largest magnitude "
+            f"{float(np.abs(a).max()):.3g}, {dtype} ends at {float(np.finfo(dtype).max):.3g}); "
+            "scale the inputs (e.g. fnn.data.normalize) or use a float64 network."
+        )
+    return cast, _shapes(params, cast, name)
 
 
 #: Layer types whose output has the shape of their input: ``_shapes`` steps over them without running them.
@@ -239,10 +270,11 @@ def _shapes(params: Any, x: np.ndarray, name: str) -> tuple[int, ...]:
         kind = type(layer)
         if kind is layers.Dense:
             w, b = np.shape(layer.w), np.shape(layer.b)
-            if len(w) != 2 or b != w[1:]:
+            if len(w) != 2 or b != w[1:] or 0 in w:
                 raise ValueError(
                     f"layer {i} (Dense) has w of shape {w} and b of shape {b}; "
-                    "expected w: (n_in, n_out) and b: (n_out,). Build it with fnn.dense(key, n_in, n_out)."
+                    "expected w: (n_in, n_out) and b: (n_out,) with n_in, n_out >= 1. "
+                    "Build it with fnn.dense(key, n_in, n_out)."
                 )
             if len(shape) != 2 or shape[1] != w[0]:
                 flatten = " (put an fnn.Flatten() before it)" if len(shape) > 2 else ""
@@ -274,7 +306,8 @@ def batch(params: Any, data: Any, cost_: Cost | None = None, name: str = "batch"
     """``(x, y)`` checked: same length, finite, labels in range or targets of the output width.
 
     ``y`` is integer labels ``(n,)`` in ``[0, n_outputs)``, or real targets ``(n, n_outputs)``
-    (one-hot rows or values); for a one-output network a real ``(n,)`` is taken as ``(n, 1)``.
+    (one-hot rows or values). For a one-output network a ``(n,)`` of 0/1 integers or of reals is
+    taken as the targets ``(n, 1)`` (never one-hot: label 0 is target 0).
     Integer labels come back as ``intp``, targets in the params' dtype.
 
     >>> net = (layers.Dense(np.ones((2, 3)), np.zeros(3)),)
@@ -301,6 +334,13 @@ from 0 to 3. Fix the labels or widen the last layer.
             "pass x and y with one row per example."
         )
     n_out = int(out[-1])
+    if y.ndim == 1 and out[1:] == (1,) and y.dtype.kind in "biu":
+        if y.size and (int(y.min()) < 0 or int(y.max()) > 1):
+            raise ValueError(
+                f"{yname}: a one-output network takes 0/1 targets, got integers from {int(y.min())} to "
+                f"{int(y.max())}. For more classes widen the last layer to one output per class."
+            )
+        y = y.astype(x.dtype).reshape(-1, 1)  # (n, 1): 0/1 labels are the targets themselves, never one-hot
     if y.ndim == 1 and y.dtype.kind == "f":
         if out[1:] != (1,):
             raise TypeError(
@@ -316,15 +356,9 @@ from 0 to 3. Fix the labels or widen the last layer.
             )
         lo, hi = int(y.min()), int(y.max())
         if lo < 0 or hi >= n_out:
-            hint = (
-                " A one-output network (e.g. with binary_cross_entropy) takes float targets: pass "
-                "y.astype(np.float32).reshape(-1, 1)."
-                if n_out == 1
-                else ""
-            )
             raise ValueError(
                 f"{yname}: labels must lie in [0, {n_out}) for a network with {n_out} outputs, "
-                f"got labels from {lo} to {hi}. Fix the labels or widen the last layer.{hint}"
+                f"got labels from {lo} to {hi}. Fix the labels or widen the last layer."
             )
         return x, y.astype(np.intp, copy=False)
     if y.shape[1:] != out[1:]:
@@ -370,6 +404,13 @@ these params, e.g. fnn.grad(params, batch).
             raise ValueError(
                 f"{name}{where} has shape {np.shape(u)} but params{where} has shape {p.shape}; "
                 f"pass {name} computed for these params, e.g. fnn.grad(params, batch)."
+            )
+        if layers.is_param(p) and np.asarray(u).dtype != p.dtype:
+            where = _path(params, j)
+            raise TypeError(
+                f"{name}{where} has dtype {np.asarray(u).dtype} but params{where} has dtype {p.dtype}; an "
+                f"update must not change the params' dtype (nor be integer): pass {name} in {p.dtype}, "
+                f"e.g. fnn.tree.map(lambda g: g.astype(np.{p.dtype}), {name})."
             )
 
 
@@ -470,3 +511,188 @@ def logits(params: Any, cost_: Cost) -> None:
             'Give the network a linear output: fnn.mlp(sizes, activation=..., output_activation="identity"), '
             "or drop the last layer (params[:-1])."
         )
+# ---------------------------------------------------------------------------
+# Records, trees and training states
+# ---------------------------------------------------------------------------
+
+
+def fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` may stand in a record field annotated ``hint``.
+
+    ``float`` takes any real number but a bool, ``int`` any integer but a bool, a union
+    any of its members, a generic such as ``tuple[int, ...]`` its container type, a
+    callable type (``Callable``, a ``Protocol``) only callables; ``Any`` takes everything.
+
+    >>> fits(0.5, float), fits("a", float), fits(None, int | None), fits((1, 2), tuple[int, ...])
+    (True, False, True, True)
+    """
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(fits(value, h) for h in typing.get_args(hint))
+    if hint is Callable or origin is Callable:
+        return callable(value)
+    if origin is not None:
+        return isinstance(origin, type) and isinstance(value, origin)
+    if hint is None or hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if isinstance(hint, type):
+        if getattr(hint, "_is_protocol", False):
+            return callable(value)
+        return isinstance(value, hint)
+    return True
+
+
+def record_fields(record: Any, arrays: str = "any") -> str:
+    """What is wrong with a ``NamedTuple`` record's fields against its annotations; ``""`` when nothing.
+
+    ``arrays="float"`` also requires a field annotated ``np.ndarray`` to hold a float32 or
+    float64 array (true of every layer: such fields are parameters or running statistics);
+    ``arrays="any"`` lets any numeric array stand in a field that is not callable, as in the
+    gradients and optimizer states, which are networks with every field mapped to an array.
+
+    >>> record_fields(layers.Dense(np.ones((1, 1)), np.zeros(1)))
+    ''
+    >>> record_fields(layers.LeakyReLU("a"))
+    "field slope is str 'a', expected float"
+    """
+    hints = _hints(type(record))  # type: ignore[arg-type]  # classes are hashable
+    for field, value in zip(type(record)._fields, record):
+        hint = hints.get(field, Any)
+        if hint is Any or (hint is np.ndarray and type(value) is np.ndarray and value.dtype in PARAM_DTYPES):
+            continue  # the common cases, first: a parameter array
+        mapped = arrays == "any" and isinstance(value, (np.ndarray, np.generic)) and not _wants_callable(hint)
+        if not mapped and not fits(value, hint):
+            shown = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+            return f"field {field} is {describe(value)}, expected {shown}"
+        if arrays == "float" and hint is np.ndarray and value.dtype not in PARAM_DTYPES:
+            return f"field {field} is a {value.dtype} array, expected a float32 or float64 array"
+    return ""
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A record type's resolved field annotations, looked up once per type ({} when they do not resolve)."""
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # annotations that do not resolve: nothing to check against
+        return {}
+
+
+def _wants_callable(hint: Any) -> bool:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(_wants_callable(h) or h is type(None) for h in typing.get_args(hint))
+    return hint is Callable or typing.get_origin(hint) is Callable or getattr(hint, "_is_protocol", False)
+
+
+def _layout(leaf: Any) -> Any:
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        return ("array", np.shape(leaf), np.asarray(leaf).dtype)
+    return type(leaf)
+
+
+def same_layout(a: Any, b: Any) -> bool:
+    """Whether two trees have the same structure and record types, and leaves of the same shapes
+    and dtypes (arrays) or types (other leaves); the values do not matter.
+
+    >>> same_layout((np.zeros(2), 1), (np.ones(2), 5)), same_layout((np.zeros(2),), (np.zeros(3),))
+    (True, False)
+    """
+    (la, da), (lb, db) = ft.flatten(a), ft.flatten(b)
+    return da == db and all(_layout(x) == _layout(y) for x, y in zip(la, lb))
+
+
+_STATE_FIELDS = ("params", "opt_state", "key", "epoch", "step", "history")
+
+
+def initial_state(state: Any, params: Any, optimizer: Any = None, name: str = "initial_state") -> None:
+    """Check a :class:`fnn.TrainState` to resume from against ``params`` and ``optimizer``.
+
+    Its params must have the layout of ``params`` (structure, shapes, dtypes), its optimizer
+    state that of ``optimizer.init(params)`` (``()`` for plain SGD: the kind of optimizer
+    shows in the state's record types), its key that of ``fnn.random.key(0)``, its counters
+    must be integers ``0 <= epoch <= step`` with one history entry per epoch.
+
+    >>> import fnn
+    >>> net = fnn.mlp([3, 2], seed=0)
+    >>> initial_state(fnn.init_state(net, fnn.adam(1e-3)), net, fnn.adam(1e-3))
+    >>> initial_state(fnn.init_state(net, fnn.adam(1e-3)), net)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: initial_state.opt_state does not fit the optimizer: it holds (ScaleByAdamState(...), \
+plain SGD (lr=) starts from (). Resume with the optimizer (and learning-rate schedule) the state was saved with.
+    """
+    from fnn import random as fr
+
+    if not isinstance(state, tuple) or getattr(type(state), "_fields", None) != _STATE_FIELDS:
+        raise TypeError(
+            f"{name} must be an fnn.TrainState (from fnn.init_state or fnn.load), got {describe(state)}."
+        )
+    state_: Any = state
+    state = state_
+    if not same_layout(state.params, params):
+        raise ValueError(
+            f"{name}.params does not have the layout of params (another architecture or dtype?).\n"
+            f"  {name}.params: {ft.structure(ft.map(_short, state.params))}\n"
+            f"  params:        {ft.structure(ft.map(_short, params))}\n"
+            f"Resume with the network the state was saved from, e.g. params=fnn.mlp(<the same sizes>)."
+        )
+    expected = () if optimizer is None else optimizer.init(params)
+    if not same_layout(state.opt_state, expected):
+        what = (
+            "plain SGD (lr=) starts from ()" if optimizer is None
+            else f"this optimizer starts from {ft.structure(expected)}"
+        )
+        raise ValueError(
+            f"{name}.opt_state does not fit the optimizer: it holds {ft.structure(state.opt_state)}, {what}. "
+            "Resume with the optimizer (and learning-rate schedule) the state was saved with."
+        )
+    if not same_layout(state.key, fr.key(0)):
+        raise ValueError(f"{name}.key must be a key like fnn.random.key(0), got {describe(state.key)}.")
+    epoch, step, history = state.epoch, state.step, state.history
+    for field, v in (("epoch", epoch), ("step", step)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 0:
+            raise ValueError(
+                f"{name}.{field} must be an integer >= 0, got {describe(v)}; a saved state counts from 0."
+            )
+    if step < epoch or not isinstance(history, tuple) or len(history) != epoch:
+        entries = len(history) if isinstance(history, tuple) else "?"
+        raise ValueError(
+            f"{name} is inconsistent: epoch {epoch}, step {step}, {entries} history entries "
+            "(expected one per epoch and at least one step per epoch); pass a state that fnn saved."
+        )
+
+
+def _short(leaf: Any) -> str:
+    return f"{leaf.dtype}{list(leaf.shape)}" if isinstance(leaf, np.ndarray) else type(leaf).__name__
+
+
+def callbacks(functions: Iterable[Any] | None, name: str) -> tuple[Callable[..., Any], ...]:
+    """``functions`` as a tuple of callables (``None`` is none); refused before any work otherwise.
+
+    >>> callbacks([print], "observers")
+    (<built-in function print>,)
+    >>> callbacks([1], "observers")
+    Traceback (most recent call last):
+    ...
+    TypeError: observers[0] is int 1, not a function; pass functions, e.g. observers=[print].
+    """
+    if functions is None:
+        return ()
+    if callable(functions):
+        functions = (functions,)
+    try:
+        found = tuple(functions)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a list of functions, got {describe(functions)}; e.g. {name}=[print]."
+        ) from None
+    for i, f in enumerate(found):
+        if not callable(f):
+            raise TypeError(f"{name}[{i}] is {describe(f)}, not a function; pass functions, e.g. {name}=[print].")
+    return found

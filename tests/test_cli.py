@@ -22,7 +22,7 @@ SMALL = ["--layers", "784,8,10", "--batch-size", "100", "--lr", "5"]
 
 def fnn_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "fnn", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
 
 
 def test_train_writes_every_file_and_evaluate_reads_them(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_train_writes_every_file_and_evaluate_reads_them(tmp_path: Path) -> None
     rec = json.loads((run_dir / "record.json").read_text())
     assert rec["status"] == "completed" and rec["epochs_done"] == 2
     assert (run_dir / "curve.png").exists() == (rec["plot"] == "curve.png")
-    state = fnn.load(run_dir / "checkpoint.npz")
+    state = fnn.load(run_dir / "checkpoint.npz").state
     assert isinstance(state, fnn.TrainState) and state.epoch == 2 and len(state.history) == 2
     assert fnn.tree.all_equal(state.params, fnn.load(run_dir / "params.npz"))
 
@@ -89,7 +89,7 @@ def test_ctrl_c_saves_checkpoint_and_resume_is_exact(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "fnn train --resume r" in err
-    state = fnn.load(tmp_path / "r" / "checkpoint.npz")
+    state = fnn.load(tmp_path / "r" / "checkpoint.npz").state
     k = state.epoch
     assert 1 <= k < 50
     assert json.loads((tmp_path / "r" / "record.json").read_text())["status"] == "interrupted"
@@ -100,7 +100,7 @@ def test_ctrl_c_saves_checkpoint_and_resume_is_exact(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "params.npz").read_bytes() == (tmp_path / "whole" / "params.npz").read_bytes()
     rec = json.loads((tmp_path / "r" / "record.json").read_text())
     assert rec["resumed_from_epoch"] == k and rec["epochs_done"] == k + 2
-    assert fnn.tree.all_equal(timeless(fnn.load(tmp_path / "r" / "checkpoint.npz")), timeless(whole.state))
+    assert fnn.tree.all_equal(timeless(fnn.load(tmp_path / "r" / "checkpoint.npz").state), timeless(whole.state))
 
 
 def test_bad_run_dir_and_console_script(tmp_path: Path) -> None:
@@ -111,3 +111,125 @@ def test_bad_run_dir_and_console_script(tmp_path: Path) -> None:
         pytest.skip("the fnn console script is not installed (pip install -e .)")
     res = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "--batch-size" in res.stdout and "--resume" in res.stdout
+
+
+# ---------------------------------------------------------------------------
+# Issues 14 and 15: no traceback for bad input, one run per directory, true records at every stop
+# ---------------------------------------------------------------------------
+
+
+def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], int, str]]:
+    """(arguments, exit code, a fragment of stderr) for bad options and files."""
+    (tmp_path / "bad.toml").write_text("lr = 0.5\nbatch-size = = 20\n")
+    (tmp_path / "bad.json").write_text('{"lr": 0.5,,}')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "dir.toml").mkdir()
+    (tmp_path / "afile").write_text("not a directory")
+    for name, config in [("garbled", "{oops"), ("nonobject", "[]")]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(config)
+    info = {"empty": "{}", "list": "[]", "nullloss": json.dumps(
+        {"status": "completed", "config": {}, "config_hash": "x", "seed": 0, "epochs_done": 1,
+         "validation_on": "test", "history": [{"epoch": 1, "loss": None, "val_loss": None, "val_accuracy": None}],
+         "wall_time_s": None, "wall_time_total_s": 1.0, "data": {}, "environment": {}})}
+    for name, text in info.items():
+        (tmp_path / f"info-{name}").mkdir()
+        (tmp_path / f"info-{name}" / "record.json").write_text(text)
+    return [
+        (["train", "--config", "bad.toml"], 2, "fnn train: error: bad.toml: not valid TOML"),
+        (["train", "--config", "bad.json"], 2, "fnn train: error: bad.json: not valid JSON"),
+        (["train", "--config", "list.json"], 2, "expected a table of config keys, got list"),
+        (["train", "--config", "dir.toml"], 2, "dir.toml: cannot read the config file: it is a directory"),
+        (["train", "--config", "missing.toml"], 2, "missing.toml: no such config file"),
+        (["train", "--out", "afile", *SMALL], 2, "afile is a file (or lies under one)"),
+        (["train", "--out", "afile/run", *SMALL], 2, "afile/run is a file (or lies under one)"),
+        (["train", "--resume", "afile"], 2, "afile is a file"),
+        (["train", "--resume", "garbled"], 2, "garbled/config.json: cannot read the config"),
+        (["train", "--resume", "nonobject"], 2, "expected an object of config keys, got list"),
+        (["train", "--validation", "1e-9", "--out", "v", *SMALL], 2, "holds out 0"),
+        (["train", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent", "--no-download"], 2,
+         "the data folder /nonexistent does not exist"),
+        (["train", "--lr", "-1"], 2, "lr must be a positive number"),
+        (["train", "--epochs", "0"], 2, "epochs must be an integer >= 1"),
+        (["train", "--epochs", "x"], 2, "invalid int value"),
+        (["evaluate", "nowhere"], 2, "nowhere does not exist"),
+        (["info", "info-empty"], 2, "is not a complete run record"),
+        (["info", "info-list"], 2, "is not a complete run record"),
+        (["info", "info-nullloss"], 2, "is not a complete run record"),  # data: {} lacks its fields
+    ]
+
+
+def test_bad_options_and_files_never_show_a_traceback(tmp_path: Path) -> None:
+    for args, code, fragment in _bad_inputs(tmp_path):
+        res = fnn_cmd(*args, cwd=tmp_path)
+        assert "Traceback" not in res.stderr + res.stdout, (args, res.stderr)
+        assert res.returncode == code, (args, res.returncode, res.stderr)
+        assert fragment in res.stderr, (args, res.stderr)
+    assert not (tmp_path / "v").exists() and not (tmp_path / "runs").exists()  # refused before any write
+
+
+def test_a_failed_download_is_one_paragraph_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    env = {**os.environ, "FNN_DATA": str(tmp_path / "nodata"), "HOME": str(tmp_path),
+           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # refused at once
+    res = subprocess.run([sys.executable, "-m", "fnn", "train", "--dataset", "mnist", "--data-dir", "empty"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    message = res.stderr.strip()
+    assert message.startswith("fnn train: error: load_mnist: the MNIST files are not on disk") and "\n" not in message
+    for hint in ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "--data-dir", "$FNN_DATA/mnist",
+                 "~/.cache/fnn/mnist"]:
+        assert hint in message, message
+
+
+def test_info_names_the_test_split_when_there_was_no_validation(tmp_path: Path) -> None:
+    assert fnn_cmd("train", "--epochs", "1", *SMALL, "--out", "r", "--quiet", cwd=tmp_path).returncode == 0
+    header = fnn_cmd("info", "r", cwd=tmp_path).stdout.splitlines()[3].split()
+    assert header == ["epoch", "loss", "train", "acc", "test", "loss", "test", "acc", "lr", "seconds"]
+
+
+def test_out_holds_one_run_overwrite_clears_it(tmp_path: Path) -> None:
+    assert fnn_cmd("train", "--epochs", "1", *SMALL, "--out", "r", "--quiet", cwd=tmp_path).returncode == 0
+    again = fnn_cmd("train", "--epochs", "1", *SMALL, "--seed", "1", "--out", "r", cwd=tmp_path)
+    assert again.returncode == 2 and "is not empty" in again.stderr and "--overwrite" in again.stderr
+    over = fnn_cmd("train", "--epochs", "1", *SMALL, "--seed", "1", "--out", "r", "--overwrite", "--quiet",
+                   cwd=tmp_path)
+    assert over.returncode == 0, over.stderr
+    assert json.loads((tmp_path / "r" / "record.json").read_text())["seed"] == 1
+    changed = fnn_cmd("train", "--resume", "r", "--epochs", "2", "--batch-size", "50", cwd=tmp_path)
+    assert changed.returncode == 2 and "batch_size: 100 -> 50" in changed.stderr
+
+
+def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "fnn", "train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def test_a_second_process_fails_at_once_and_sigterm_leaves_a_true_record(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "--epochs", "200", *SMALL, "--out", "r")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("epoch   1/200"):
+            break
+    second = fnn_cmd("train", "--epochs", "1", *SMALL, "--out", "r", cwd=tmp_path)
+    assert second.returncode == 2 and f"is in use by pid {proc.pid} on " in second.stderr, second.stderr
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    rec = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert rec["status"] == "interrupted" and rec["epochs_done"] >= 1
+    assert not [p.name for p in (tmp_path / "r").iterdir() if p.name.endswith(".tmp") or p.name == ".lock"]
+
+
+def test_a_closed_stdout_never_stops_training(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "--epochs", "3", *SMALL, "--out", "r")
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()  # `fnn train ... | head -1`
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert proc.wait(timeout=600) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    rec = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert rec["status"] == "completed" and rec["epochs_done"] == 3

@@ -300,7 +300,12 @@ def test_search_order(tmp_path, monkeypatch):
     _fake_mnist(tmp_path / "data" / "mnist", n_train=2)
     assert len(fnn.datasets.load_mnist()[0][0]) == 2  # $FNN_DATA/mnist before the cache
     assert len(fnn.datasets.load_mnist(_fake_mnist(tmp_path / "p", n_train=3))[0][0]) == 3  # path first
+    (tmp_path / "empty").mkdir()
     assert len(fnn.datasets.load_mnist(tmp_path / "empty")[0][0]) == 2  # falls through to $FNN_DATA
+    with pytest.raises(FileNotFoundError, match="the data folder .*nonexistent does not exist"):
+        fnn.datasets.load_mnist(tmp_path / "nonexistent")  # issue 15 case 6: never silently ignored
+    with pytest.raises(TypeError, match="download must be True or False, got str 'no'"):
+        fnn.datasets.load_mnist(download="no")  # issue 15 case 12
     incomplete = _fake_mnist(tmp_path / "incomplete", n_train=4)
     (incomplete / "t10k-labels-idx1-ubyte.gz").unlink()
     assert len(fnn.datasets.load_mnist(incomplete)[0][0]) == 2  # one directory must hold all four

@@ -145,7 +145,7 @@ def test_run_directory_keeps_the_last_finite_checkpoint(tmp_path):
     config = {"lr": HUGE, "epochs": 2, "layers": [784, 8, 10], "activation": "identity", "cost": "mse"}
     with pytest.raises(fnn.DivergenceError, match=r"epoch 1, step \d+"):
         runs.run(config, out)
-    state = fnn.load(out / runs.CHECKPOINT_FILE)
+    state = fnn.load(out / runs.CHECKPOINT_FILE).state
     assert isinstance(state, fnn.TrainState) and _finite(state.params)
     assert state.epoch == 0  # it diverged in the first epoch: the checkpoint is the start
     record = json.loads((out / runs.RECORD_FILE).read_text())

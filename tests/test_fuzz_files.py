@@ -253,13 +253,21 @@ def test_deflated_zip_bomb_member_is_bounded(tmp_path):
     path = tmp_path / "bomb.npz"
     path.write_bytes(_zip(members, zipfile.ZIP_DEFLATED))
     assert path.stat().st_size < MB
-    _load_error(path, "leaf_0")
+    _load_error(path, "compressed")
 
 
-def test_a_deflated_archive_of_a_valid_tree_still_loads(tmp_path):
+def test_a_deflated_archive_is_refused_before_inflating(tmp_path):
+    # issue 15 case 10: fnn.save stores entries as they are; load reads nothing else
     path = tmp_path / "deflated.npz"
     path.write_bytes(_zip(_members(), zipfile.ZIP_DEFLATED))
-    assert fnn.tree.all_equal(fnn.load(path), PARAMS)
+    _load_error(path, "compressed")
+    members = _members()
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("tree.json"), members["tree.json"], zipfile.ZIP_STORED)
+        for name, data in members.items():
+            if name != "tree.json":
+                zf.writestr(zipfile.ZipInfo(name), data, zipfile.ZIP_DEFLATED)
+    _load_error(path, "leaf_0", "is compressed")
 
 
 def test_loaded_arrays_are_read_only(tmp_path):
@@ -307,3 +315,103 @@ def test_idx_random_bytes_after_a_valid_magic(tmp_path, data, gz):
     if isinstance(out, IDXError):
         assert str(path) in str(out)
     assert peak < MB
+
+
+# ---------------------------------------------------------------------------
+# Issue 15, cases 10-12: bare .npy, lying records, gzip claims, memory caps
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(10**10,), (200_000_000,)])  # 74.5 GiB, and 1.6 GB that used to be allocated
+def test_a_bare_npy_claiming_a_huge_array_fails_before_allocating(tmp_path, shape):
+    path = tmp_path / "params.npz"
+    path.write_bytes(_npy(descr="<f8", shape=shape, body=bytes(64)))
+    assert path.stat().st_size < 256
+    _load_error(path, "a single .npy array")
+
+
+def test_records_with_extra_or_mistyped_fields_are_refused(tmp_path):
+    def extra(desc):
+        desc["tree"]["c"][0]["c"].append({"t": "none"})  # Dense(w, b, None)
+
+    def evil(desc):
+        desc["tree"]["c"][0]["c"][0] = {"t": "str", "v": "evil"}  # Dense(w='evil', ...)
+
+    for edit, fragment in [(extra, "3 children for its 2 fields"), (evil, "field w is str 'evil'")]:
+        path = tmp_path / "crafted.npz"
+        path.write_bytes(_zip(_with_description(_members(), edit)))
+        _load_error(path, fragment)
+    crafted = {"format": "fnn.save", "version": 1, "num_leaves": 0, "tree": {
+        "t": "record", "name": "fnn.optim.GradientTransformation", "fields": ["init", "update"],
+        "c": [{"t": "str", "v": "a"}, {"t": "str", "v": "b"}]}}
+    path = tmp_path / "optimizer.npz"
+    path.write_bytes(_zip({"tree.json": json.dumps(crafted).encode()}))
+    _load_error(path, "field init is str 'a'")
+
+
+def test_save_honours_the_umask_and_refuses_bad_paths(tmp_path):
+    import os
+
+    old = os.umask(0o077)
+    try:
+        fnn.save(tmp_path / "private.npz", PARAMS)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "private.npz").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "file").write_text("x")
+    for bad, fragment in [(tmp_path, "it is a folder"), ("", "needs a file path"),
+                          (tmp_path / "file" / "p.npz", "is a file, not a folder"),
+                          (tmp_path / "no" / "p.npz", "does not exist")]:
+        with pytest.raises(fio.CheckpointError, match=fragment):
+            fnn.save(bad, PARAMS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "private.npz"]  # no temporary files left
+
+
+def test_read_idx_refuses_a_descriptor_and_leaves_it_open(tmp_path):
+    import os
+
+    path = tmp_path / "a.idx"
+    path.write_bytes(_idx(0x08, [2], b"\x01\x02"))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(TypeError, match="path must be a file name.*got int"):
+            read_idx(fd)
+        os.fstat(fd)  # still open
+    finally:
+        os.close(fd)
+
+
+def test_read_idx_255_dimensions_is_an_idx_error(tmp_path):
+    path = tmp_path / "deep.idx"
+    path.write_bytes(_idx(0x08, [1] * 255, b"\x00"))
+    with pytest.raises(IDXError, match="255 dimensions; numpy arrays have at most"):
+        read_idx(path)
+
+
+_CAPPED = """
+import resource, sys
+from fnn.datasets import IDXError, read_idx
+with open("/proc/self/status") as f:
+    vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + 512 * 2**20, vm + 512 * 2**20))
+try:
+    read_idx(sys.argv[1])
+except IDXError as e:
+    print(e)
+"""
+
+
+def test_read_idx_allocates_the_claimed_array_first_and_names_a_failed_allocation(tmp_path):
+    """A 2.5 MB gzip file claiming 2 GiB, under a memory cap of 512 MiB more than the process has."""
+    import os
+    import subprocess
+    import sys
+
+    payload = np.random.default_rng(0).integers(0, 256, 2_600_000, dtype=np.uint8).tobytes()  # incompressible
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(_idx(0x08, [2**31 // 784, 28, 28], payload), compresslevel=1, mtime=0))
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", _CAPPED, str(path)], capture_output=True, text=True, timeout=120,
+                         env=env)
+    assert res.returncode == 0, res.stderr
+    assert str(path) in res.stdout and "GiB could not be allocated" in res.stdout, res.stdout

@@ -147,3 +147,30 @@ def test_evaluation_runs_in_slices_with_the_whole_batch_result():
     np.testing.assert_allclose(fnn.forward(params, x), whole, rtol=1e-6, atol=1e-6)
     assert fnn.accuracy(params, (x, y)) == float((whole.argmax(axis=-1) == y).mean())
     assert np.isclose(fnn.loss(params, (x, y), fnn.cross_entropy), fnn.cross_entropy.value(whole, y), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Issue 15, case 8: one-output networks threshold their output
+# ---------------------------------------------------------------------------
+
+
+def test_one_output_accuracy_thresholds_logits_at_0_and_sigmoid_at_half():
+    x = np.array([[-2.0], [-0.1], [0.1], [2.0]], np.float32)
+    y = np.array([0, 1, 1, 1])  # 0/1 labels of one output are the targets themselves
+    logits = (fnn.Dense(np.ones((1, 1), np.float32), np.zeros(1, np.float32)),)
+    assert fnn.accuracy(logits, (x, y)) == 0.75  # outputs -2, -0.1, 0.1, 2: classes 0, 0, 1, 1
+    sigmoid = logits + (fnn.Sigmoid(),)
+    assert fnn.accuracy(sigmoid, (x, y)) == 0.75  # sigmoid(-0.1) < 0.5 < sigmoid(0.1)
+    assert fnn.accuracy(sigmoid, (x, y.astype(np.float32))) == 0.75
+    assert fnn.predict(sigmoid, x).tolist() == [0, 0, 1, 1]
+    assert fnn.accuracy(logits, (x, 1 - y)) == 0.25  # no longer always 1.0
+
+
+def test_one_output_val_accuracy_in_the_history_is_thresholded():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    net = fnn.mlp([2, 1], "sigmoid", "identity", seed=0)
+    _, history = fnn.train(net, (x, y), epochs=5, batch_size=20, lr=1.0, cost=fnn.binary_cross_entropy,
+                           validation=(x, 1 - y))
+    assert history[-1].val_accuracy < 0.5  # the labels were flipped: accuracy must say so

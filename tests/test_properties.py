@@ -39,7 +39,8 @@ def problems(draw, max_width=64):
     x = (g.standard_normal((n, sizes[0])) * scale).astype(dtype)
     k = sizes[-1]
     kind = draw(st.sampled_from(["labels", "targets"]))
-    if kind == "labels" and cost is not costs.binary_cross_entropy:
+    # integer labels of a one-output network are 0/1 targets; softmax cross-entropy needs one-hot rows there
+    if kind == "labels" and cost is not costs.binary_cross_entropy and not (k == 1 and cost is costs.cross_entropy):
         y = g.integers(0, k, n)
     elif cost is costs.binary_cross_entropy:
         y = g.integers(0, 2, (n, k)).astype(dtype)

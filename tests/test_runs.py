@@ -105,12 +105,52 @@ def test_resume_with_more_epochs_equals_longer_run(tmp_path: Path) -> None:
     assert fnn.tree.all_equal(longer.params, runs.run({**TINY, "epochs": 2}).params)
 
 
-def test_resume_with_another_architecture_or_optimizer_fails(tmp_path: Path) -> None:
+def test_resume_refuses_every_key_that_changes_the_result(tmp_path: Path) -> None:
+    # issue 15 case 4: dataset, batch size, seed, validation, cost, init, architecture, optimizer
     runs.run({**TINY, "epochs": 1}, tmp_path)
-    with pytest.raises(fnn.io.CheckpointError, match="does not match"):
-        runs.resume(tmp_path, {"layers": [784, 9, 10]})
-    with pytest.raises(runs.ConfigError, match="optimizer state"):
-        runs.resume(tmp_path, {"optimizer": "adam"})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for key, value in [("layers", [784, 9, 10]), ("optimizer", "adam"), ("batch_size", 100), ("seed", 7),
+                       ("validation", 0.1), ("cost", "cross_entropy"), ("init", "he"), ("dataset", "fashion-mnist")]:
+        change = {key: value, "output_activation": "identity"} if key == "cost" else {key: value}  # logits
+        with pytest.raises(runs.ConfigError, match=f"would change its result: .*{key}: "):
+            runs.resume(tmp_path, {**change, "epochs": 2})
+    with pytest.raises(runs.ConfigError, match=r"seed: 0 -> 7; batch_size|batch_size: 200 -> 100; seed: 0 -> 7"):
+        runs.resume(tmp_path, {"seed": 7, "batch_size": 100})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path: Path) -> None:
+    runs.run({**TINY, "epochs": 1}, tmp_path / "a")
+    runs.run({**TINY, "epochs": 1, "seed": 7}, tmp_path / "b")
+    (tmp_path / "a" / "checkpoint.npz").write_bytes((tmp_path / "b" / "checkpoint.npz").read_bytes())
+    with pytest.raises(runs.ConfigError, match="belongs to another run"):
+        runs.resume(tmp_path / "a", {"epochs": 2})
+    fnn.save(tmp_path / "a" / "checkpoint.npz", runs.load_run(tmp_path / "b").state)  # a bare TrainState
+    with pytest.raises(runs.ConfigError, match="not a run checkpoint"):
+        runs.resume(tmp_path / "a", {"epochs": 2})
+
+
+def test_resume_refuses_other_training_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs.run({**TINY, "epochs": 1}, tmp_path)
+    real = runs._load_data
+
+    def other_data(cfg):
+        train, val, test, info = real(cfg)
+        return train, val, test, {**info, "train_sha256": "0" * 64}
+
+    monkeypatch.setattr(runs, "_load_data", other_data)
+    with pytest.raises(runs.ConfigError, match="training data differ"):
+        runs.resume(tmp_path, {"epochs": 2})
+
+
+def test_a_completed_run_stays_completed(tmp_path: Path) -> None:
+    runs.run({**TINY, "epochs": 2}, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(runs.RunError, match="has done 2 epochs and is complete"):
+        runs.resume(tmp_path)
+    with pytest.raises(runs.RunError, match="has done 2 epochs.*--epochs above 2"):
+        runs.resume(tmp_path, {"epochs": 1})  # issue 15 case 4: used to report "completed"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_divergence_keeps_last_finite_checkpoint(tmp_path: Path) -> None:
@@ -137,3 +177,129 @@ def test_without_matplotlib_the_run_succeeds_and_says_so(tmp_path: Path, monkeyp
     rec = runs.run({**TINY, "epochs": 1}, tmp_path).record
     assert rec["plot"] == "skipped: matplotlib not installed" and not (tmp_path / "curve.png").exists()
     assert (tmp_path / "params.npz").exists()
+
+
+# ---------------------------------------------------------------------------
+# Issue 15: a run directory is one run; resume is exact with patience; every stop leaves a true record
+# ---------------------------------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_run_directory_holds_one_run(tmp_path: Path) -> None:
+    # case 1: reusing --out used to mix two runs
+    runs.run({**TINY, "epochs": 1}, tmp_path)
+    before = _files(tmp_path)
+    with pytest.raises(runs.RunError, match=r"is not empty \(it holds checkpoint.npz, config.json.*--overwrite"):
+        runs.run({**TINY, "epochs": 1, "seed": 3}, tmp_path)
+    assert _files(tmp_path) == before
+    (tmp_path / "stale-extra.txt").write_text("from the first run")
+    second = runs.run({**TINY, "epochs": 1, "seed": 3}, tmp_path, overwrite=True)
+    assert not (tmp_path / "stale-extra.txt").exists()
+    assert runs.evaluate(tmp_path)["accuracy"] == second.record["final"]["test_accuracy"]
+    assert json.loads((tmp_path / "config.json").read_text())["seed"] == 3
+    other = tmp_path.parent / (tmp_path.name + "-not-a-run")
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(runs.RunError, match="not a run directory, and --overwrite clears only run directories"):
+        runs.run({**TINY, "epochs": 1}, other, overwrite=True)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_a_locked_run_directory_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
+    # case 2: a second process on one --out
+    import fcntl
+
+    with open(tmp_path / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242 on elsewhere\n")
+        held.flush()
+        with pytest.raises(runs.RunError, match="is in use by pid 4242 on elsewhere"):
+            runs.run({**TINY, "epochs": 1}, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]
+    runs.run({**TINY, "epochs": 1}, tmp_path / "free")
+    assert not (tmp_path / "free" / ".lock").exists()  # released and removed at the end
+
+
+def test_resume_with_patience_stops_where_the_uninterrupted_run_stops(tmp_path: Path) -> None:
+    # case 3: the best loss, the wait count and the best params are in the checkpoint
+    cfg = {**TINY, "epochs": 30, "lr": 60.0, "validation": 0.1, "patience": 2}
+    whole = runs.run(cfg, tmp_path / "whole")
+    stop = whole.record["epochs_done"]
+    losses = [h["val_loss"] for h in whole.record["history"]]
+    assert stop < 30 and losses.index(min(losses)) + 1 == stop - 2  # stopped early, after waiting 2 epochs
+    with pytest.raises(KeyboardInterrupt):
+        runs.run(cfg, tmp_path / "cut", observers=[_stop_after(stop - 1)])  # waited 1 epoch already
+    assert fnn.load(tmp_path / "cut" / "checkpoint.npz").best_params is not None
+    resumed = runs.resume(tmp_path / "cut")
+    assert resumed.record["epochs_done"] == stop and resumed.record["stopped_early"]
+    assert (tmp_path / "cut" / "params.npz").read_bytes() == (tmp_path / "whole" / "params.npz").read_bytes()
+    before = _files(tmp_path / "whole")
+    with pytest.raises(runs.RunError, match="stopped early after epoch"):
+        runs.resume(tmp_path / "whole", {"epochs": 40})  # an early-stopped run stays completed
+    assert _files(tmp_path / "whole") == before
+
+
+def test_an_interrupt_after_the_last_epoch_is_recorded_and_resumable(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # case 7: Ctrl-C after the last epoch used to leave "running"
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(runs, "_plot", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            runs.run(TINY, tmp_path)
+    rec = json.loads((tmp_path / "record.json").read_text())
+    assert rec["status"] == "interrupted" and rec["epochs_done"] == 2
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp") or p.name == ".lock"]
+    (tmp_path / ".checkpoint.npz.x1y2.tmp").write_bytes(b"half a file from a killed process")
+    done = runs.resume(tmp_path)
+    assert done.record["status"] == "completed" and done.record["epochs_done"] == 2
+    assert not (tmp_path / ".checkpoint.npz.x1y2.tmp").exists()  # stale temporary files are cleaned
+    assert fnn.tree.all_equal(done.params, runs.run(TINY).params)
+
+
+def test_a_full_disk_is_reported_naming_the_directory_and_recorded_failed(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    real_save, calls = fnn.io.save, []
+
+    def save(path, tree):
+        calls.append(path)
+        if len(calls) == 2:  # the checkpoint after epoch 2
+            try:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError as e:
+                raise fnn.io.CheckpointError(f"cannot save {path}: {e.strerror}") from e
+        real_save(path, tree)
+
+    monkeypatch.setattr(runs.fio, "save", save)
+    with pytest.raises(runs.RunError, match=f"cannot write to the run directory {tmp_path}: the disk is full"):
+        runs.run(TINY, tmp_path)
+    rec = json.loads((tmp_path / "record.json").read_text())
+    assert rec["status"] == "failed" and rec["epochs_done"] == 1 and "No space left" in rec["error"]
+
+
+def test_bad_data_dir_and_validation_fail_before_anything_is_written(tmp_path: Path) -> None:
+    # cases 6 and 13
+    with pytest.raises(FileNotFoundError, match="the data folder /nonexistent does not exist"):
+        runs.run({"dataset": "fashion-mnist", "data_dir": "/nonexistent", "download": False}, tmp_path / "a")
+    with pytest.raises(runs.ConfigError, match="validation 1e-09 of 8000 training examples holds out 0"):
+        runs.run({**TINY, "validation": 1e-9}, tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_evaluate_does_not_need_the_record_and_load_run_names_a_damaged_one(tmp_path: Path) -> None:
+    res = runs.run({**TINY, "epochs": 1}, tmp_path)
+    (tmp_path / "record.json").write_text("{garbled")
+    assert runs.evaluate(tmp_path)["accuracy"] == res.record["final"]["test_accuracy"]
+    with pytest.raises(runs.ConfigError, match="record.json: cannot read the record"):
+        runs.load_run(tmp_path)
+    (tmp_path / "config.json").write_text("[]")
+    with pytest.raises(runs.ConfigError, match="config.json: expected an object of config keys, got list"):
+        runs.evaluate(tmp_path)

@@ -231,3 +231,21 @@ def test_a_step_without_a_plan_equals_one_with_it():
     a, va = fnn.step(state, (x[:16], y[:16]), settings)
     b, vb = fnn.step(state, (x[:16], y[:16]), planned)
     assert va == vb and tree.all_equal(a, b)
+
+
+def test_patience_resumed_from_a_state_stops_where_the_whole_run_stops():
+    # issue 15 case 3: the best loss and the wait count come from the state's history, the best params are given
+    x, y = blobs(n=120)
+    params = fnn.mlp([8, 64, 3], "relu", "identity", seed=0)
+    kw = dict(batch_size=4, lr=1.0, cost=fnn.cross_entropy, validation=(x[60:], y[60:]), seed=1)
+    whole, history = fnn.train(params, (x[:60], y[:60]), epochs=60, patience=2, **kw)
+    stop = len(history)
+    best = int(np.argmin([h.val_loss for h in history]))
+    assert stop < 60 and stop == best + 3
+    states = list(toolz.take(stop - 1, fnn.training(params, (x[:60], y[:60]), **kw)))  # waited 1 epoch
+    cut, best_params = states[-1], states[best].params
+    with pytest.raises(ValueError, match="pass best_params="):
+        fnn.train(params, (x[:60], y[:60]), epochs=60, patience=2, initial_state=cut, **kw)
+    resumed, rest = fnn.train(params, (x[:60], y[:60]), epochs=60, patience=2, initial_state=cut,
+                              best_params=best_params, **kw)
+    assert len(rest) == stop and fnn.tree.all_equal(resumed, whole)

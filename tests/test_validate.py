@@ -127,14 +127,17 @@ def test_batch_that_is_not_a_pair(entry, batch):
     check(TypeError, rf"{arg} must be a pair \(x, y\)", fn, NET, batch, fnn.mse)
 
 
-def test_one_output_network_explains_float_targets_for_labels_of_one():
+def test_one_output_network_takes_integer_0_1_labels_as_targets_never_one_hot():
+    # issue 15 case 9: label 0 used to be one-hot encoded to target 1
     net = fnn.mlp([4, 1], "sigmoid", "identity", seed=0)
-    check(ValueError, r"labels must lie in \[0, 1\).*one-output network.*reshape\(-1, 1\)",
-          fnn.loss, net, (X, np.array([0, 1, 1, 0, 1, 0])), fnn.binary_cross_entropy)
-    # the fix it suggests works: 1-D float targets of a one-output network are (n, 1)
-    y = np.array([0, 1, 1, 0, 1, 0], np.float32)
-    assert fnn.loss(net, (X, y), fnn.binary_cross_entropy) == fnn.loss(
+    ints = np.array([0, 1, 1, 0, 1, 0])
+    y = ints.astype(np.float32)
+    assert fnn.loss(net, (X, ints), fnn.binary_cross_entropy) == fnn.loss(
         net, (X, y.reshape(-1, 1)), fnn.binary_cross_entropy)
+    zeros, ones = np.zeros(6, np.int64), np.ones(6, np.int64)
+    assert fnn.loss(net, (X, zeros), fnn.binary_cross_entropy) != fnn.loss(net, (X, ones), fnn.binary_cross_entropy)
+    check(ValueError, r"one-output network takes 0/1 targets, got integers from 0 to 2",
+          fnn.loss, net, (X, np.array([0, 1, 2, 0, 1, 0])), fnn.binary_cross_entropy)
 
 
 # ---------------------------------------------------------------------------
@@ -477,3 +480,87 @@ def test_cli_unknown_names_list_the_valid_ones(option, value, table, tmp_path, c
 def test_cli_and_library_agree_on_the_optimizer_names():
     assert set(runs.OPTIMIZERS) == set(optim.OPTIMIZERS)
     assert set(runs.COSTS) == set(fnn.costs.COSTS)
+
+
+# ---------------------------------------------------------------------------
+# Issue 15, case 5: train(initial_state=...) is checked before any work
+# ---------------------------------------------------------------------------
+
+
+def _train_from(state, params, seen, **kwargs):
+    data = (np.ones((6, 6), np.float32), np.array([0, 1, 2, 0, 1, 2]))
+    return fnn.train(params, data, epochs=2, batch_size=3, initial_state=state, observers=[seen.append], **kwargs)
+
+
+@pytest.mark.parametrize("case", ["architecture", "other_opt_state", "momentum_for_adam", "adam_with_lr",
+                                  "negative_epoch", "not_a_state"])
+def test_initial_state_is_checked_before_any_work(case):
+    net5, net7 = fnn.mlp([6, 5, 3], seed=0), fnn.mlp([6, 7, 3], seed=0)
+    adam = fnn.adam(1e-3)
+    state, params, kwargs = {
+        "architecture": (fnn.init_state(net7), net5, {"lr": 0.1}),
+        "other_opt_state": (fnn.init_state(net7, adam)._replace(params=net5), net5, {"optimizer": adam}),
+        "momentum_for_adam": (fnn.init_state(net5, fnn.momentum(0.1)), net5, {"optimizer": adam}),
+        "adam_with_lr": (fnn.init_state(net5, adam), net5, {"lr": 0.1}),
+        "negative_epoch": (fnn.init_state(net5)._replace(epoch=-3), net5, {"lr": 0.1}),
+        "not_a_state": ((net5, ()), net5, {"lr": 0.1}),
+    }[case]
+    pattern = {"architecture": r"initial_state\.params does not have the layout of params",
+               "other_opt_state": r"initial_state\.opt_state does not fit the optimizer",
+               "momentum_for_adam": r"initial_state\.opt_state does not fit the optimizer: it holds \(TraceState",
+               "adam_with_lr": r"initial_state\.opt_state .*plain SGD \(lr=\) starts from \(\)",
+               "negative_epoch": r"initial_state\.epoch must be an integer >= 0, got int -3",
+               "not_a_state": r"initial_state must be an fnn\.TrainState"}[case]
+    seen: list = []
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        _train_from(state, params, seen, **kwargs)
+    assert seen == []
+
+
+def test_callbacks_and_patience_fail_before_any_work():
+    seen: list = []
+    data = (X, LABELS)
+    check(TypeError, r"observers\[0\] is int 1, not a function", fnn.train, NET, data, epochs=1, batch_size=2,
+          lr=0.1, observers=[1])
+    check(TypeError, r"on_batch\[0\] is int 1, not a function", fnn.train, NET, data, epochs=1, batch_size=2,
+          lr=0.1, on_batch=1)
+    check(ValueError, r"patience stops on val_loss: pass validation=", fnn.train, NET, data, epochs=3,
+          batch_size=2, lr=0.1, patience=1, observers=[seen.append])
+    assert seen == []
+
+
+# ---------------------------------------------------------------------------
+# Issue 15, case 12: arguments refused before any work
+# ---------------------------------------------------------------------------
+
+
+def test_bad_layers_and_params_are_refused():
+    data = (X, LABELS)
+    half = ft.map(lambda a: a.astype(np.float16) if layers.is_param(a) else a, NET)
+    check(TypeError, r"params\[0\] \(Dense\)\.w has dtype float16; parameters must be float32 or float64",
+          fnn.train, half, data, epochs=1, batch_size=2, optimizer=fnn.adam(1e-3))
+    for w in (3, [[1.0, 2.0]]):
+        check(TypeError, r"params\[0\] \(Dense\): field w is (int|list) .*expected ndarray", fnn.forward,
+              (fnn.Dense(w, np.zeros(2, np.float32)),), X)
+    check(TypeError, r"field w is a int64 array, expected a float32 or float64 array", fnn.forward,
+          (fnn.Dense(np.ones((4, 3), np.int64), np.zeros(3)),), X)
+    check(TypeError, r"params\[0\] \(LeakyReLU\): field slope is str 'a', expected float", fnn.forward,
+          (fnn.LeakyReLU("a"),), X)
+    check(ValueError, r"layer 0 \(Dense\) has w of shape \(4, 0\).*n_in, n_out >= 1", fnn.forward,
+          (fnn.Dense(np.ones((4, 0), np.float32), np.zeros(0, np.float32)),), X)
+
+
+def test_sgd_step_refuses_grads_of_another_dtype():
+    net = fnn.mlp([4, 3], seed=0)
+    ints = ft.map(lambda a: np.ones(a.shape, np.int64) if layers.is_param(a) else a, net)
+    wide = ft.map(lambda a: a.astype(np.float64) if layers.is_param(a) else a, net)
+    check(TypeError, r"grads\[0\]\.w has dtype int64 but params\[0\]\.w has dtype float32", fnn.sgd_step,
+          net, ints, 0.1)
+    check(TypeError, r"grads\[0\]\.w has dtype float64 but params\[0\]\.w has dtype float32", fnn.sgd_step,
+          net, wide, 0.1)
+
+
+def test_finite_inputs_that_overflow_the_params_dtype_are_named_as_such():
+    big = np.full((2, 4), 1e300)
+    check(ValueError, r"x holds finite values too large for the network's float32 \(largest magnitude 1e\+300",
+          fnn.forward, NET, big)

@@ -18,6 +18,6 @@ Every loader returns ``((x_train, y_train), (x_test, y_test))`` with images
 
 from fnn.datasets._digits import load_digits
 from fnn.datasets._idx import IDXError, read_idx, write_idx
-from fnn.datasets._mnist import load_fashion_mnist, load_mnist
+from fnn.datasets._mnist import DownloadError, load_fashion_mnist, load_mnist
 
-__all__ = ["IDXError", "read_idx", "write_idx", "load_digits", "load_mnist", "load_fashion_mnist"]
+__all__ = ["IDXError", "DownloadError", "read_idx", "write_idx", "load_digits", "load_mnist", "load_fashion_mnist"]

@@ -12,9 +12,10 @@ An IDX file is a header and a payload, big-endian throughout::
 :func:`read_idx` checks every field and the exact payload length before it
 allocates the array, so a wrong header can never make it allocate more than
 the file holds. Gzip files (detected by their first bytes, whatever the name)
-are decompressed as a stream, chunk by chunk, and stop at the length the
-header claims; a header claiming more than a gzip file of that size could
-possibly decompress to is rejected before reading.
+are decompressed as a stream, chunk by chunk, into an array allocated for the
+length the header claims before a byte is decompressed (a failed allocation is
+an :class:`IDXError` naming the file and the size); a header claiming more than
+a gzip file of that size could possibly decompress to is rejected before reading.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _CODES = {dtype.newbyteorder("="): code for code, dtype in _DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_DEFLATE_RATIO = 1032  # deflate cannot expand by more than ~1032:1
 _CHUNK = 1 << 20
+_MAX_DIMS = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 
 
 class IDXError(ValueError):
@@ -73,6 +75,8 @@ def _header(f: Any, path: Any) -> tuple[np.dtype, tuple[int, ...], int]:
         raise _error(path, f"unknown IDX element type code 0x{code:02X}; expected one of {known}.")
     if ndim == 0:
         raise _error(path, "the header gives 0 dimensions; an IDX file needs at least 1.")
+    if ndim > _MAX_DIMS:
+        raise _error(path, f"the header gives {ndim} dimensions; numpy arrays have at most {_MAX_DIMS}.")
     dims = tuple(int(d) for d in np.frombuffer(_read_exactly(f, 4 * ndim, path, "dimensions"), dtype=">u4"))
     if np.prod([d for d in dims if d], dtype=object) * _DTYPES[code].itemsize > sys.maxsize:
         raise _error(
@@ -81,7 +85,18 @@ def _header(f: Any, path: Any) -> tuple[np.dtype, tuple[int, ...], int]:
     return _DTYPES[code], dims, 4 + 4 * ndim
 
 
-def _payload_raw(f: Any, path: Any, nbytes: int, header: int, layout: str) -> bytearray:
+def _allocate(nbytes: int, path: Any, layout: str) -> np.ndarray:
+    """The payload's buffer, ``(nbytes,)`` uint8; a failed allocation is an :class:`IDXError` naming
+    the file and the size."""
+    try:
+        return np.empty(nbytes, np.uint8)
+    except MemoryError:
+        raise _error(
+            path, f"the header describes {layout}; {nbytes / 2**30:.1f} GiB could not be allocated."
+        ) from None
+
+
+def _payload_raw(f: Any, path: Any, nbytes: int, header: int, layout: str) -> np.ndarray:
     size = os.fstat(f.fileno()).st_size
     if size != header + nbytes:
         kind = "truncated" if size < header + nbytes else "too long"
@@ -90,13 +105,13 @@ def _payload_raw(f: Any, path: Any, nbytes: int, header: int, layout: str) -> by
             f"{kind}: the header describes {layout}, {header + nbytes} bytes in all, the file has {size}; "
             "the file is damaged or incomplete, download it again.",
         )
-    buf = bytearray(nbytes)
+    buf = _allocate(nbytes, path, layout)
     if f.readinto(buf) != nbytes:
         raise _error(path, "the file changed size while being read.")
     return buf
 
 
-def _payload_gzip(f: Any, path: Any, nbytes: int, header: int, layout: str) -> bytearray:
+def _payload_gzip(f: Any, path: Any, nbytes: int, header: int, layout: str) -> np.ndarray:
     size = os.fstat(f.fileno()).st_size
     if header + nbytes > _MAX_DEFLATE_RATIO * size + 1024:
         raise _error(
@@ -104,16 +119,17 @@ def _payload_gzip(f: Any, path: Any, nbytes: int, header: int, layout: str) -> b
             f"the header describes {layout}, more than a gzip file of {size} bytes can "
             "decompress to; the header is corrupt.",
         )
-    buf = bytearray()
-    while len(buf) < nbytes:
-        chunk = f.read(min(_CHUNK, nbytes - len(buf)))
-        if not chunk:
+    buf = _allocate(nbytes, path, layout)  # all of it, before decompressing a byte
+    view, done = memoryview(buf.data).cast("B"), 0
+    while done < nbytes:
+        got = f.readinto(view[done : done + _CHUNK])
+        if not got:
             raise _error(
                 path,
                 f"truncated: the header describes {layout}, the decompressed payload has only "
-                f"{len(buf)} bytes; the file is damaged or incomplete, download it again.",
+                f"{done} bytes; the file is damaged or incomplete, download it again.",
             )
-        buf += chunk
+        done += got
     if f.read(1):
         raise _error(
             path,
@@ -152,6 +168,11 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     array([[0, 1, 2],
            [3, 4, 5]], dtype=uint8)
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"read_idx: path must be a file name (str or os.PathLike), got {type(path).__name__} {path!r}"
+            + ("; for an open file descriptor pass f'/dev/fd/{fd}'." if isinstance(path, int) else ".")
+        )
     with open(path, "rb") as raw:
         if raw.read(2) != _GZIP_MAGIC:
             raw.seek(0)

@@ -12,7 +12,7 @@ import numpy as np
 
 from fnn.datasets._idx import IDXError, _atomic_write, read_idx
 
-__all__ = ["load_mnist", "load_fashion_mnist"]
+__all__ = ["DownloadError", "load_mnist", "load_fashion_mnist"]
 
 _FILES = (
     "train-images-idx3-ubyte",
@@ -102,7 +102,11 @@ def _download(source: _Source, directory: Path, filename: str) -> None:
             continue
         _atomic_write(directory / filename, data)
         return
-    raise OSError(f"could not download {source.title} file {filename}:\n" + "\n".join(failures))
+    raise DownloadError(f"could not download {source.title} file {filename}:\n" + "\n".join(failures))
+
+
+class DownloadError(OSError):
+    """The data files are not on disk and could not be downloaded; the message says where to put them."""
 
 
 def _missing_message(source: _Source, places: list[Path], fn: str) -> str:
@@ -118,16 +122,37 @@ def _missing_message(source: _Source, places: list[Path], fn: str) -> str:
     return "\n".join(lines)
 
 
+def _download_message(source: _Source, places: list[Path], fn: str, error: OSError) -> str:
+    files = ", ".join(f"{base}.gz" for base in _FILES)
+    return (
+        f"{fn}: the {source.title} files are not on disk and could not be downloaded ({error}). "
+        f"Put the four files {files} (raw or .gz) in one folder and pass it as --data-dir DIR "
+        f"(path= in Python), or in $FNN_DATA/{source.name} or ~/.cache/fnn/{source.name}; "
+        f"searched: {', '.join(map(str, places))}."
+    ).replace("\n", " ")
+
+
 def _load(
     source: _Source, path: str | os.PathLike[str] | None, download: bool, fn: str
 ) -> tuple[Split, Split]:
+    if not isinstance(download, bool):
+        raise TypeError(f"{fn}: download must be True or False, got {type(download).__name__} {download!r}.")
+    wants_download = download or os.environ.get("FNN_DOWNLOAD") == "1"
+    if path is not None and not Path(path).expanduser().is_dir() and not wants_download:
+        raise FileNotFoundError(
+            f"{fn}: the data folder {path} does not exist (or is not a folder); pass the folder that "
+            f"holds the four {source.title} files, or no path to search the usual places."
+        )
     places = _places(source, path)
     found = next((d for d in places if all(_find(d, base) for base in _FILES)), None)
-    if found is None and (download or os.environ.get("FNN_DOWNLOAD") == "1"):
+    if found is None and wants_download:
         found = places[0]
-        for base in _FILES:
-            if _find(found, base) is None:
-                _download(source, found, f"{base}.gz")
+        try:
+            for base in _FILES:
+                if _find(found, base) is None:
+                    _download(source, found, f"{base}.gz")
+        except OSError as e:
+            raise DownloadError(_download_message(source, places, fn, e)) from e
     if found is None:
         raise FileNotFoundError(_missing_message(source, places, fn))
     files = [_find(found, base) for base in _FILES]
@@ -155,7 +180,7 @@ def load_mnist(path: str | os.PathLike[str] | None = None, *, download: bool = F
     is checked by :func:`fnn.datasets.read_idx`.
 
     Args:
-      path: a directory to search first.
+      path: a directory to search first; it must exist (unless downloading into it).
       download: when no directory holds the files, download the missing ones
         from the canonical mirrors into the first place searched, verify their
         SHA-256 and only then move each into place. The environment variable
@@ -167,8 +192,11 @@ def load_mnist(path: str | os.PathLike[str] | None = None, *, download: bool = F
       with values 0-9; ``n`` is 60,000 and 10,000.
 
     Raises:
-      FileNotFoundError: the files are in none of those places and downloading
+      FileNotFoundError: ``path`` is given but is not a folder (and not downloading),
+        or the files are in none of those places and downloading
         is off; the message lists what is missing where, and how to get it.
+      DownloadError: (an ``OSError``) downloading failed; the message names the files
+        and the places to put them.
       IDXError: a file is damaged or is not what its name says.
 
     >>> import tempfile
@@ -203,8 +231,11 @@ def load_fashion_mnist(
       5 sandal, 6 shirt, 7 sneaker, 8 bag, 9 ankle boot.
 
     Raises:
-      FileNotFoundError: the files are in none of those places and downloading
+      FileNotFoundError: ``path`` is given but is not a folder (and not downloading),
+        or the files are in none of those places and downloading
         is off; the message lists what is missing where, and how to get it.
+      DownloadError: (an ``OSError``) downloading failed; the message names the files
+        and the places to put them.
       IDXError: a file is damaged or is not what its name says.
 
     >>> import os
