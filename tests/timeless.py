@@ -6,7 +6,7 @@ import fnn
 
 
 def timeless(tree: Any) -> Any:
-    """``tree`` (a state, a run checkpoint, a history, a stats record or a tuple of them) with every ``seconds`` set to ``None``."""
+    """``tree`` (a state, a run checkpoint, a history, a stats record or tuples of them), ``seconds`` set to None."""
     if isinstance(tree, fnn.EpochStats):
         return tree._replace(seconds=None)
     if isinstance(tree, fnn.TrainState):
