@@ -11,16 +11,19 @@ epochs. Randomness comes only from explicit seeds and keys.
 """
 
 from fnn import data, datasets, io, optim, parallel, random, schedules, tree
+from fnn.attention import MultiHeadAttention, attention
 from fnn.augment import RandomFlip
 from fnn.checks import check_grad
 from fnn.conv import Conv2D, conv2d
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
 from fnn.dropout import Dropout
+from fnn.embedding import Embedding, PositionalEmbedding, embedding, positional_embedding
 from fnn.init import dense, mlp
 from fnn.io import load, save
 from fnn.layers import (
     Context,
     Dense,
+    GELU,
     Identity,
     LeakyReLU,
     ReLU,
@@ -63,7 +66,9 @@ from fnn.optim import (
 )
 from fnn.pooling import AvgPool2D, MaxPool2D
 from fnn.presets import cnn, dropout_mlp
+from fnn.recurrent import GRU, LSTM, RNN, Last, gru, lstm, rnn
 from fnn.reshape import Flatten, Reshape
+from fnn.residual import Residual
 from fnn.schedules import (
     constant,
     cosine_decay,
@@ -116,6 +121,15 @@ __all__ = [
     "LayerNorm",
     "BatchNorm",
     "RandomFlip",
+    "GELU",
+    "Embedding",
+    "PositionalEmbedding",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "Last",
+    "MultiHeadAttention",
+    "Residual",
     "dense",
     "mlp",
     "conv2d",
@@ -123,6 +137,12 @@ __all__ = [
     "batch_norm",
     "cnn",
     "dropout_mlp",
+    "embedding",
+    "positional_embedding",
+    "rnn",
+    "lstm",
+    "gru",
+    "attention",
     # costs
     "Cost",
     "mse",

@@ -64,7 +64,9 @@ __all__ = [
     "LeakyReLU",
     "Softmax",
     "Identity",
+    "GELU",
     "sigmoid",
+    "gelu",
     "elementwise",
 ]
 
@@ -198,11 +200,12 @@ def zero_grad(layer: Any) -> Any:
 
 
 class Dense(NamedTuple):
-    r"""A fully connected layer: ``y = x @ w + b``.
+    r"""A fully connected layer: ``y = x @ w + b``, on the last axis of ``x: (..., n_in)``.
 
-    Fields: ``w: (n_in, n_out)``, ``b: (n_out,)``. Backward, for ``dy: (batch, n_out)``:
+    Fields: ``w: (n_in, n_out)``, ``b: (n_out,)``. Leading axes (batch, time, ...) are
+    flattened into rows ``X: (rows, n_in)``; backward, for ``dY: (rows, n_out)``:
 
-    .. math:: dw = x^T dy, \quad db = \textstyle\sum_{batch} dy, \quad dx = dy\, w^T
+    .. math:: dw = X^T dY, \quad db = \textstyle\sum_{rows} dY, \quad dX = dY\, w^T
 
     >>> layer = Dense(np.ones((2, 3)), np.zeros(3))
     >>> apply(layer, np.array([[1.0, 2.0]]))
@@ -214,20 +217,21 @@ class Dense(NamedTuple):
 
 
 def _dense_apply(layer: Dense, x: np.ndarray) -> np.ndarray:
-    y = x @ layer.w  # (batch, n_out)
+    y = x.reshape(-1, x.shape[-1]) @ layer.w  # (rows, n_out): one GEMM over all leading axes
     y += layer.b
-    return y
+    return y.reshape(x.shape[:-1] + y.shape[-1:])  # (..., n_out)
 
 
 def _dense_param_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> Dense:
     del y
-    dw = x.T @ dy  # (n_in, n_out); BLAS reads the transpose in place
-    db = np.add.reduce(dy, axis=0)  # (n_out,)
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])  # (rows, n_in), (rows, n_out)
+    dw = x2.T @ dy2  # (n_in, n_out); BLAS reads the transpose in place
+    db = np.add.reduce(dy2, axis=0)  # (n_out,)
     return Dense(dw, db)
 
 
 def _dense_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Dense, np.ndarray]:
-    dx = dy @ layer.w.T  # (batch, n_in)
+    dx = dy @ layer.w.T  # (..., n_in)
     return _dense_param_vjp(layer, x, y, dy), dx
 
 
@@ -353,3 +357,45 @@ register(
     lambda layer, x: softmax(x),
     lambda layer, x, y, dy: (layer, y * (dy - (dy * y).sum(axis=-1, keepdims=True))),
 )
+
+
+class GELU(NamedTuple):
+    r"""The Gaussian error linear unit, tanh form (PyTorch's ``GELU(approximate="tanh")``).
+
+    With :math:`u = \sqrt{2/\pi}\,(x + 0.044715\,x^3)` and :math:`t = \tanh u`:
+
+    .. math:: y = \tfrac12 x (1 + t), \qquad
+              \frac{dy}{dx} = \tfrac12 (1 + t) + \tfrac12 x (1 - t^2) \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\, x^2)
+
+    >>> apply(GELU(), np.array([[-1.0, 0.0, 1.0]])).round(4)
+    array([[-0.1588,  0.    ,  0.8412]])
+    """
+
+
+_GELU_C = float(np.sqrt(2.0 / np.pi))
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (see :class:`GELU`).
+
+    >>> gelu(np.array([0.0, 3.0])).round(4)
+    array([0.    , 2.9964])
+    """
+    t = np.tanh(_GELU_C * (x + 0.044715 * x * x * x))
+    t += 1
+    t *= x
+    t *= 0.5
+    return t
+
+
+def _gelu_vjp(layer: GELU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[GELU, np.ndarray]:
+    del y
+    x2 = x * x
+    t = np.tanh(_GELU_C * x * (1 + 0.044715 * x2))  # tanh u
+    dx = (1 - t * t) * x * (_GELU_C * 0.5) * (1 + 3 * 0.044715 * x2)  # 0.5 x (1 - t^2) du/dx
+    dx += 0.5 * (1 + t)
+    dx *= dy
+    return layer, dx
+
+
+register(GELU, lambda layer, x: gelu(x), _gelu_vjp)

@@ -277,7 +277,7 @@ def sgd_step(params: Params, grads: Params, lr: float) -> Params:
 
 
 def predict(params: Params, x: np.ndarray) -> np.ndarray:
-    """Class indices: the argmax of the network's output over the last axis, ``(batch,)``.
+    """Class indices: the argmax of the network's output over the last axis, ``(batch,)`` (``(batch, time)`` for sequences).
 
     >>> import fnn, numpy as np
     >>> fnn.predict(fnn.mlp([3, 4], seed=0), np.zeros((2, 3))).shape
@@ -287,7 +287,9 @@ def predict(params: Params, x: np.ndarray) -> np.ndarray:
 
 
 def accuracy(params: Params, batch: Batch) -> float:
-    """The fraction of examples whose predicted class equals the label (labels or one-hot rows).
+    """The fraction of examples (of positions, for sequences) whose predicted class equals the label.
+
+    Labels are ``(batch,)`` or ``(batch, time)`` integers, or one-hot rows shaped like the output.
 
     >>> import fnn, numpy as np
     >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
@@ -296,5 +298,6 @@ def accuracy(params: Params, batch: Batch) -> float:
     """
     validate.network(params)
     x, y = validate.batch(params, batch)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())
+    out = eval_forward(params, x)  # (batch, k) or (batch, time, k)
+    labels = y if y.ndim == out.ndim - 1 else y.argmax(axis=-1)  # per position for sequences
+    return float((out.argmax(axis=-1) == labels).mean())

@@ -433,7 +433,7 @@ def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[flo
         return None, None
     x, y = validation
     out = eval_forward(params, x)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
+    labels = y if y.ndim == out.ndim - 1 else y.argmax(axis=-1)  # per position for sequences
     return cost.value(out, y), float((out.argmax(axis=-1) == labels).mean())
 
 
