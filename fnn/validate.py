@@ -255,8 +255,8 @@ def _shapes(params: Any, x: np.ndarray, name: str) -> tuple[int, ...]:
                 flatten = " (put an fnn.Flatten() before it)" if len(shape) > 2 else ""
                 fix = f"Reshape {name} to (batch, {w[0]}){flatten}." if i == 0 else f"Make layer sizes chain{flatten}."
                 raise ValueError(
-                    f"layer {i} (Dense, w of shape {w}) expects (batch, {w[0]}) inputs "
-                    f"(or (batch, ..., {w[0]}): it acts on the last axis), got {_source(name, x, i, shape)}. {fix}"
+                    f"layer {i} (Dense, w of shape {w}) expects (batch, {w[0]}) inputs, "
+                    f"got {_source(name, x, i, shape)}. {fix}"
                 )
             shape, h = shape[:-1] + (w[1],), None
         elif kind not in SAME_SHAPE:

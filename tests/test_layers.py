@@ -13,6 +13,7 @@ import pytest
 import fnn
 from fnn import layers, tree
 from fnn import random as fr
+from tests import layer_examples_extra
 
 
 def _dense(n_in, n_out, seed=0):
@@ -22,13 +23,14 @@ def _dense(n_in, n_out, seed=0):
 
 # layer, input shape
 EXAMPLES = {
-    fnn.Dense: [(_dense(5, 3), (4, 5)), (_dense(1, 7, 1), (2, 1))],
+    fnn.Dense: [(_dense(5, 3), (4, 5)), (_dense(1, 7, 1), (2, 1)), (_dense(3, 2, 2), (2, 4, 3))],
     fnn.Sigmoid: [(fnn.Sigmoid(), (4, 6))],
     fnn.Tanh: [(fnn.Tanh(), (4, 6))],
     fnn.ReLU: [(fnn.ReLU(), (4, 6))],
     fnn.LeakyReLU: [(fnn.LeakyReLU(0.1), (4, 6)), (fnn.LeakyReLU(), (3, 2))],
     fnn.Softmax: [(fnn.Softmax(), (4, 6))],
     fnn.Identity: [(fnn.Identity(), (4, 6))],
+    fnn.GELU: [(fnn.GELU(), (4, 6)), (fnn.GELU(), (2, 3, 4))],
 }
 CASES = [(t.__name__ + str(i), layer, shape) for t, cases in EXAMPLES.items() for i, (layer, shape) in enumerate(cases)]
 
@@ -93,6 +95,55 @@ def test_batch_equals_row_by_row(name, layer, shape):
     whole = layers.apply(layer, x)
     rows = np.concatenate([layers.apply(layer, x[i : i + 1]) for i in range(len(x))])
     np.testing.assert_allclose(whole, rows, rtol=1e-12, atol=1e-12)
+
+
+SEQUENCE = [(t.__name__ + str(i), *case) for t, cases in layer_examples_extra.EXAMPLES.items()
+            for i, case in enumerate(cases)
+            if t.__module__ in ("fnn.embedding", "fnn.recurrent", "fnn.attention", "fnn.residual")]
+
+
+def _sequence_input(layer, shape, seed):
+    g = np.random.default_rng(seed)
+    return g.integers(0, len(layer.table), shape) if type(layer) is fnn.Embedding else g.standard_normal(shape)
+
+
+@pytest.mark.parametrize("name, layer, shape, ctx", SEQUENCE, ids=[c[0] for c in SEQUENCE])
+def test_sequence_layer_contract(name, layer, shape, ctx):
+    """The contract over the sequence layers, with finite differences on every leaf (Residual's params nest)."""
+    x = _sequence_input(layer, shape, 1)
+    with np.errstate(all="raise"):
+        y = layers.apply(layer, x, ctx)
+        r = np.random.default_rng(2).standard_normal(y.shape)
+        dlayer, dx = layers.vjp(layer, x, y, r, ctx)
+    assert y.shape[0] == x.shape[0] and np.isfinite(y).all() and np.isfinite(dx).all() and dx.shape == x.shape
+    assert type(dlayer) is type(layer) and tree.structure(dlayer) == tree.structure(layer)
+    for p, d in zip(tree.leaves(layer), tree.leaves(dlayer)):
+        assert np.shape(p) == np.shape(d) and type(p) is type(d)
+
+    def f(lay, inp):
+        return float(np.vdot(layers.apply(lay, inp, ctx), r))
+
+    g, eps = np.random.default_rng(3), 1e-6
+    leaves, treedef = tree.flatten(layer)
+    for i, (p, d) in enumerate(zip(leaves, tree.leaves(dlayer))):
+        if layers.is_param(p):
+            v = g.standard_normal(p.shape)
+            at = [tree.unflatten(treedef, leaves[:i] + [p + s * eps * v] + leaves[i + 1 :]) for s in (1, -1)]
+            numeric = (f(at[0], x) - f(at[1], x)) / (2 * eps)
+            assert abs(np.vdot(d, v) - numeric) <= 1e-6 * max(np.linalg.norm(d) * np.linalg.norm(v), 1e-9), (i, numeric)
+    if x.dtype.kind == "f":
+        v = g.standard_normal(x.shape)
+        numeric = (f(layer, x + eps * v) - f(layer, x - eps * v)) / (2 * eps)
+        assert abs(np.vdot(dx, v) - numeric) <= 1e-6 * np.linalg.norm(dx) * np.linalg.norm(v)
+    layer32 = tree.map(lambda a: a.astype(np.float32) if layers.is_param(a) else a, layer)
+    x32 = x.astype(np.float32) if x.dtype.kind == "f" else x
+    y32 = layers.apply(layer32, x32, ctx)
+    d32, dx32 = layers.vjp(layer32, x32, y32, np.ones_like(y32), ctx)
+    assert y32.dtype == dx32.dtype == np.float32
+    assert all(d.dtype == np.float32 for d in tree.leaves(d32) if isinstance(d, np.ndarray))
+    if not ctx.train:  # outside training, examples are independent
+        rows = np.concatenate([layers.apply(layer, x[i : i + 1], ctx) for i in range(len(x))])
+        np.testing.assert_allclose(y, rows, rtol=1e-12, atol=1e-12)
 
 
 def test_every_layer_type_has_an_example():
