@@ -21,9 +21,9 @@ from fnn.embedding import Embedding, PositionalEmbedding, embedding, positional_
 from fnn.init import dense, mlp
 from fnn.io import load, save
 from fnn.layers import (
+    GELU,
     Context,
     Dense,
-    GELU,
     Identity,
     LeakyReLU,
     ReLU,

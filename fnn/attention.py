@@ -63,7 +63,9 @@ class MultiHeadAttention(NamedTuple):
 def _check(layer: MultiHeadAttention, x: np.ndarray) -> None:
     dim = layer.w_out.shape[0]
     if dim % layer.heads:
-        raise ValueError(f"MultiHeadAttention of dim {dim} cannot split into {layer.heads} heads; pick heads dividing {dim}.")
+        raise ValueError(
+            f"MultiHeadAttention of dim {dim} cannot split into {layer.heads} heads; pick heads dividing {dim}."
+        )
     if x.ndim != 3 or x.shape[2] != dim:
         raise ValueError(
             f"MultiHeadAttention of dim {dim} takes sequences (batch, time, {dim}), got shape {x.shape}; "
@@ -77,7 +79,8 @@ def _parts(layer: MultiHeadAttention, x: np.ndarray) -> tuple[np.ndarray, np.nda
     batch, steps, dim = x.shape
     qkv = x.reshape(-1, dim) @ layer.w_in  # (batch * time, 3 dim)
     qkv += layer.b_in
-    qkv = qkv.reshape(batch, steps, 3, layer.heads, dim // layer.heads).transpose(2, 0, 3, 1, 4)  # (3, batch, heads, time, k)
+    qkv = qkv.reshape(batch, steps, 3, layer.heads, dim // layer.heads)  # (batch, time, 3, heads, k)
+    qkv = qkv.transpose(2, 0, 3, 1, 4)  # (3, batch, heads, time, k)
     q, k, v = qkv
     s = q @ k.transpose(0, 1, 3, 2)  # (batch, heads, time, time)
     s *= 1.0 / np.sqrt(dim // layer.heads)
@@ -114,7 +117,8 @@ def _vjp(
     dp *= p  # ds
     dp *= 1.0 / np.sqrt(dim // layer.heads)
     dq, dk = dp @ k, dp.transpose(0, 1, 3, 2) @ q  # (batch, heads, time, k)
-    dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(batch * steps, 3 * dim)  # (batch * time, 3 dim)
+    dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4)  # (batch, time, 3, heads, k)
+    dqkv = dqkv.reshape(batch * steps, 3 * dim)  # (batch * time, 3 dim)
     dw_in = x.reshape(-1, dim).T @ dqkv  # (dim, 3 dim)
     dx = (dqkv @ layer.w_in.T).reshape(x.shape)  # (batch, time, dim)
     grads = MultiHeadAttention(dw_in, dqkv.sum(axis=0), dw_out, dy2.sum(axis=0), 0, False)
@@ -124,7 +128,9 @@ def _vjp(
 register(MultiHeadAttention, _apply, _vjp)
 
 
-def attention(key: fr.KeyLike, dim: int, heads: int, causal: bool = True, dtype: Any = np.float32) -> MultiHeadAttention:
+def attention(
+    key: fr.KeyLike, dim: int, heads: int, causal: bool = True, dtype: Any = np.float32
+) -> MultiHeadAttention:
     """A :class:`MultiHeadAttention` of ``dim`` features in ``heads`` heads, initialised as PyTorch does.
 
     >>> layer = attention(0, 64, 4)
@@ -138,7 +144,8 @@ def attention(key: fr.KeyLike, dim: int, heads: int, causal: bool = True, dtype:
     dim, heads = validate.positive_int(dim, "dim"), validate.positive_int(heads, "heads")
     if dim % heads:
         raise ValueError(
-            f"attention: dim {dim} is not divisible by heads {heads}; each head takes dim / heads features, e.g. heads=4."
+            f"attention: dim {dim} is not divisible by heads {heads}; "
+            "each head takes dim / heads features, e.g. heads=4."
         )
     dtype = np.dtype(dtype)
     if dtype.kind != "f":

@@ -381,7 +381,11 @@ def gelu(x: np.ndarray) -> np.ndarray:
     >>> gelu(np.array([0.0, 3.0])).round(4)
     array([0.    , 2.9964])
     """
-    t = np.tanh(_GELU_C * (x + 0.044715 * x * x * x))
+    t = x * x
+    t *= _GELU_C * 0.044715
+    t += _GELU_C
+    t *= x
+    np.tanh(t, out=t)  # tanh u
     t += 1
     t *= x
     t *= 0.5
@@ -391,9 +395,19 @@ def gelu(x: np.ndarray) -> np.ndarray:
 def _gelu_vjp(layer: GELU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[GELU, np.ndarray]:
     del y
     x2 = x * x
-    t = np.tanh(_GELU_C * x * (1 + 0.044715 * x2))  # tanh u
-    dx = (1 - t * t) * x * (_GELU_C * 0.5) * (1 + 3 * 0.044715 * x2)  # 0.5 x (1 - t^2) du/dx
-    dx += 0.5 * (1 + t)
+    t = x2 * (_GELU_C * 0.044715)
+    t += _GELU_C
+    t *= x
+    np.tanh(t, out=t)  # tanh u
+    k = x2  # k = 0.5 x du/dx, in x2's place
+    k *= _GELU_C * 1.5 * 0.044715
+    k += _GELU_C * 0.5
+    k *= x
+    dx = k * t  # dy/dx = 0.5 (1 + t) + k (1 - t^2) = (0.5 + k) + t (0.5 - k t)
+    np.subtract(0.5, dx, out=dx)
+    dx *= t
+    dx += k
+    dx += 0.5
     dx *= dy
     return layer, dx
 

@@ -277,7 +277,7 @@ def sgd_step(params: Params, grads: Params, lr: float) -> Params:
 
 
 def predict(params: Params, x: np.ndarray) -> np.ndarray:
-    """Class indices: the argmax of the network's output over the last axis, ``(batch,)`` (``(batch, time)`` for sequences).
+    """Class indices: the argmax of the output's last axis, ``(batch,)`` (``(batch, time)`` for sequences).
 
     >>> import fnn, numpy as np
     >>> fnn.predict(fnn.mlp([3, 4], seed=0), np.zeros((2, 3))).shape

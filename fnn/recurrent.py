@@ -32,6 +32,7 @@ of two such draws, PyTorch's ``b_ih + b_hh``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -73,18 +74,33 @@ def _previous(ht: np.ndarray) -> np.ndarray:
     return prev
 
 
-def _param_grads(xt: np.ndarray, hprev: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(dw_x, dw_h, dz summed)`` from ``dz: (time, batch, k)``: one product each over all steps."""
+def _joined(xt: np.ndarray, ht: np.ndarray) -> np.ndarray:
+    """``[x_t, h_{t-1}]`` side by side for every step, ``h_{-1} = 0``: ``(time, batch, n_in + hidden)``."""
+    xh = np.empty(xt.shape[:2] + (xt.shape[2] + ht.shape[2],), ht.dtype)
+    xh[:, :, : xt.shape[2]] = xt
+    xh[0, :, xt.shape[2] :] = 0
+    xh[1:, :, xt.shape[2] :] = ht[:-1]
+    return xh
+
+
+def _param_grads(a: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(a^T dz, dz summed)`` over all steps and examples, for ``a: (time, batch, m)``, ``dz: (time, batch, k)``."""
     dz2 = dz.reshape(-1, dz.shape[-1])  # (time * batch, k)
-    dw_x = xt.reshape(-1, xt.shape[2]).T @ dz2  # (n_in, k)
-    dw_h = hprev.reshape(-1, hprev.shape[2]).T @ dz2  # (hidden, k)
-    return dw_x, dw_h, np.add.reduce(dz2, axis=0)
+    return a.reshape(-1, a.shape[2]).T @ dz2, np.add.reduce(dz2, axis=0)  # (m, k), (k,)
 
 
-def _dx(dz: np.ndarray, w_x: np.ndarray) -> np.ndarray:
-    """``dx = dz w_x^T`` back in batch-first layout ``(batch, time, n_in)``."""
-    dxt = dz.reshape(-1, dz.shape[-1]) @ w_x.T  # (time * batch, n_in)
-    return dxt.reshape(dz.shape[0], dz.shape[1], -1).transpose(1, 0, 2)  # (batch, time, n_in)
+def _vjps(grads: Callable[..., tuple[Any, np.ndarray]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(vjp, param_vjp)`` from ``grads(layer, x, y, dy) -> (dlayer, dz)``: ``dx = dz w_x^T``, batch-first.
+
+    ``param_vjp`` stops at ``dlayer``: a network's first layer skips the ``dx`` product.
+    """
+
+    def vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Any, np.ndarray]:
+        dlayer, dz = grads(layer, x, y, dy)
+        dxt = dz.reshape(-1, dz.shape[-1]) @ layer.w_x.T  # (time * batch, n_in)
+        return dlayer, dxt.reshape(dz.shape[0], dz.shape[1], -1).transpose(1, 0, 2)  # (batch, time, n_in)
+
+    return vjp, lambda layer, x, y, dy: grads(layer, x, y, dy)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -118,7 +134,8 @@ def _rnn_apply(layer: RNN, x: np.ndarray) -> np.ndarray:
     return hs.transpose(1, 0, 2)  # (batch, time, h)
 
 
-def _rnn_vjp(layer: RNN, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[RNN, np.ndarray]:
+def _rnn_grads(layer: RNN, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[RNN, np.ndarray]:
+    """``(dlayer, dz)``: the parameter gradients and ``dz: (time, batch, h)``, from which ``dx`` follows."""
     xt, ht, dyt = _time_major("RNN", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
     dz = 1 - ht * ht  # (time, batch, h): tanh', then dz in place
     g = dyt[-1].copy()  # (batch, h)
@@ -127,11 +144,12 @@ def _rnn_vjp(layer: RNN, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[
         if t:
             g = dz[t] @ layer.w_h.T  # (batch, h)
             g += dyt[t - 1]
-    dw_x, dw_h, db = _param_grads(xt, _previous(ht), dz)
-    return RNN(dw_x, dw_h, db), _dx(dz, layer.w_x)
+    dw, db = _param_grads(_joined(xt, ht), dz)
+    return RNN(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), dz
 
 
-register(RNN, _rnn_apply, _rnn_vjp)
+_rnn_vjp, _rnn_param_vjp = _vjps(_rnn_grads)
+register(RNN, _rnn_apply, _rnn_vjp, param_vjp=_rnn_param_vjp)
 
 
 # ---------------------------------------------------------------------------
@@ -189,27 +207,40 @@ def _lstm_apply(layer: LSTM, x: np.ndarray) -> np.ndarray:
     return hs.transpose(1, 0, 2)  # (batch, time, h)
 
 
-def _lstm_vjp(layer: LSTM, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[LSTM, np.ndarray]:
+def _lstm_grads(layer: LSTM, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[LSTM, np.ndarray]:
     xt, ht, dyt = _time_major("LSTM", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
     steps, batch, n = ht.shape
-    hprev = _previous(ht)
-    z = _inputs_times(xt, layer.w_x, layer.b)  # (time, batch, 4h): every pre-activation at once
-    z += (hprev.reshape(-1, n) @ layer.w_h).reshape(z.shape)
+    xh = _joined(xt, ht)  # (time, batch, n_in + h): x_t beside h_{t-1}
+    s = _half_for_sigmoids(n, "ifgo", layer.w_h.dtype)  # sigmoid(z) = 0.5 tanh(z / 2) + 0.5
+    z = _inputs_times(xh, np.concatenate([layer.w_x, layer.w_h]) * s, layer.b * s)  # every step at once
+    np.tanh(z, out=z)
+    z *= s
+    z += (s != 1) * s  # (time, batch, 4h): the gates i, f, g, o
     z4 = z.reshape(steps, batch, 4, n)  # (time, batch, gate, h)
-    i, f, g, o = sigmoid(z4[:, :, 0]), sigmoid(z4[:, :, 1]), np.tanh(z4[:, :, 2]), sigmoid(z4[:, :, 3])
-    ig = i * g  # (time, batch, h)
-    cs = np.empty_like(ig)  # c_t, the one elementwise scan
-    cs[0] = ig[0]
-    for t in range(1, steps):
-        np.multiply(f[t], cs[t - 1], out=cs[t])
-        cs[t] += ig[t]
-    tc = np.tanh(cs)
-    dc_from_h = o * (1 - tc * tc)  # d c_t / d h_t
+    i, f, g, o = z4[:, :, 0], z4[:, :, 1], z4[:, :, 2], z4[:, :, 3]
     p = np.empty_like(z4)  # (time, batch, gate, h): dz = [dc, dc, dc, dh] * p
-    p[:, :, 0] = g * i * (1 - i)
-    p[:, :, 1] = _previous(cs) * f * (1 - f)
-    p[:, :, 2] = i * (1 - g * g)
-    p[:, :, 3] = tc * o * (1 - o)
+    ig = np.multiply(i, g, out=p[:, :, 2])  # (time, batch, h), overwritten below
+    cs = np.empty((steps + 1, batch, n), z.dtype)  # c_{t-1} for t = 0..time: the one elementwise scan
+    cs[0] = 0
+    for t in range(steps):
+        np.multiply(f[t], cs[t], out=cs[t + 1])
+        cs[t + 1] += ig[t]
+    tc = np.tanh(cs[1:])  # (time, batch, h)
+    np.subtract(1, i, out=p[:, :, 0])
+    p[:, :, 0] *= i
+    p[:, :, 0] *= g  # g i (1 - i)
+    np.subtract(1, f, out=p[:, :, 1])
+    p[:, :, 1] *= f
+    p[:, :, 1] *= cs[:-1]  # c_{t-1} f (1 - f)
+    np.multiply(g, g, out=p[:, :, 2])
+    np.subtract(1, p[:, :, 2], out=p[:, :, 2])
+    p[:, :, 2] *= i  # i (1 - g^2)
+    np.subtract(1, o, out=p[:, :, 3])
+    p[:, :, 3] *= o
+    p[:, :, 3] *= tc  # tanh(c) o (1 - o)
+    dc_from_h = np.multiply(tc, tc, out=cs[1:])  # d c_t / d h_t = o (1 - tanh^2 c), in c's place
+    np.subtract(1, dc_from_h, out=dc_from_h)
+    dc_from_h *= o
     dz = np.empty_like(z4)
     dh, dc = dyt[-1].copy(), np.zeros((batch, n), z.dtype)  # (batch, h)
     for t in range(steps - 1, -1, -1):
@@ -221,11 +252,12 @@ def _lstm_vjp(layer: LSTM, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tupl
             dh = dz[t].reshape(batch, 4 * n) @ layer.w_h.T  # (batch, h)
             dh += dyt[t - 1]
     dz = dz.reshape(steps, batch, 4 * n)  # (time, batch, 4h)
-    dw_x, dw_h, db = _param_grads(xt, hprev, dz)
-    return LSTM(dw_x, dw_h, db), _dx(dz, layer.w_x)
+    dw, db = _param_grads(xh, dz)
+    return LSTM(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), dz
 
 
-register(LSTM, _lstm_apply, _lstm_vjp)
+_lstm_vjp, _lstm_param_vjp = _vjps(_lstm_grads)
+register(LSTM, _lstm_apply, _lstm_vjp, param_vjp=_lstm_param_vjp)
 
 
 # ---------------------------------------------------------------------------
@@ -286,7 +318,7 @@ def _gru_apply(layer: GRU, x: np.ndarray) -> np.ndarray:
     return hs.transpose(1, 0, 2)  # (batch, time, h)
 
 
-def _gru_vjp(layer: GRU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[GRU, np.ndarray]:
+def _gru_grads(layer: GRU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[GRU, np.ndarray]:
     xt, ht, dyt = _time_major("GRU", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
     steps, batch, n = ht.shape
     hprev = _previous(ht)
@@ -311,12 +343,13 @@ def _gru_vjp(layer: GRU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[
             dh += dyt[t - 1]
     da = (dhs[:, :, None, :] * p).reshape(steps, batch, 3 * n)  # (time, batch, 3h)
     du = du.reshape(steps, batch, 3 * n)
-    dw_x, _, db_x = _param_grads(xt, hprev, da)
-    _, dw_h, db_h = _param_grads(xt, hprev, du)
-    return GRU(dw_x, dw_h, db_x, db_h), _dx(da, layer.w_x)
+    dw_x, db_x = _param_grads(xt, da)
+    dw_h, db_h = _param_grads(hprev, du)
+    return GRU(dw_x, dw_h, db_x, db_h), da
 
 
-register(GRU, _gru_apply, _gru_vjp)
+_gru_vjp, _gru_param_vjp = _vjps(_gru_grads)
+register(GRU, _gru_apply, _gru_vjp, param_vjp=_gru_param_vjp)
 
 
 # ---------------------------------------------------------------------------

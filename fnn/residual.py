@@ -10,8 +10,8 @@ The parameters nest (``Residual.layers[j]`` is an ordinary record), so everythin
 a network as a pytree reaches inside: gradients, optimizers, :func:`fnn.save`/:func:`fnn.load`,
 :func:`fnn.check_grad`. A block gets its own key in training and gives layer ``j`` inside it
 ``fold_in(key, j)``, so dropout inside a block draws fresh masks every step. The backward
-pass reruns the block's forward pass to get the inner activations (the contract passes
-only ``x`` and ``y``). Layers with running statistics (BatchNorm) are refused inside a
+pass reruns the block's forward pass but for its last layer to get the inner activations
+(the contract passes only ``x`` and ``y``; the last layer's output is ``y - x``). Layers with running statistics (BatchNorm) are refused inside a
 block: use LayerNorm, as transformers do.
 
 A pre-norm transformer block is two of them:
@@ -78,9 +78,8 @@ def _apply(layer: Residual, x: np.ndarray, ctx: Context) -> np.ndarray:
 
 
 def _vjp(layer: Residual, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context) -> tuple[Residual, np.ndarray]:
-    del y
     ctxs = _contexts(layer, ctx)
-    xs = trace(layer.layers, x, ctxs)  # the inner activations, recomputed
+    xs = trace(layer.layers[:-1], x, ctxs) + [y - x]  # the inner activations: recomputed, the last from y
     grads: list[Any] = [None] * len(layer.layers)
     g = dy
     for j in range(len(layer.layers) - 1, -1, -1):

@@ -73,7 +73,7 @@ def test_float32_by_default_and_pytorch_init_bounds(make):
 @pytest.mark.parametrize("make", [fnn.rnn, fnn.lstm, fnn.gru])
 def test_missing_time_axis_says_how_to_add_it(make):
     net = (make(0, 28, 8), fnn.Last(), fnn.dense(1, 8, 10))
-    with pytest.raises(ValueError, match=r"takes sequences \(batch, time, 28\).*missing time axis.*Reshape\(\(28, 28\)\)"):
+    with pytest.raises(ValueError, match=r"sequences \(batch, time, 28\).*missing time axis.*Reshape\(\(28, 28\)\)"):
         fnn.forward(net, np.zeros((2, 784), np.float32))
     assert fnn.forward((fnn.Reshape((28, 28)),) + net, np.zeros((2, 784), np.float32)).shape == (2, 10)
 

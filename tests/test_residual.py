@@ -45,7 +45,7 @@ def test_residual_adds_its_input_and_its_gradient_reaches_inside():
 
 
 def test_residual_errors():
-    with pytest.raises(ValueError, match="layer 0 \\(Residual\\).*must keep the shape.*\\(1, 3\\) in and \\(1, 4\\) out"):
+    with pytest.raises(ValueError, match=r"layer 0 \(Residual\).*must keep the shape.*\(1, 3\) in and \(1, 4\) out"):
         fnn.forward((fnn.Residual((fnn.dense(0, 3, 4),)),), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="non-empty tuple of layer records"):
         fnn.forward((fnn.Residual([fnn.Tanh()]),), np.zeros((2, 3)))

@@ -84,7 +84,9 @@ def load_words(
         raise ValueError(f"context must be a positive int (the window length), got {context!r}; e.g. 16.")
     train_f, dev_f = fractions
     if not (0 < train_f and 0 <= dev_f and train_f + dev_f < 1):
-        raise ValueError(f"fractions are (train, dev) with train > 0 and a sum below 1, got {fractions!r}; e.g. (0.8, 0.1).")
+        raise ValueError(
+            f"fractions are (train, dev) with train > 0 and a sum below 1, got {fractions!r}; e.g. (0.8, 0.1)."
+        )
     lines = file.read_text(encoding="utf-8", errors="replace").split()
     words = sorted({w for w in lines if w.isascii() and w.isalpha() and w.islower()})
     if not words:
