@@ -52,8 +52,13 @@ def _lm_batches(steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(b[:, :-1], b[:, 1:]) for b in ids]
 
 
-def _fnn(workload: str, steps: int) -> float:
-    """Seconds per epoch (lstm) or per step (transformer) of ``fnn.step``."""
+def _per(workload: str, wall: float, cpu: float, steps: int) -> tuple[float, float]:
+    """``(wall, cpu)`` seconds per epoch (lstm) or per step (transformer)."""
+    return (wall, cpu) if workload == "lstm" else (wall / steps, cpu / steps)
+
+
+def _fnn(workload: str, steps: int) -> tuple[float, float]:
+    """Wall and CPU seconds per epoch (lstm) or per step (transformer) of ``fnn.step``."""
     import char_lm
 
     import fnn
@@ -72,14 +77,13 @@ def _fnn(workload: str, steps: int) -> float:
     state = fnn.init_state(params, opt, 0)
     for b in warm:
         state, _ = fnn.step(state, b, settings)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for b in timed:
         state, _ = fnn.step(state, b, settings)
-    seconds = time.perf_counter() - t
-    return seconds if workload == "lstm" else seconds / len(timed)
+    return _per(workload, time.perf_counter() - t, time.process_time() - cpu, len(timed))
 
 
-def _torch(workload: str, steps: int, threads: int) -> float:
+def _torch(workload: str, steps: int, threads: int) -> tuple[float, float]:
     """The same in PyTorch eager mode."""
     import char_lm
     import torch
@@ -120,11 +124,10 @@ def _torch(workload: str, steps: int, threads: int) -> float:
 
     for xb, yb in warm:
         step(xb, yb)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for xb, yb in timed:
         step(xb, yb)
-    seconds = time.perf_counter() - t
-    return seconds if workload == "lstm" else seconds / len(timed)
+    return _per(workload, time.perf_counter() - t, time.process_time() - cpu, len(timed))
 
 
 def _child(spec: str) -> None:
@@ -133,13 +136,13 @@ def _child(spec: str) -> None:
 
     threadpool_limits(job["threads"])
     if job["peer"] == "fnn":
-        seconds = _fnn(job["workload"], job["steps"])
+        wall, cpu = _fnn(job["workload"], job["steps"])
     else:
-        seconds = _torch(job["workload"], job["steps"], job["threads"])
-    print("RESULT " + json.dumps({"seconds": seconds}), flush=True)
+        wall, cpu = _torch(job["workload"], job["steps"], job["threads"])
+    print("RESULT " + json.dumps({"seconds": wall, "cpu": cpu}), flush=True)
 
 
-def _measure(peer: str, workload: str, threads: int, steps: int) -> float | None:
+def _measure(peer: str, workload: str, threads: int, steps: int) -> dict[str, float] | None:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
@@ -148,7 +151,7 @@ def _measure(peer: str, workload: str, threads: int, steps: int) -> float | None
                          check=False)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
-            return float(json.loads(line[7:])["seconds"])
+            return dict(json.loads(line[7:]))
     print(f"  {peer} {workload}, {threads} thread(s) failed: {(out.stderr.strip().splitlines() or ['no output'])[-1]}")
     return None
 
@@ -157,19 +160,22 @@ def _measure(peer: str, workload: str, threads: int, steps: int) -> float | None
 THREADS = {"lstm": [1], "transformer": [1, 2]}
 
 
-def run(workloads: list[str], repeats: int = 3, steps: int = 50) -> dict[tuple[str, int], dict[str, list[float]]]:
-    """Seconds, ``{(workload, threads): {"fnn": [...], "torch": [...]}}``; PyTorch is skipped when missing."""
+Results = dict[tuple[str, int], dict[str, list[dict[str, float]]]]
+
+
+def run(workloads: list[str], repeats: int = 3, steps: int = 50) -> Results:
+    """``{(workload, threads): {"fnn": [{"seconds", "cpu"}, ...], "torch": [...]}}``; no PyTorch, no "torch"."""
     import importlib.util
 
     peers = ["fnn"] + (["torch"] if importlib.util.find_spec("torch") else [])
-    results: dict[tuple[str, int], dict[str, list[float]]] = {}
+    results: Results = {}
     for w in workloads:
         for t in THREADS[w]:
             for r in range(repeats):
                 for peer in peers[r % len(peers):] + peers[: r % len(peers)]:  # alternate who goes first
-                    seconds = _measure(peer, w, t, steps)
-                    if seconds is not None:
-                        results.setdefault((w, t), {}).setdefault(peer, []).append(seconds)
+                    found = _measure(peer, w, t, steps)
+                    if found is not None:
+                        results.setdefault((w, t), {}).setdefault(peer, []).append(found)
     return results
 
 
@@ -177,11 +183,12 @@ TARGETS = {"lstm": 1.0, "transformer": 1.5}
 UNITS = {"lstm": "s/epoch (8,000 digits, batch 128)", "transformer": "ms/step (batch 64 x 16)"}
 
 
-def report(results: dict[tuple[str, int], dict[str, list[float]]]) -> str:
-    """A Markdown table: median (min-max) per workload and thread count, the fnn / PyTorch ratio and its target."""
+def report(results: Results) -> str:
+    """A Markdown table: median (min-max) wall time per workload and thread count, the fnn / PyTorch ratio
+    of the medians and its target, and the ratio of the median CPU times (less sensitive to a busy machine)."""
     lines = ["## Sequence models: fnn.step against PyTorch eager", "",
-             "| workload | unit | threads | fnn | PyTorch | fnn / PyTorch | target |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "| workload | unit | threads | fnn | PyTorch | fnn / PyTorch | target | CPU-time ratio |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
 
     def cell(v: list[float] | None, scale: float) -> str:
         if not v:
@@ -189,11 +196,14 @@ def report(results: dict[tuple[str, int], dict[str, list[float]]]) -> str:
         return f"{statistics.median(v) * scale:.3g} ({min(v) * scale:.3g}-{max(v) * scale:.3g})"
 
     for (w, t), by_peer in results.items():
-        f, p = by_peer.get("fnn"), by_peer.get("torch")
+        runs = {peer: [r["seconds"] for r in rs] for peer, rs in by_peer.items()}
+        cpus = {peer: [r["cpu"] for r in rs] for peer, rs in by_peer.items()}
+        f, p = runs.get("fnn"), runs.get("torch")
         scale = 1.0 if w == "lstm" else 1000.0
         ratio = f"{statistics.median(f) / statistics.median(p):.2f}" if f and p else "-"
+        cpu = f"{statistics.median(cpus['fnn']) / statistics.median(cpus['torch']):.2f}" if f and p else "-"
         lines.append(f"| {w} | {UNITS[w]} | {t} | {cell(f, scale)} | {cell(p, scale)} | {ratio} | "
-                     f"<= {TARGETS[w]:.1f} |")
+                     f"<= {TARGETS[w]:.1f} | {cpu} |")
     return "\n".join(lines)
 
 
