@@ -228,7 +228,9 @@ def _inputs(params: Any, x: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]
 INDEX_INPUTS: set[type] = set()
 
 #: Layer types whose output has the shape of their input: ``_shapes`` steps over them without running them.
-SAME_SHAPE: set[type] = {layers.Sigmoid, layers.Tanh, layers.ReLU, layers.LeakyReLU, layers.Softmax, layers.Identity}
+SAME_SHAPE: set[type] = {
+    layers.Sigmoid, layers.Tanh, layers.ReLU, layers.LeakyReLU, layers.Softmax, layers.Identity, layers.GELU
+}
 
 
 def _shapes(params: Any, x: np.ndarray, name: str) -> tuple[int, ...]:
