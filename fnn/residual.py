@@ -11,8 +11,9 @@ a network as a pytree reaches inside: gradients, optimizers, :func:`fnn.save`/:f
 :func:`fnn.check_grad`. A block gets its own key in training and gives layer ``j`` inside it
 ``fold_in(key, j)``, so dropout inside a block draws fresh masks every step. The backward
 pass reruns the block's forward pass but for its last layer to get the inner activations
-(the contract passes only ``x`` and ``y``; the last layer's output is ``y - x``). Layers with running statistics (BatchNorm) are refused inside a
-block: use LayerNorm, as transformers do.
+(the contract passes only ``x`` and ``y``; the last layer's output is ``y - x``). Layers
+with running statistics (BatchNorm) are refused inside a block: use LayerNorm, as
+transformers do.
 
 A pre-norm transformer block is two of them:
 
