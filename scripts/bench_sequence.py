@@ -18,6 +18,9 @@ Workloads:
 fnn runs ``fnn.step`` (what ``fnn.train`` folds over). Each measurement runs in a fresh
 subprocess with ``OMP/OPENBLAS/MKL_NUM_THREADS`` and ``torch.set_num_threads`` set to the thread
 count; fnn and PyTorch are interleaved within each repeat, so a noisy machine slows both alike.
+``--keep-heap`` runs both with glibc keeping freed memory (``MALLOC_TOP_PAD_``,
+``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_`` at 256 MB): fnn's steps allocate large
+temporaries, and on some machines faulting their pages in costs a large part of a step.
 """
 
 from __future__ import annotations
@@ -142,8 +145,14 @@ def _child(spec: str) -> None:
     print("RESULT " + json.dumps({"seconds": wall, "cpu": cpu}), flush=True)
 
 
-def _measure(peer: str, workload: str, threads: int, steps: int) -> dict[str, float] | None:
-    env = dict(os.environ)
+#: With ``--keep-heap``: glibc keeps freed memory instead of handing it back to the system, so the
+#: large temporaries of each step reuse pages instead of faulting fresh ones in (both peers alike).
+KEEP_HEAP = {"MALLOC_TOP_PAD_": "268435456", "MALLOC_TRIM_THRESHOLD_": "268435456",
+             "MALLOC_MMAP_THRESHOLD_": "268435456"}
+
+
+def _measure(peer: str, workload: str, threads: int, steps: int, keep_heap: bool = False) -> dict[str, float] | None:
+    env = {**os.environ, **(KEEP_HEAP if keep_heap else {})}
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     job = json.dumps({"peer": peer, "workload": workload, "threads": threads, "steps": steps})
@@ -163,7 +172,7 @@ THREADS = {"lstm": [1], "transformer": [1, 2]}
 Results = dict[tuple[str, int], dict[str, list[dict[str, float]]]]
 
 
-def run(workloads: list[str], repeats: int = 3, steps: int = 50) -> Results:
+def run(workloads: list[str], repeats: int = 3, steps: int = 50, keep_heap: bool = False) -> Results:
     """``{(workload, threads): {"fnn": [{"seconds", "cpu"}, ...], "torch": [...]}}``; no PyTorch, no "torch"."""
     import importlib.util
 
@@ -173,7 +182,7 @@ def run(workloads: list[str], repeats: int = 3, steps: int = 50) -> Results:
         for t in THREADS[w]:
             for r in range(repeats):
                 for peer in peers[r % len(peers):] + peers[: r % len(peers)]:  # alternate who goes first
-                    found = _measure(peer, w, t, steps)
+                    found = _measure(peer, w, t, steps, keep_heap)
                     if found is not None:
                         results.setdefault((w, t), {}).setdefault(peer, []).append(found)
     return results
@@ -212,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workloads", default="lstm,transformer")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=50, help="timed transformer steps per measurement")
+    ap.add_argument("--keep-heap", action="store_true",
+                    help="run both peers with glibc keeping freed memory (MALLOC_TOP_PAD_ and friends)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         _child(args.child)
         return 0
-    print(report(run([w for w in args.workloads.split(",") if w], args.repeats, args.steps)))
+    print(report(run([w for w in args.workloads.split(",") if w], args.repeats, args.steps, args.keep_heap)))
     return 0
 
 
