@@ -54,9 +54,11 @@ _TRAIN_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--dtype", str, "float32 or float64 (default float32)"),
     ("--validation", float, "fraction of the training data held out for validation (default 0: use test)"),
     ("--patience", int, "stop after this many epochs without a better validation loss (needs --validation)"),
-    ("--model", str, f"architecture: {' or '.join(runs.MODELS)} (default mlp; cnn is fnn.cnn, ignores --layers)"),
+    ("--model", str, f"architecture: {', '.join(runs.MODELS)} (default mlp; cnn is fnn.cnn; lstm/gru read "
+                      "images row by row; all but mlp ignore --layers and give logits)"),
     ("--dropout", float, "drop probability after each hidden layer (default 0)"),
     ("--weight-decay", float, "decoupled for adamw, else an L2 penalty (default: the optimizer's own)"),
+    ("--hidden", int, "with --model lstm or gru: the recurrent layer's hidden size (default 64)"),
     ("--channels", str, "with --model cnn: output channels of each conv block, comma-separated (default 32,64)"),
 )
 
@@ -181,6 +183,8 @@ def _train(args: argparse.Namespace) -> int:
     if cfg.get("model") == "cnn":
         layers = "cnn " + "-".join(map(str, cfg["channels"])) + (" batch-norm" if cfg.get("batch_norm") else "") + (
             " flip" if cfg.get("flip") else "")
+    if cfg.get("model") in ("lstm", "gru"):
+        layers = f"{cfg['model']} 28x28 rows -> {cfg['hidden']} -> 10"
     if cfg.get("dropout"):
         layers += f" dropout {cfg['dropout']:g}"
     layers += f" ({num_params(runs.build(cfg)):,} params)"

@@ -9,9 +9,11 @@ A cost is a :class:`Cost` record of two pure functions of the network output
   bit to the two functions; a training step computes both, so it uses this when a cost has it.
 
 Targets are either integer class labels ``(batch,)`` or arrays shaped like
-``pred`` (one-hot rows or real values). Every cost here is a mean, as in
-PyTorch: :func:`mse` over all elements (``MSELoss``), the cross-entropies
-over the batch (``CrossEntropyLoss``, ``BCEWithLogitsLoss``). A user-defined
+``pred`` (one-hot rows or real values). For sequences, ``pred: (batch, time, k)``
+takes labels ``(batch, time)``, one per position. Every cost here is a mean, as in
+PyTorch: :func:`mse` over all elements (``MSELoss``), cross-entropy over the
+positions (``CrossEntropyLoss`` on the flattened arrays), binary cross-entropy over
+all elements (``BCEWithLogitsLoss``). A user-defined
 cost is one more ``Cost(value, grad)``.
 
 **The logits rule.** :data:`cross_entropy` and :data:`binary_cross_entropy` take *logits*,
@@ -101,18 +103,23 @@ def targets_like(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     array([[0., 0., 1.],
            [1., 0., 0.]], dtype=float32)
     """
-    if y.ndim == 1 and pred.ndim == 2 and y.dtype.kind in "iu":
-        out = np.zeros(pred.shape, dtype=pred.dtype)  # (batch, k)
-        out[np.arange(len(y)), y] = 1
+    if _are_labels(pred, y):
+        out = np.zeros(pred.shape, dtype=pred.dtype)  # (..., k)
+        out.reshape(-1)[np.arange(0, out.size, pred.shape[-1]) + y.reshape(-1)] = 1  # position i, column y[i]
         return out
     return y if y.dtype == pred.dtype else y.astype(pred.dtype)
 
 
+def _are_labels(pred: np.ndarray, y: np.ndarray) -> bool:
+    """Whether ``y`` holds integer class labels for ``pred``: ``(batch,)`` or ``(batch, time)`` for ``(..., k)``."""
+    return y.dtype.kind in "iu" and y.ndim == pred.ndim - 1
+
+
 def _residual(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``pred - targets_like(pred, y)`` as a new array; for labels, one subtraction per row."""
-    if y.ndim == 1 and pred.ndim == 2 and y.dtype.kind in "iu":
-        diff = pred.copy()  # (batch, k)
-        diff.reshape(-1)[np.arange(0, diff.size, diff.shape[1]) + y] -= 1  # row i, column y[i]
+    if _are_labels(pred, y):
+        diff = pred.copy()  # (..., k)
+        diff.reshape(-1)[np.arange(0, diff.size, diff.shape[-1]) + y.reshape(-1)] -= 1  # position i, column y[i]
         return diff
     return pred - targets_like(pred, y)
 
@@ -157,10 +164,16 @@ def _ce_value(logits: np.ndarray, y: np.ndarray) -> float:
     return _ce_value_logp(log_softmax(logits), y)
 
 
+def _positions(logp: np.ndarray) -> int:
+    """The number of predictions: examples, or examples times steps for ``(batch, time, k)``."""
+    return logp.size // logp.shape[-1]
+
+
 def _ce_value_logp(logp: np.ndarray, y: np.ndarray) -> float:
-    if y.ndim == 1:
-        return -float(logp[np.arange(len(y)), y].mean(dtype=np.float64))
-    return -float(np.vdot(targets_like(logp, y), logp)) / len(logp)
+    if _are_labels(logp, y):
+        picked = logp.reshape(-1)[np.arange(0, logp.size, logp.shape[-1]) + y.reshape(-1)]  # (positions,)
+        return -float(picked.mean(dtype=np.float64))
+    return -float(np.vdot(targets_like(logp, y), logp)) / _positions(logp)
 
 
 def _ce_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -170,11 +183,11 @@ def _ce_grad(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _ce_grad_logp(logp: np.ndarray, y: np.ndarray) -> np.ndarray:
     with np.errstate(under="ignore"):
         p = np.exp(logp)  # (batch, k) softmax
-    if y.ndim == 1:
-        p[np.arange(len(y)), y] -= 1
+    if _are_labels(logp, y):
+        p.reshape(-1)[np.arange(0, p.size, p.shape[-1]) + y.reshape(-1)] -= 1  # position i, column y[i]
     else:
         p -= targets_like(logp, y)
-    p *= np.asarray(1.0 / len(logp), dtype=logp.dtype)
+    p *= np.asarray(1.0 / _positions(logp), dtype=logp.dtype)
     return p
 
 
@@ -183,8 +196,8 @@ def _ce_value_and_grad(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.nda
     return _ce_value_logp(logp, y), _ce_grad_logp(logp, y)
 
 
-#: Softmax cross-entropy on logits, mean over the batch: ``-mean(log_softmax(z)[label])``;
-#: gradient ``(softmax(z) - onehot(y)) / batch``.
+#: Softmax cross-entropy on logits, mean over the positions (examples, or examples times steps):
+#: ``-mean(log_softmax(z)[label])``; gradient ``(softmax(z) - onehot(y)) / positions``.
 cross_entropy = Cost(_ce_value, _ce_grad, "cross_entropy", _ce_value_and_grad, softmax)
 
 

@@ -27,7 +27,7 @@ from fnn import costs, layers, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse
-from fnn.layers import Context
+from fnn.layers import Context, trace
 from fnn.tree import freeze
 
 __all__ = [
@@ -188,20 +188,6 @@ def contexts(params: Params, train: bool, key: fr.KeyLike | None) -> tuple[Conte
 def rules(params: Params) -> tuple[layers.Rule, ...]:
     """The registered rule of every layer, looked up once (a training loop does it once per epoch)."""
     return tuple(layers.rule(layer) for layer in params)
-
-
-def trace(
-    params: Params, x: np.ndarray, ctxs: tuple[Context, ...], rules_: tuple[layers.Rule, ...] | None = None
-) -> list[np.ndarray]:
-    """The input of every layer and the network's output: ``[x, h1, ..., y]``.
-
-    ``rules_`` are the layers' rules from :func:`rules`, when the caller has resolved them already.
-    """
-    xs = [x]
-    for layer, r, ctx in zip(params, rules(params) if rules_ is None else rules_, ctxs):
-        h = xs[-1]
-        xs.append(r.apply(layer, h, ctx) if r.context else r.apply(layer, h))
-    return xs
 
 
 #: Evaluation-mode passes run this many examples at a time: layers treat examples independently
@@ -407,15 +393,15 @@ def predicted_classes(params: Params, out: np.ndarray) -> np.ndarray:
 
 
 def label_classes(y: np.ndarray) -> np.ndarray:
-    """The true classes of checked targets ``y`` (see :func:`fnn.validate.batch`), ``(batch,)``.
+    """The true classes of checked targets ``y`` (see :func:`fnn.validate.batch`), ``(batch,)`` or ``(batch, time)``.
 
-    Integer labels as they are; one-hot rows by their argmax; one-output targets ``(batch, 1)``
+    Integer labels as they are; one-hot rows by their argmax; one-output targets ``(..., 1)``
     as class 1 where the target exceeds 0.5.
 
     >>> label_classes(np.array([[0.0, 1.0], [1.0, 0.0]])).tolist(), label_classes(np.array([[1.0], [0.0]])).tolist()
     ([1, 0], [1, 0])
     """
-    if y.ndim == 1:
+    if y.dtype.kind in "iu":
         return y
     if y.shape[-1] == 1:
         return (y[..., 0] > 0.5).astype(np.intp)
@@ -423,7 +409,7 @@ def label_classes(y: np.ndarray) -> np.ndarray:
 
 
 def predict(params: Params, x: np.ndarray) -> np.ndarray:
-    """Class indices, ``(batch,)``: :func:`predicted_classes` of the network's output.
+    """Class indices, ``(batch,)`` (``(batch, time)`` for sequences): :func:`predicted_classes` of the output.
 
     >>> import fnn, numpy as np
     >>> fnn.predict(fnn.mlp([3, 4], seed=0), np.zeros((2, 3))).shape

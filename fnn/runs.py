@@ -114,6 +114,9 @@ DEFAULTS: dict[str, Any] = {
     "batch_norm": False,
     "channels": [32, 64],
     "flip": False,
+    # sequence models (issue 17): model "lstm"/"gru" reads each image row by row, 28 steps of 28
+    # pixels: Reshape((28, 28)) -> LSTM/GRU(28 -> hidden) -> Last -> Dense(hidden -> 10), logits
+    "hidden": 64,
 }
 
 #: The data sets by name: ``load(data_dir, download) -> ((x, y), (x_test, y_test))``.
@@ -138,7 +141,7 @@ SCHEDULES: dict[str, Callable[[float, int], Any]] = {
     "warmup_cosine": _warmup_cosine,
 }
 OPTIMIZERS = tuple(optim.OPTIMIZERS)  # the names fnn.optimizer_from_name resolves
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "lstm", "gru")
 DTYPES = ("float32", "float64")
 _IN, _OUT = 784, 10  # every data set here: 28x28 images, 10 classes
 
@@ -266,6 +269,7 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
         raise ConfigError(f"lr must be a positive number, got {lr!r}; e.g. 0.1.")
     cfg["lr"] = float(lr)
+    _int(cfg, "hidden", 1)
     _int(cfg, "epochs", 1)
     _int(cfg, "batch_size", 1)
     _int(cfg, "seed", 0)
@@ -377,6 +381,10 @@ def build(cfg: Mapping[str, Any]) -> Params:
                          batch_norm=cfg["batch_norm"], flip=cfg["flip"],
                          dtype=dtype)
         return (Reshape((28, 28, 1)),) + net
+    if cfg["model"] in ("lstm", "gru"):  # rows of the image as time steps: (batch, 28, 28)
+        make, keys = getattr(layers, cfg["model"]), fr.split(seed, 2)
+        return (Reshape((28, 28)), make(keys[0], 28, cfg["hidden"], dtype=dtype), layers.Last(),
+                layers.dense(keys[1], cfg["hidden"], _OUT, init="torch", dtype=dtype))
     params = models.mlp(cfg["layers"], cfg["activation"], cfg["output_activation"], seed=seed, init=cfg["init"],
                         dtype=dtype)
     if cfg["dropout"] == 0:

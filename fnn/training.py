@@ -219,8 +219,7 @@ def _train_accuracy(params: Params, data: Batch, settings: Settings) -> float | 
     if settings.value_and_grad is not None:
         return None
     x, y = data
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())
+    return float((predicted_classes(params, eval_forward(params, x)) == label_classes(y)).mean())
 
 
 def _last_rate(state: TrainState, settings: Settings) -> float | None:

@@ -14,7 +14,8 @@ What is checked:
   batch first, not empty, finite; one example is pushed through the network so a
   shape mismatch names its layer (Dense, Conv2D, pooling: any registered layer);
 - a batch (:func:`batch`): ``x`` as above and ``y`` of the same length: integer
-  labels in ``[0, n_outputs)``, or finite targets of shape ``(n, n_outputs)``;
+  labels in ``[0, n_outputs)`` (``(n,)``, or ``(n, time)`` for ``(n, time, k)`` outputs),
+  or finite targets shaped like the output;
 - gradients or updates against params (:func:`updates`): the same tree
   structure (:class:`fnn.tree.TreeMismatchError`, printing both) and leaf shapes;
 - counts, rates and costs (:func:`positive_int`, :func:`learning_rate`, :func:`cost`), and
@@ -236,6 +237,8 @@ def _inputs(params: Any, x: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]
         )
     if a.shape[0] == 0 or a.size == 0:
         raise ValueError(f"{name} is empty (shape {a.shape}); pass a batch of at least one example.")
+    if a.dtype.kind in "iu" and layers.rule(params[0]).indices:  # ids stay integers for an Embedding
+        return a, _shapes(params, a, name)
     if not all_finite(a):
         raise _nonfinite(a, name, "examples")
     dtype = param_dtype(params)
@@ -276,14 +279,14 @@ def _shapes(params: Any, x: np.ndarray, name: str) -> tuple[int, ...]:
                     "expected w: (n_in, n_out) and b: (n_out,) with n_in, n_out >= 1. "
                     "Build it with fnn.dense(key, n_in, n_out)."
                 )
-            if len(shape) != 2 or shape[1] != w[0]:
+            if len(shape) < 2 or shape[-1] != w[0]:
                 flatten = " (put an fnn.Flatten() before it)" if len(shape) > 2 else ""
                 fix = f"Reshape {name} to (batch, {w[0]}){flatten}." if i == 0 else f"Make layer sizes chain{flatten}."
                 raise ValueError(
                     f"layer {i} (Dense, w of shape {w}) expects (batch, {w[0]}) inputs, "
                     f"got {_source(name, x, i, shape)}. {fix}"
                 )
-            shape, h = (1, w[1]), None
+            shape, h = shape[:-1] + (w[1],), None
         elif kind not in SAME_SHAPE:
             if h is None:
                 h = np.zeros(shape, x.dtype)
@@ -348,19 +351,15 @@ from 0 to 3. Fix the labels or widen the last layer.
                 "Pass y.astype(np.int64), or one-hot targets of shape (batch, n_outputs)."
             )
         y = y.reshape(-1, 1)  # (n, 1) targets of a one-output network
+    if y.dtype.kind in "iu" and y.ndim >= 2 and len(out) == y.ndim + 1 and y.shape[1:] == out[1:-1]:
+        return x, _labels(y, n_out, yname)  # (batch, time) labels of (batch, time, k) outputs
     if y.ndim == 1:
         if len(out) != 2:
             raise ValueError(
                 f"{yname} holds class labels but the network's output has shape {out[1:]} per example; "
                 "labels need (batch, n_outputs) outputs. End the network with fnn.Flatten() and a Dense layer."
             )
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= n_out:
-            raise ValueError(
-                f"{yname}: labels must lie in [0, {n_out}) for a network with {n_out} outputs, "
-                f"got labels from {lo} to {hi}. Fix the labels or widen the last layer."
-            )
-        return x, y.astype(np.intp, copy=False)
+        return x, _labels(y, n_out, yname)
     if y.shape[1:] != out[1:]:
         raise ValueError(
             f"{yname} has shape {y.shape} but the network gives {out[1:]} outputs per example; "
@@ -375,6 +374,23 @@ from 0 to 3. Fix the labels or widen the last layer.
     if not all_finite(y):
         raise _nonfinite(y, yname, "targets")
     return x, y
+
+
+def _labels(y: np.ndarray, n_out: int, yname: str) -> np.ndarray:
+    """Integer class labels checked to lie in ``[0, n_out)``, as ``intp``."""
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= n_out:
+        hint = (
+            " A one-output network (e.g. with binary_cross_entropy) takes float targets: pass "
+            "y.astype(np.float32).reshape(-1, 1)."
+            if n_out == 1
+            else ""
+        )
+        raise ValueError(
+            f"{yname}: labels must lie in [0, {n_out}) for a network with {n_out} outputs, "
+            f"got labels from {lo} to {hi}. Fix the labels or widen the last layer.{hint}"
+        )
+    return y.astype(np.intp, copy=False)
 
 
 def updates(params: Any, new: Any, name: str = "grads") -> None:

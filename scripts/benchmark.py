@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpu-time", action="store_true",
                     help="time by each process's CPU seconds instead of wall time (steadier on a busy machine; "
                          "at 2 threads it adds both threads' time)")
+    ap.add_argument("--no-sequence", action="store_true",
+                    help="skip the sequence-model section (scripts/bench_sequence.py)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -310,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         _parallel(args.quick)
     if not args.no_conv:
         _conv(threads, args.quick)
+    if not args.no_sequence:
+        _sequence(args.quick)
     return 0
 
 
@@ -336,6 +340,20 @@ def _conv(threads: list[int], quick: bool) -> None:
 
     steps = 5 if quick else 100
     print("\n" + bench_conv.report(bench_conv.run(threads, 1 if quick else 3, steps), steps))
+
+
+# ---------------------------------------------------------------------------
+# Sequence models (issue 17): LSTM rows of digits and a transformer LM step; the code is in
+# scripts/bench_sequence.py
+# ---------------------------------------------------------------------------
+
+
+def _sequence(quick: bool) -> None:
+    """An LSTM epoch (1 thread) and a transformer LM step (1 and 2 threads): fnn / PyTorch."""
+    import bench_sequence
+
+    print("\n" + bench_sequence.report(bench_sequence.run(["lstm", "transformer"], 1 if quick else 3,
+                                                           5 if quick else 50)))
 
 
 def _cli(repeats: int, quick: bool, tmp: Path) -> dict[str, list[float]]:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fnn import layers
+from fnn import layers, tree
 
 
 def vjp_errors(layer, x, ctx=None, eps=1e-6, seed=0):
@@ -24,14 +24,20 @@ def vjp_errors(layer, x, ctx=None, eps=1e-6, seed=0):
     def rel(analytic, numeric, scale):
         return abs(analytic - numeric) / max(scale, abs(numeric), 1e-12)
 
-    v = g.standard_normal(x.shape)
-    numeric = (f(layer, x + eps * v) - f(layer, x - eps * v)) / (2 * eps)
-    errors = {"x": rel(float(np.vdot(dx, v)), numeric, np.linalg.norm(dx) * np.linalg.norm(v))}
+    errors = {}
+    if x.dtype.kind == "f":  # integer ids (an embedding's input) have no derivative
+        v = g.standard_normal(x.shape)
+        numeric = (f(layer, x + eps * v) - f(layer, x - eps * v)) / (2 * eps)
+        errors["x"] = rel(float(np.vdot(dx, v)), numeric, np.linalg.norm(dx) * np.linalg.norm(v))
     for name, p, d in zip(layer._fields, layer, dlayer):
-        if not layers.is_param(p):
-            continue
-        v = g.standard_normal(p.shape)
-        plus, minus = layer._replace(**{name: p + eps * v}), layer._replace(**{name: p - eps * v})
-        numeric = (f(plus, x) - f(minus, x)) / (2 * eps)
-        errors[name] = rel(float(np.vdot(d, v)), numeric, np.linalg.norm(d) * np.linalg.norm(v))
+        leaves, treedef = tree.flatten(p)  # a field may nest records (a Residual's layers)
+        for j, (q, dq) in enumerate(zip(leaves, tree.leaves(d))):
+            if not layers.is_param(q):
+                continue
+            v = g.standard_normal(q.shape)
+            at = [layer._replace(**{name: tree.unflatten(treedef, leaves[:j] + [q + s * eps * v] + leaves[j + 1:])})
+                  for s in (1, -1)]
+            numeric = (f(at[0], x) - f(at[1], x)) / (2 * eps)
+            key = name if len(leaves) == 1 else f"{name}.{j}"
+            errors[key] = rel(float(np.vdot(dq, v)), numeric, np.linalg.norm(dq) * np.linalg.norm(v))
     return y, dlayer, dx, errors

@@ -16,7 +16,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 def test_quick_run_prints_a_table_with_numbers_in_every_row() -> None:
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--limit", "400",
-         "--peers", "fnn,fnn_on_batch,numpy_tuned,numpy_plain,seed_loop", "--no-parallel", "--no-conv", "--no-cli"],
+         "--peers", "fnn,fnn_on_batch,numpy_tuned,numpy_plain,seed_loop",
+         "--no-parallel", "--no-conv", "--no-cli", "--no-sequence"],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     assert "| workload | implementation | min s | median s | max s |" in out
@@ -36,7 +37,7 @@ def test_quick_run_prints_a_table_with_numbers_in_every_row() -> None:
 def test_both_pytorch_loops_are_timed_and_both_w1_ratios_reported() -> None:
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--limit", "200", "--workloads", "W1",
-         "--peers", "fnn,torch,torch_dataloader", "--no-parallel", "--no-conv", "--no-cli"],
+         "--peers", "fnn,torch,torch_dataloader", "--no-parallel", "--no-conv", "--no-cli", "--no-sequence"],
         capture_output=True, text=True, timeout=180, check=True,
     ).stdout
     names = {r.split("|")[2].strip() for r in out.splitlines() if r.startswith("| W1 ")}

@@ -50,13 +50,14 @@ def _norm(layer, seed=0):
 
 # layer type: [(layer, input shape, context)]; float64 parameters
 EXAMPLES = {
-    fnn.Dense: [(_dense(5, 3), (4, 5), EVAL), (_dense(1, 7, 1), (2, 1), EVAL)],
+    fnn.Dense: [(_dense(5, 3), (4, 5), EVAL), (_dense(1, 7, 1), (2, 1), EVAL), (_dense(3, 2, 2), (2, 4, 3), EVAL)],
     fnn.Sigmoid: [(fnn.Sigmoid(), (4, 6), EVAL)],
     fnn.Tanh: [(fnn.Tanh(), (4, 6), EVAL)],
     fnn.ReLU: [(fnn.ReLU(), (4, 6), EVAL)],
     fnn.LeakyReLU: [(fnn.LeakyReLU(0.1), (4, 6), EVAL), (fnn.LeakyReLU(), (3, 2), EVAL)],
     fnn.Softmax: [(fnn.Softmax(), (4, 6), EVAL)],
     fnn.Identity: [(fnn.Identity(), (4, 6), EVAL)],
+    fnn.GELU: [(fnn.GELU(), (4, 6), EVAL), (fnn.GELU(), (2, 3, 4), EVAL)],
     fnn.Conv2D: [(fnn.conv2d(0, 2, 3, 3, dtype=np.float64), (2, 5, 6, 2), EVAL),
                  (fnn.conv2d(1, 1, 2, (2, 3), 2, 1, dtype=np.float64), (3, 7, 6, 1), EVAL)],
     fnn.MaxPool2D: [(fnn.MaxPool2D(2), (2, 4, 5, 3), EVAL), (fnn.MaxPool2D(3, 2), (1, 7, 7, 2), EVAL)],
@@ -70,8 +71,27 @@ EXAMPLES = {
                     (_norm(fnn.batch_norm(2, dtype=np.float64)), (2, 3, 3, 2), EVAL)],
     fnn.RandomFlip: [(fnn.RandomFlip(), (4, 3, 5, 2), EVAL),
                      (fnn.RandomFlip(0.7), (6, 2, 3, 1), Context(True, fr.key(1)))],
+    # sequences (batch, time, features); an Embedding takes integer ids below its vocabulary
+    fnn.Embedding: [(fnn.embedding(0, 7, 3, dtype=np.float64), (4, 5), EVAL)],
+    fnn.PositionalEmbedding: [(fnn.positional_embedding(0, 6, 3, dtype=np.float64), (2, 4, 3), EVAL)],
+    fnn.RNN: [(fnn.rnn(0, 3, 4, dtype=np.float64), (2, 5, 3), EVAL)],
+    fnn.LSTM: [(fnn.lstm(0, 3, 4, dtype=np.float64), (2, 5, 3), EVAL)],
+    fnn.GRU: [(fnn.gru(0, 3, 4, dtype=np.float64), (2, 5, 3), EVAL)],
+    fnn.Last: [(fnn.Last(), (2, 5, 3), EVAL)],
+    fnn.MultiHeadAttention: [(fnn.attention(0, 6, 2, dtype=np.float64), (2, 5, 6), EVAL),
+                             (fnn.attention(1, 4, 1, causal=False, dtype=np.float64), (3, 2, 4), EVAL)],
+    fnn.Residual: [(fnn.Residual((_norm(fnn.layer_norm(4, dtype=np.float64)),
+                                  fnn.attention(0, 4, 2, dtype=np.float64))), (2, 3, 4), EVAL),
+                   (fnn.Residual((fnn.dense(0, 4, 6, dtype=np.float64), fnn.GELU(), fnn.Dropout(0.5),
+                                  fnn.dense(1, 6, 4, dtype=np.float64))), (2, 3, 4), Context(True, fr.key(0)))],
 }
 UNTRAINED = {fnn.BatchNorm: ("mean", "var")}  # float fields moved by ``update``, never by gradients
+def _input(layer, shape, seed):
+    """Random float64 inputs of ``shape``; integer ids below the vocabulary for a layer that takes ids."""
+    g = np.random.default_rng(seed)
+    return g.integers(0, len(layer.table), shape) if layers.rule(layer).indices else g.standard_normal(shape)
+
+
 CASES = [pytest.param(layer, shape, ctx, id=f"{t.__name__}{i}")
          for t, cases in EXAMPLES.items() for i, (layer, shape, ctx) in enumerate(cases)]
 
@@ -104,12 +124,12 @@ def test_types_from_tests_and_doctests_are_left_out():
 
 @pytest.mark.parametrize("layer, shape, ctx", CASES)
 def test_layer_contract(layer, shape, ctx):
-    x = np.random.default_rng(1).standard_normal(shape)
+    x = _input(layer, shape, 1)
     with np.errstate(all="raise"):
         y, dlayer, dx, errors = vjp_errors(layer, x, ctx)
     assert y.shape[0] == x.shape[0], "batch-first: the batch axis is kept"
     assert np.isfinite(y).all() and np.isfinite(dx).all()
-    assert dx.shape == x.shape and dx.dtype == x.dtype
+    assert dx.shape == x.shape and (dx.dtype == x.dtype or x.dtype.kind in "iu")
     assert type(dlayer) is type(layer)
     assert tree.structure(dlayer) == tree.structure(layer)
     for p, d in zip(tree.leaves(layer), tree.leaves(dlayer)):
@@ -118,7 +138,7 @@ def test_layer_contract(layer, shape, ctx):
     untrained = UNTRAINED.get(type(layer), ())
     assert all(not getattr(dlayer, f).any() for f in untrained), "untrained fields have zero gradients"
     trained = {k: e for k, e in errors.items() if k not in untrained}
-    assert max(trained.values()) < 1e-6, errors
+    assert max(trained.values(), default=0.0) < 1e-6, errors
     r = layers.rule(layer)
     if r.param_vjp is not None:
         assert not r.context
@@ -132,17 +152,18 @@ def test_layer_contract(layer, shape, ctx):
 @pytest.mark.parametrize("layer, shape, ctx", CASES)
 def test_layer_keeps_float32(layer, shape, ctx):
     layer32 = tree.map(lambda a: a.astype(np.float32) if layers.is_param(a) else a, layer)
-    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    x = _input(layer, shape, 2)
+    x = x.astype(np.float32) if x.dtype.kind == "f" else x
     y = layers.apply(layer32, x, ctx)
     dlayer, dx = layers.vjp(layer32, x, y, np.ones_like(y), ctx)
-    assert y.dtype == np.float32 and dx.dtype == np.float32
+    assert y.dtype == np.float32 and (dx.dtype == np.float32 or x.dtype.kind in "iu")
     assert all(d.dtype == np.float32 for d in tree.leaves(dlayer) if isinstance(d, np.ndarray))
 
 
 @pytest.mark.parametrize("layer, shape, ctx", CASES)
 def test_batch_equals_row_by_row_outside_training(layer, shape, ctx):
     del ctx  # outside training, whatever the example's mode
-    x = np.random.default_rng(3).standard_normal(shape)
+    x = _input(layer, shape, 3)
     whole = layers.apply(layer, x)
     rows = np.concatenate([layers.apply(layer, x[i : i + 1]) for i in range(len(x))])
     np.testing.assert_allclose(whole, rows, rtol=1e-12, atol=1e-12)

@@ -303,3 +303,17 @@ def test_evaluate_does_not_need_the_record_and_load_run_names_a_damaged_one(tmp_
     (tmp_path / "config.json").write_text("[]")
     with pytest.raises(runs.ConfigError, match="config.json: expected an object of config keys, got list"):
         runs.evaluate(tmp_path)
+@pytest.mark.parametrize("model, record", [("lstm", fnn.LSTM), ("gru", fnn.GRU)])
+def test_recurrent_models_read_images_row_by_row_and_resume_exactly(tmp_path: Path, model: str, record: type) -> None:
+    cfg = {**TINY, "model": model, "hidden": 8, "epochs": 2, "cost": "cross_entropy", "optimizer": "adam",
+           "lr": 1e-2, "batch_size": 500}
+    net = runs.build(runs.resolve_config(cfg))
+    assert [type(layer) for layer in net] == [fnn.Reshape, record, fnn.Last, fnn.Dense]
+    assert net[0].shape == (28, 28) and net[1].w_x.shape[0] == 28 and net[3].w.shape == (8, 10)
+    whole = runs.run(cfg, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        runs.run(cfg, tmp_path / "cut", observers=[_stop_after(1)])
+    assert fnn.tree.all_equal(runs.resume(tmp_path / "cut").state, whole.state)
+    assert whole.record["history"][-1]["loss"] < whole.record["history"][0]["loss"]
+    with pytest.raises(runs.ConfigError, match="hidden must be an integer >= 1"):
+        runs.resolve_config({"model": model, "hidden": 0})

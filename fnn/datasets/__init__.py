@@ -10,6 +10,8 @@ download them, SHA-256 verified, only when asked. :func:`read_idx` and
 Every loader returns ``((x_train, y_train), (x_test, y_test))`` with images
 ``uint8`` of shape ``(n, 28, 28)`` and labels ``int64`` of shape ``(n,)``;
 :func:`fnn.data.normalize` turns images into ``float32`` rows in ``[0, 1]``.
+:func:`load_words` turns Debian's word list (``apt-get install wamerican``) into a
+next-character task for sequence models.
 
 >>> (x, y), (x_test, y_test) = load_digits()
 >>> x.shape, y.shape, x_test.shape, y_test.shape
@@ -19,5 +21,7 @@ Every loader returns ``((x_train, y_train), (x_test, y_test))`` with images
 from fnn.datasets._digits import load_digits
 from fnn.datasets._idx import IDXError, read_idx, write_idx
 from fnn.datasets._mnist import DownloadError, load_fashion_mnist, load_mnist
+from fnn.datasets._words import Words, load_words
 
-__all__ = ["IDXError", "DownloadError", "read_idx", "write_idx", "load_digits", "load_mnist", "load_fashion_mnist"]
+__all__ = ["IDXError", "DownloadError", "read_idx", "write_idx", "load_digits", "load_mnist", "load_fashion_mnist",
+           "Words", "load_words"]

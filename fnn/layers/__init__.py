@@ -11,7 +11,11 @@
 - :mod:`fnn.layers.reshape`: ``Flatten``, ``Reshape``;
 - :mod:`fnn.layers.dropout`: ``Dropout``;
 - :mod:`fnn.layers.normalization`: ``LayerNorm``, ``BatchNorm``, ``layer_norm``, ``batch_norm``;
-- :mod:`fnn.layers.augment`: ``RandomFlip``.
+- :mod:`fnn.layers.augment`: ``RandomFlip``;
+- :mod:`fnn.layers.embeddings`: ``Embedding``, ``PositionalEmbedding`` and their builders;
+- :mod:`fnn.layers.recurrent`: ``RNN``, ``LSTM``, ``GRU``, ``Last`` and ``rnn``, ``lstm``, ``gru``;
+- :mod:`fnn.layers.self_attention`: ``MultiHeadAttention`` and ``attention``;
+- :mod:`fnn.layers.residual`: ``Residual``, a block ``x + f(x)``.
 
 This package only re-exports: ``fnn.layers.X`` is each module's ``X``. Networks built from
 these layers (``mlp``, ``cnn``, ``dropout_mlp``) are in :mod:`fnn.models`.
@@ -27,22 +31,30 @@ from fnn.layers import (
     conv,
     core,
     dropout,
+    embeddings,
     initializers,
     linear,
     normalization,
     pooling,
+    recurrent,
     reshape,
+    residual,
+    self_attention,
 )
 from fnn.layers.activations import *  # noqa: F403
 from fnn.layers.augment import *  # noqa: F403
 from fnn.layers.conv import *  # noqa: F403
 from fnn.layers.core import *  # noqa: F403
 from fnn.layers.dropout import *  # noqa: F403
+from fnn.layers.embeddings import *  # noqa: F403
 from fnn.layers.initializers import *  # noqa: F403
 from fnn.layers.linear import *  # noqa: F403
 from fnn.layers.normalization import *  # noqa: F403
 from fnn.layers.pooling import *  # noqa: F403
+from fnn.layers.recurrent import *  # noqa: F403
 from fnn.layers.reshape import *  # noqa: F403
+from fnn.layers.residual import *  # noqa: F403
+from fnn.layers.self_attention import *  # noqa: F403
 
 __all__ = [
     *core.__all__,
@@ -55,4 +67,8 @@ __all__ = [
     *dropout.__all__,
     *normalization.__all__,
     *augment.__all__,
+    *embeddings.__all__,
+    *recurrent.__all__,
+    *self_attention.__all__,
+    *residual.__all__,
 ]

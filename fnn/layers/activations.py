@@ -10,7 +10,7 @@ is one edit of this module (record, rule, table entry) plus one example in the c
 (``tests/test_layers.py``).
 
 >>> sorted(ACTIVATIONS)
-['identity', 'leaky_relu', 'relu', 'sigmoid', 'softmax', 'tanh']
+['gelu', 'identity', 'leaky_relu', 'relu', 'sigmoid', 'softmax', 'tanh']
 >>> from fnn.layers import apply
 >>> apply(get_activation("relu"), np.array([[-1.0, 2.0]]))
 array([[0., 2.]])
@@ -31,8 +31,10 @@ __all__ = [
     "LeakyReLU",
     "Softmax",
     "Identity",
+    "GELU",
     "sigmoid",
     "softmax",
+    "gelu",
     "ACTIVATIONS",
     "get_activation",
 ]
@@ -138,6 +140,63 @@ register(
 )
 
 
+class GELU(NamedTuple):
+    r"""The Gaussian error linear unit, tanh form (PyTorch's ``GELU(approximate="tanh")``).
+
+    With :math:`u = \sqrt{2/\pi}\,(x + 0.044715\,x^3)` and :math:`t = \tanh u`:
+
+    .. math:: y = \tfrac12 x (1 + t), \qquad
+              \frac{dy}{dx} = \tfrac12 (1 + t) + \tfrac12 x (1 - t^2) \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\, x^2)
+
+    >>> from fnn.layers import apply
+    >>> apply(GELU(), np.array([[-1.0, 0.0, 1.0]])).round(4)
+    array([[-0.1588,  0.    ,  0.8412]])
+    """
+
+
+_GELU_C = float(np.sqrt(2.0 / np.pi))
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (see :class:`GELU`).
+
+    >>> gelu(np.array([0.0, 3.0])).round(4)
+    array([0.    , 2.9964])
+    """
+    t = x * x
+    t *= _GELU_C * 0.044715
+    t += _GELU_C
+    t *= x
+    np.tanh(t, out=t)  # tanh u
+    t += 1
+    t *= x
+    t *= 0.5
+    return t
+
+
+def _gelu_vjp(layer: GELU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[GELU, np.ndarray]:
+    del y
+    x2 = x * x
+    t = x2 * (_GELU_C * 0.044715)
+    t += _GELU_C
+    t *= x
+    np.tanh(t, out=t)  # tanh u
+    k = x2  # k = 0.5 x du/dx, in x2's place
+    k *= _GELU_C * 1.5 * 0.044715
+    k += _GELU_C * 0.5
+    k *= x
+    dx = k * t  # dy/dx = 0.5 (1 + t) + k (1 - t^2) = (0.5 + k) + t (0.5 - k t)
+    np.subtract(0.5, dx, out=dx)
+    dx *= t
+    dx += k
+    dx += 0.5
+    dx *= dy
+    return layer, dx
+
+
+register(GELU, lambda layer, x: gelu(x), _gelu_vjp, squashes=True)
+
+
 #: The activations by name: the one table ``fnn.mlp``, configs and the CLI read.
 ACTIVATIONS: dict[str, Any] = {
     "sigmoid": Sigmoid(),
@@ -146,6 +205,7 @@ ACTIVATIONS: dict[str, Any] = {
     "leaky_relu": LeakyReLU(),
     "softmax": Softmax(),
     "identity": Identity(),
+    "gelu": GELU(),
 }
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "apply",
     "vjp",
     "is_param",
+    "trace",
     "trainable",
     "zero_grad",
     "elementwise",
@@ -88,6 +89,7 @@ class Rule(NamedTuple):
     param_vjp: Callable[..., Any] | None = None
     squashes: bool = False
     statistics: tuple[str, ...] = ()
+    indices: bool = False
 
 
 _RULES: dict[type, Rule] = {}
@@ -120,6 +122,7 @@ def register(
     param_vjp: Callable[..., Any] | None = None,
     squashes: bool = False,
     statistics: tuple[str, ...] = (),
+    indices: bool = False,
 ) -> type:
     """Register the forward and backward rules of a layer type; returns the type.
 
@@ -137,6 +140,8 @@ def register(
         ReLU): such a last layer does not give the logits a cross-entropy cost takes.
       statistics: the names of float fields that ``update`` moves and no optimizer trains
         (BatchNorm's running ``mean`` and ``var``).
+      indices: whether the layer takes integer ids as input (an embedding): a network that
+        starts with it keeps integer inputs as integers instead of casting them to floats.
 
     Returns:
       ``layer_type``, so ``register`` also works as a one-line statement after the class.
@@ -164,7 +169,7 @@ def register(
             f"statistics names fields {unknown} that {layer_type.__name__} does not have "
             f"(its fields: {list(layer_type._fields)}); name the fields that update moves."
         )
-    _RULES[layer_type] = Rule(apply, vjp, context, update, param_vjp, bool(squashes), tuple(statistics))
+    _RULES[layer_type] = Rule(apply, vjp, context, update, param_vjp, bool(squashes), tuple(statistics), bool(indices))
     return layer_type
 
 
@@ -237,6 +242,26 @@ def vjp(
     """
     r = rule(layer)
     return r.vjp(layer, x, y, dy, ctx) if r.context else r.vjp(layer, x, y, dy)
+
+
+def trace(
+    layers: Any, x: np.ndarray, ctxs: tuple[Context, ...], rules: tuple[Rule, ...] | None = None
+) -> list[np.ndarray]:
+    """The input of every layer of a sequence ``layers`` and the last output: ``[x, h1, ..., y]``.
+
+    ``ctxs`` holds one :class:`Context` per layer; ``rules`` the layers' rules, when the caller
+    has looked them up already (a training step does it once per epoch).
+
+    >>> import fnn, numpy as np
+    >>> xs = trace((fnn.Identity(), fnn.ReLU()), np.array([[-1.0, 2.0]]), (Context(), Context()))
+    >>> [h.tolist() for h in xs]
+    [[[-1.0, 2.0]], [[-1.0, 2.0]], [[0.0, 2.0]]]
+    """
+    xs = [x]
+    for layer, r, ctx in zip(layers, tuple(rule(l) for l in layers) if rules is None else rules, ctxs):
+        h = xs[-1]
+        xs.append(r.apply(layer, h, ctx) if r.context else r.apply(layer, h))
+    return xs
 
 
 def is_param(leaf: Any) -> bool:

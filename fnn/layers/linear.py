@@ -32,11 +32,12 @@ __all__ = ["Dense", "dense"]
 
 
 class Dense(NamedTuple):
-    r"""A fully connected layer: ``y = x @ w + b``.
+    r"""A fully connected layer: ``y = x @ w + b``, on the last axis of ``x: (..., n_in)``.
 
-    Fields: ``w: (n_in, n_out)``, ``b: (n_out,)``. Backward, for ``dy: (batch, n_out)``:
+    Fields: ``w: (n_in, n_out)``, ``b: (n_out,)``. Leading axes (batch, time, ...) are
+    flattened into rows ``X: (rows, n_in)``; backward, for ``dY: (rows, n_out)``:
 
-    .. math:: dw = x^T dy, \quad db = \textstyle\sum_{batch} dy, \quad dx = dy\, w^T
+    .. math:: dw = X^T dY, \quad db = \textstyle\sum_{rows} dY, \quad dX = dY\, w^T
 
     Build one with :func:`dense`.
 
@@ -51,20 +52,21 @@ class Dense(NamedTuple):
 
 
 def _dense_apply(layer: Dense, x: np.ndarray) -> np.ndarray:
-    y = x @ layer.w  # (batch, n_out)
+    y = x.reshape(-1, x.shape[-1]) @ layer.w  # (rows, n_out): one GEMM over all leading axes
     y += layer.b
-    return y
+    return y.reshape(x.shape[:-1] + y.shape[-1:])  # (..., n_out)
 
 
 def _dense_param_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> Dense:
     del y
-    dw = x.T @ dy  # (n_in, n_out); BLAS reads the transpose in place
-    db = np.add.reduce(dy, axis=0)  # (n_out,)
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])  # (rows, n_in), (rows, n_out)
+    dw = x2.T @ dy2  # (n_in, n_out); BLAS reads the transpose in place
+    db = np.add.reduce(dy2, axis=0)  # (n_out,)
     return Dense(dw, db)
 
 
 def _dense_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Dense, np.ndarray]:
-    dx = dy @ layer.w.T  # (batch, n_in)
+    dx = dy @ layer.w.T  # (..., n_in)
     return _dense_param_vjp(layer, x, y, dy), dx
 
 
