@@ -1,0 +1,104 @@
+"""Every ```python block of README.md and docs/*.md runs as written.
+
+One test per file: its ```python blocks run in order in one namespace, in a fresh temporary
+folder, as a reader would paste them. A block whose first line starts with ``>>>`` runs as a
+doctest in that namespace (so do ```pycon blocks). ```python notest marks a block that cannot
+run here (a real cluster address); other languages (bash, toml, text) are not run. A file
+whose example imports an optional package that is not installed (distributed, matplotlib, ...)
+is skipped, naming the package; a missing fnn module is a failure.
+"""
+
+from __future__ import annotations
+
+import doctest
+import linecache
+import re
+import traceback
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+# An opening fence of three or more backticks and its info string, the body, the same fence closing.
+FENCE = re.compile(r"^(?P<fence>`{3,})(?P<info>[^`\n]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
+DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+
+
+class Block(NamedTuple):
+    """One runnable fenced block: its number among the file's code blocks (from 1), line and text."""
+
+    number: int
+    line: int
+    kind: str  # "python" or "doctest"
+    text: str
+
+
+def blocks(markdown: str) -> list[Block]:
+    """The runnable blocks of a markdown text, in order.
+
+    >>> md = "```python\\nx = 1\\n```\\n\\n```bash\\nls\\n```\\n\\n```python notest\\nboom\\n```\\n"
+    >>> [(b.number, b.line, b.kind, b.text) for b in blocks(md)]
+    [(1, 2, 'python', 'x = 1\\n')]
+    """
+    found = []
+    for number, m in enumerate(FENCE.finditer(markdown), start=1):
+        words = m["info"].split()
+        lang = words[0].lower() if words else ""
+        if lang not in ("python", "py", "pycon") or "notest" in words[1:]:
+            continue
+        line = markdown.count("\n", 0, m.start("body")) + 1
+        text = m["body"]
+        kind = "doctest" if lang == "pycon" or text.lstrip().startswith(">>>") else "python"
+        found.append(Block(number, line, kind, text))
+    return found
+
+
+def run_python(block: Block, where: str, namespace: dict) -> None:
+    """Exec one block; its source is registered with linecache so the traceback shows its lines."""
+    filename = f"<{where}, block {block.number}, line {block.line}>"
+    linecache.cache[filename] = (len(block.text), None, block.text.splitlines(keepends=True), filename)
+    exec(compile(block.text, filename, "exec"), namespace)
+
+
+def run_doctest(block: Block, where: str, namespace: dict) -> None:
+    """Run one ``>>>`` block as a doctest in ``namespace``; raise with doctest's report if it fails."""
+    test = doctest.DocTestParser().get_doctest(block.text, namespace, f"{where} block {block.number}", where,
+                                               block.line - 1)
+    report: list[str] = []
+    runner = doctest.DocTestRunner(optionflags=DOCTEST_FLAGS)
+    result = runner.run(test, out=report.append, clear_globs=False)
+    if result.failed:
+        raise AssertionError("".join(report))
+
+
+def optional_missing(error: BaseException) -> str | None:
+    """The name of a missing third-party package behind ``error``, or None (fnn's own modules never are)."""
+    if isinstance(error, ModuleNotFoundError) and error.name and error.name.split(".")[0] != "fnn":
+        return error.name
+    return None
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_markdown_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    where = path.relative_to(ROOT).as_posix()
+    namespace: dict = {"__name__": f"docs_{path.stem}"}
+    for block in blocks(path.read_text(encoding="utf-8")):
+        try:
+            (run_doctest if block.kind == "doctest" else run_python)(block, where, namespace)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a report naming the block
+            missing = optional_missing(error)
+            if missing:
+                pytest.skip(f"{where} needs the optional package {missing!r}, which is not installed")
+            pytest.fail(f"{where}: block {block.number} (line {block.line}) failed:\n{traceback.format_exc()}",
+                        pytrace=False)
+
+
+def test_every_file_is_collected() -> None:
+    """README.md and docs/ are found, and the README has runnable blocks (the collector works)."""
+    assert FILES[0].name == "README.md" and len(FILES) > 1
+    assert any(b.kind == "python" for b in blocks(FILES[0].read_text(encoding="utf-8")))
+    assert any(b.kind == "doctest" for b in blocks(FILES[0].read_text(encoding="utf-8")))
