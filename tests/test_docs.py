@@ -28,7 +28,7 @@ DOCTEST_FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 
 class Block(NamedTuple):
-    """One runnable fenced block: its number among the file's code blocks (from 1), line and text."""
+    """One runnable fenced block: its number among all fenced blocks of the file (from 1), first line, text."""
 
     number: int
     line: int
@@ -87,14 +87,16 @@ def test_markdown_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.M
     where = path.relative_to(ROOT).as_posix()
     namespace: dict = {"__name__": f"docs_{path.stem}"}
     for block in blocks(path.read_text(encoding="utf-8")):
+        failure = missing = None
         try:
             (run_doctest if block.kind == "doctest" else run_python)(block, where, namespace)
-        except Exception as error:  # noqa: BLE001 - every failure becomes a report naming the block
+        except Exception as error:  # every failure becomes a report naming the block
             missing = optional_missing(error)
-            if missing:
-                pytest.skip(f"{where} needs the optional package {missing!r}, which is not installed")
-            pytest.fail(f"{where}: block {block.number} (line {block.line}) failed:\n{traceback.format_exc()}",
-                        pytrace=False)
+            failure = traceback.format_exc()
+        if missing:
+            pytest.skip(f"{where} needs the optional package {missing!r}, which is not installed")
+        if failure:
+            pytest.fail(f"{where}: block {block.number} (line {block.line}) failed:\n{failure}", pytrace=False)
 
 
 def test_every_file_is_collected() -> None:
