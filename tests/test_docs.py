@@ -81,12 +81,14 @@ def optional_missing(error: BaseException) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_markdown_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    where = path.relative_to(ROOT).as_posix()
-    namespace: dict = {"__name__": f"docs_{path.stem}"}
-    for block in blocks(path.read_text(encoding="utf-8")):
+def run_markdown(markdown: str, where: str) -> None:
+    """Run the blocks of one markdown text in order in one namespace, in the current folder.
+
+    Skips (naming the package) when a block needs an optional package that is not installed;
+    fails with the block's number, first line and traceback when a block raises.
+    """
+    namespace: dict = {"__name__": f"docs_{Path(where).stem}"}
+    for block in blocks(markdown):
         failure = missing = None
         try:
             (run_doctest if block.kind == "doctest" else run_python)(block, where, namespace)
@@ -99,8 +101,38 @@ def test_markdown_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.M
             pytest.fail(f"{where}: block {block.number} (line {block.line}) failed:\n{failure}", pytrace=False)
 
 
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_markdown_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_markdown(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+
+
 def test_every_file_is_collected() -> None:
     """README.md and docs/ are found, and the README has runnable blocks (the collector works)."""
     assert FILES[0].name == "README.md" and len(FILES) > 1
     assert any(b.kind == "python" for b in blocks(FILES[0].read_text(encoding="utf-8")))
     assert any(b.kind == "doctest" for b in blocks(FILES[0].read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize(
+    ("markdown", "message"),
+    [
+        ("```python\nx = 1\n```\n\n```python\ny = x / 0\n```\n", r"block 2 \(line 6\) failed.*ZeroDivisionError"),
+        ("```python\nx = 2\n```\n\n```python\n>>> x + 1\n4\n\n```\n", r"block 2 \(line 6\).*Expected:.*4.*Got:.*3"),
+        ("```pycon\n>>> undefined_name\n```\n", r"block 1 \(line 2\) failed.*NameError"),
+    ],
+)
+def test_a_failing_block_fails_the_file(markdown: str, message: str) -> None:
+    with pytest.raises(pytest.fail.Exception, match=f"(?s)page[.]md: {message}"):
+        run_markdown(markdown, "page.md")
+
+
+def test_notest_and_other_languages_do_not_run() -> None:
+    run_markdown("```python notest\n1 / 0\n```\n\n```bash\nexit 1\n```\n\n```toml\nx = \n```\n", "page.md")
+
+
+def test_a_missing_optional_package_skips_and_a_missing_fnn_module_fails() -> None:
+    with pytest.raises(pytest.skip.Exception, match="optional package 'no_such_package'"):
+        run_markdown("```python\nimport no_such_package\n```\n", "page.md")
+    with pytest.raises(pytest.fail.Exception, match="ModuleNotFoundError"):
+        run_markdown("```python\nimport fnn.no_such_module\n```\n", "page.md")
