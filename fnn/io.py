@@ -250,7 +250,9 @@ def _decode(desc: Any, leaf: Any, records: dict[str, type], where: str) -> Any:
                 f"(or fnn.register for a layer) before loading. Registered types: {', '.join(public)}."
             )
         fields = desc.get("fields")
-        if not isinstance(fields, list) or not _compatible(cls, fields) or len(kids) != len(fields):
+        if isinstance(fields, list) and len(kids) != len(fields):
+            raise ValueError(f"record {name} at {where} has {len(kids)} children for its {len(fields)} fields")
+        if not isinstance(fields, list) or not _compatible(cls, fields):
             raise ValueError(
                 f"record {name} at {where} was saved with fields {fields} but the "
                 f"registered type has fields {list(cls._fields)}; load it with the fnn version that saved it."

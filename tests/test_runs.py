@@ -313,7 +313,7 @@ def test_recurrent_models_read_images_row_by_row_and_resume_exactly(tmp_path: Pa
     whole = runs.run(cfg, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
         runs.run(cfg, tmp_path / "cut", observers=[_stop_after(1)])
-    assert fnn.tree.all_equal(runs.resume(tmp_path / "cut").state, whole.state)
+    assert fnn.tree.all_equal(timeless(runs.resume(tmp_path / "cut").state), timeless(whole.state))
     assert whole.record["history"][-1]["loss"] < whole.record["history"][0]["loss"]
     with pytest.raises(runs.ConfigError, match="hidden must be an integer >= 1"):
         runs.resolve_config({"model": model, "hidden": 0})
