@@ -147,10 +147,10 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
 
 
-def _say(line: str) -> None:
+def _say(line: str, end: str = "\n") -> None:
     """Print a line; once stdout is closed (``fnn train | head -1``), print nothing more and go on."""
     try:
-        print(line, flush=True)
+        print(line, end=end, flush=True)
     except BrokenPipeError:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error again at exit
@@ -214,16 +214,16 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     res = runs.evaluate(args.run_dir)
     if args.json:
-        print(json.dumps(res, indent=2))
+        _say(json.dumps(res, indent=2))
         return 0
-    print(f"{res['dataset']} test accuracy {res['accuracy']:.4f} ({res['correct']}/{res['n']}), "
+    _say(f"{res['dataset']} test accuracy {res['accuracy']:.4f} ({res['correct']}/{res['n']}), "
           f"loss {res['loss']:.4f}")
-    print("confusion matrix (rows: true class, columns: predicted):")
+    _say("confusion matrix (rows: true class, columns: predicted):")
     k = len(res["confusion"])
-    print("      " + "".join(f"{j:>6}" for j in range(k)))
+    _say("      " + "".join(f"{j:>6}" for j in range(k)))
     for i, row in enumerate(res["confusion"]):
-        print(f"{i:>6}" + "".join(f"{v:>6}" for v in row))
-    print("per-class accuracy: " + "  ".join(
+        _say(f"{i:>6}" + "".join(f"{v:>6}" for v in row))
+    _say("per-class accuracy: " + "  ".join(
         f"{i} {'-' if a is None else format(a, '.3f')}" for i, a in enumerate(res["per_class_accuracy"])))
     return 0
 
@@ -237,7 +237,7 @@ def _info(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise runs.ConfigError(f"{path}: cannot read the record ({e}); the file is damaged.") from None
     if args.json:
-        print(json.dumps(rec, indent=2))
+        _say(json.dumps(rec, indent=2))
         return 0
     try:
         lines = _info_lines(args.run_dir, rec)
@@ -247,7 +247,7 @@ def _info(args: argparse.Namespace) -> int:
             f"`fnn info {args.run_dir} --json` prints it as it is."
         ) from None
     for line in lines:
-        print(line)
+        _say(line)
     return 0
 
 
@@ -399,15 +399,15 @@ def _sweep(args: argparse.Namespace) -> int:
             progress = False
     try:
         with engine as executor:
-            result = runs.sweep(configs, executor, out=out, log=lambda line: print(line, flush=True),
+            result = runs.sweep(configs, executor, out=out, log=_say,
                                 progress=progress)
     except KeyboardInterrupt:
         summary = out / runs.SUMMARY_MD
         if summary.exists():
-            print("\n" + summary.read_text(), end="")
+            _say("\n" + summary.read_text(), end="")
         print(f"\ninterrupted: finished runs are kept in {out}; run the same command again to continue.",
               file=sys.stderr)
         return 130
-    print("\n" + result.table)
-    print(f"\nsummary: {out / runs.SUMMARY_CSV}, {out / runs.SUMMARY_MD}, {out / runs.SWEEP_PLOT}")
+    _say("\n" + result.table)
+    _say(f"\nsummary: {out / runs.SUMMARY_CSV}, {out / runs.SUMMARY_MD}, {out / runs.SWEEP_PLOT}")
     return 0 if all(r["status"] == "completed" for r in result.rows) else 1

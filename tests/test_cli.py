@@ -233,3 +233,15 @@ def test_a_closed_stdout_never_stops_training(tmp_path: Path) -> None:
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     rec = json.loads((tmp_path / "r" / "record.json").read_text())
     assert rec["status"] == "completed" and rec["epochs_done"] == 3
+
+
+def test_info_and_evaluate_into_a_closed_pipe_say_nothing_more(tmp_path: Path) -> None:
+    """`fnn info r | head -0`: no 'Broken pipe' error and exit 0 when the reader has gone."""
+    assert fnn_cmd("train", "--epochs", "1", *SMALL, "--out", "r", "--quiet", cwd=tmp_path).returncode == 0
+    for command in (["info", "r"], ["evaluate", "r"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first line: every write fails with EPIPE
+        proc = subprocess.run([sys.executable, "-m", "fnn", *command], cwd=tmp_path, stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+        os.close(write)
+        assert proc.returncode == 0 and proc.stderr == "", (command, proc.stderr)
