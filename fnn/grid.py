@@ -217,6 +217,12 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], keys: Sequenc
     """``summary.csv``: one row per run; the varied keys, ``seed``, then :data:`COLUMNS`.
 
     Lists are written as JSON (``[784, 16, 10]``), missing values as empty cells.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "summary.csv"
+    >>> write_csv(path, [{"lr": 0.5, "seed": 0, "status": "completed", "test_accuracy": 0.9}], ["lr", "seed"])
+    >>> path.read_text().splitlines()[1].split(",")[:4]
+    ['0.5', '0', 'completed', '0.9']
     """
     columns = [*[k for k in keys if k != "seed"], "seed", *COLUMNS]
     path = Path(path)
@@ -233,6 +239,11 @@ def plot(path: str | Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str
 
     Numbers get a numeric axis (logarithmic when they span a factor of 10 or more), other
     values one position each. Returns the file name, or why it was skipped.
+
+    >>> import tempfile, pathlib
+    >>> rows = [{"lr": lr, "seed": 0, "test_accuracy": acc} for lr, acc in [(0.5, 0.8), (5.0, 0.9)]]
+    >>> plot(pathlib.Path(tempfile.mkdtemp()) / "sweep.png", rows, ["lr", "seed"])
+    'sweep.png'
     """
     try:
         import matplotlib
