@@ -22,7 +22,7 @@ from fnn import validate
 from fnn.costs import Cost
 from fnn.network import Batch, Params, eval_forward
 
-__all__ = ["accuracy", "probabilities", "confusion_matrix", "per_class_accuracy"]
+__all__ = ["accuracy", "correct", "probabilities", "confusion_matrix", "per_class_accuracy"]
 
 
 def accuracy(params: Params, batch: Batch) -> float:
@@ -35,8 +35,20 @@ def accuracy(params: Params, batch: Batch) -> float:
     """
     validate.network(params)
     x, y = validate.batch(params, batch)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())
+    return correct(eval_forward(params, x), y) / len(y)
+
+
+def correct(outputs: np.ndarray, y: np.ndarray) -> int:
+    """How many rows of ``outputs (batch, k)`` have their argmax at the label: the rule of :func:`accuracy`.
+
+    ``y`` is integer labels ``(batch,)`` or one-hot rows ``(batch, k)`` (their argmax). A network
+    with one output predicts class 0 for every row, as :func:`fnn.predict` does.
+
+    >>> correct(np.array([[0.2, 0.8], [0.9, 0.1], [0.3, 0.7]]), np.array([1, 1, 1]))
+    2
+    """
+    labels = y if y.ndim == 1 else y.argmax(axis=-1)  # (batch,)
+    return int(np.count_nonzero(outputs.argmax(axis=-1) == labels))
 
 
 def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:

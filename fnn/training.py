@@ -29,7 +29,7 @@ import numpy as np
 import toolz
 
 from fnn import data as fdata
-from fnn import layers, network, optim, validate
+from fnn import layers, metrics, network, optim, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse, value_and_grad
@@ -54,9 +54,11 @@ class EpochStats(NamedTuple):
 
     - ``epoch``: its number, from 1; ``loss``: the mean training loss over its steps.
     - ``val_loss``, ``val_accuracy``: on the validation data after the epoch (``None`` without it).
-    - ``accuracy``: the training accuracy after the epoch, of the end-of-epoch params in
-      evaluation mode (so it compares with ``val_accuracy``); ``None`` when the steps ran on an
-      executor (``executor=``), whose epochs see row indices instead of the data.
+    - ``accuracy``: the running training accuracy, as Keras reports it: the fraction of the
+      epoch's examples that the step training on them classified correctly (:func:`fnn.metrics.correct`
+      on the step's own forward output, in training mode, the params changing from step to step;
+      no extra pass). ``None`` when the steps ran on an executor (``executor=``), whose
+      forward passes stay on the workers.
     - ``lr``: the learning rate of the epoch's last step (``lr`` for plain SGD,
       :func:`fnn.learning_rate` of the optimizer state after the epoch); ``None`` for an
       optimizer of your own that keeps no learning rate, or several.
@@ -161,6 +163,12 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         raise TypeError(
             f"step takes a fnn.TrainState, got {type(state).__name__}{pair}; start from fnn.init_state(params)."
         )
+    new, value, _ = _step(state, batch, settings)
+    return new, value
+
+
+def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainState, float, np.ndarray | None]:
+    """:func:`step`, also returning the network's output on the batch (``None`` from a ``value_and_grad`` hook)."""
     plan = network.plan(state.params) if settings.plan is None else settings.plan
     x, y = batch
     params = state.params
@@ -168,10 +176,11 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         ctxs = contexts(params, True, fr.fold_in(fr.fold_in(state.key, state.epoch), state.step))
     else:
         ctxs = plan.ctxs
-    xs = None
+    xs = out = None
     if settings.value_and_grad is None:
         xs = trace(params, x, ctxs, plan.rules)
-        value, dy = value_and_grad(settings.cost, xs[-1], y)
+        out = xs[-1]  # (batch, n_out)
+        value, dy = value_and_grad(settings.cost, out, y)
         grads = backprop(params, xs, dy, ctxs, plan.rules, plan.first)
         del dy
         if not plan.stateful:
@@ -193,7 +202,7 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         finite = not check or all(validate.all_finite(a) for a in ft.leaves(new) if layers.is_param(a))
     if not finite:
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state, params=True)
-    return TrainState(new, opt_state, state.key, state.epoch, state.step + 1, state.history), value
+    return TrainState(new, opt_state, state.key, state.epoch, state.step + 1, state.history), value, out
 
 
 def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[float | None, float | None]:
@@ -201,17 +210,7 @@ def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[flo
         return None, None
     x, y = validation
     out = eval_forward(params, x)
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return cost.value(out, y), float((out.argmax(axis=-1) == labels).mean())
-
-
-def _train_accuracy(params: Params, data: Batch, settings: Settings) -> float | None:
-    """The accuracy of ``params`` on the training data; ``None`` when the epoch saw row indices (an executor)."""
-    if settings.value_and_grad is not None:
-        return None
-    x, y = data
-    labels = y if y.ndim == 1 else y.argmax(axis=-1)
-    return float((eval_forward(params, x).argmax(axis=-1) == labels).mean())
+    return cost.value(out, y), metrics.correct(out, y) / len(y)
 
 
 def _last_rate(state: TrainState, settings: Settings) -> float | None:
@@ -222,6 +221,9 @@ def _last_rate(state: TrainState, settings: Settings) -> float | None:
         return optim.learning_rate(state.opt_state)
     except ValueError:  # an optimizer of your own, with no learning rate in its state (or several)
         return None
+
+
+_Carry = tuple[TrainState, float, "int | None", int]  # state, loss sum, examples classified right (None: executor), n
 
 
 def epoch(
@@ -247,21 +249,22 @@ def epoch(
     if settings.plan is None:
         settings = settings._replace(plan=network.plan(state.params))  # rules and places, once per epoch
 
-    def fold(carry: tuple[TrainState, float, int], batch: Batch) -> tuple[TrainState, float, int]:
-        s, total, n = carry
-        s, value = step(s, batch, settings)
+    def fold(carry: _Carry, batch: Batch) -> _Carry:
+        s, total, hits, n = carry
+        s, value, out = _step(s, batch, settings)
         if on_batch is not None:
             on_batch(s, value)
-        return s, total + value * len(batch[1]), n + len(batch[1])
+        y = batch[1]
+        hits = None if out is None or hits is None else hits + metrics.correct(out, y)
+        return s, total + value * len(y), hits, n + len(y)
 
     order = fr.fold_in(state.key, state.epoch)
     # Overflow shows up as an inf or NaN loss or parameter, which step reports as a DivergenceError.
     with np.errstate(over="ignore", invalid="ignore"):
-        s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
+        s, total, hits, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0, 0))
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
-    accuracy = _train_accuracy(s.params, data, settings)
-    stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, accuracy, _last_rate(s, settings),
-                       time.perf_counter() - started)
+    stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, None if hits is None else hits / n,
+                       _last_rate(s, settings), time.perf_counter() - started)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
 
 
