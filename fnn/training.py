@@ -142,13 +142,10 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
       A pair ``(state, loss)``: the :class:`TrainState` after the step and the batch's mean
       loss (a float). Unpack it before the next step: ``state, loss = step(state, batch, settings)``.
 
-    ``settings.plan`` is the network's :class:`fnn.network.Plan` (``epoch`` works it out once);
-    without one, the step works it out itself. Trusts its inputs (``train`` and ``training``
-    validate them once); layers with a training mode run in it, with the key
-    ``fold_in(fold_in(state.key, epoch), step)``. Plain SGD (no optimizer) is
-    :func:`fnn.sgd_step` with ``settings.lr``; an optimizer's updates are added as
-    :func:`fnn.apply_updates` does. With ``on_divergence="raise"``, a NaN or inf loss or
-    parameter raises :class:`DivergenceError` carrying ``state``, the last finite one.
+    Trusts its inputs (``train`` validates them once) and uses ``settings.plan`` (``epoch`` works
+    it out once; without one, the step does). Layers with a training mode run in it, keyed by
+    ``fold_in(fold_in(state.key, epoch), step)``. With ``on_divergence="raise"``, a NaN or inf
+    loss or parameter raises :class:`DivergenceError` carrying ``state``, the last finite one.
 
     >>> import fnn, numpy as np
     >>> params = (fnn.Dense(np.ones((2, 1), np.float32), np.zeros(1, np.float32)),)
@@ -332,14 +329,6 @@ def register_data_parallel(factory: DataParallel) -> DataParallel:
     return factory
 
 
-def _states(
-    state: TrainState, data: Batch, settings: Settings, validation: Batch | None,
-    on_batch: Callable[[TrainState, float], Any] | None,
-) -> Iterator[TrainState]:
-    run_epoch = partial(epoch, data=data, settings=settings, validation=validation, on_batch=on_batch)
-    return toolz.drop(1, toolz.iterate(run_epoch, state))
-
-
 def training(
     params: Params,
     data: Batch,
@@ -371,7 +360,8 @@ def training(
         validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
     )
     state = init_state(params, optimizer, seed) if initial_state is None else initial_state
-    return _states(state, data, settings, validation, on_batch)
+    run_epoch = partial(epoch, data=data, settings=settings, validation=validation, on_batch=on_batch)
+    return toolz.drop(1, toolz.iterate(run_epoch, state))
 
 
 #: What ``patience`` may watch, and whether lower is better.
@@ -460,12 +450,12 @@ def train(
         patience = validate.positive_int(patience, "patience")
     if monitor not in MONITORS:
         raise ValueError(f"monitor must be one of {', '.join(map(repr, MONITORS))}, got {monitor!r}.")
-    data, settings, validation = _prepare(
-        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
-        validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
+    states = training(
+        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed, validation=validation,
+        initial_state=initial_state, on_divergence=on_divergence, executor=executor, shards=shards, on_batch=on_batch,
     )
     start = init_state(params, optimizer, seed) if initial_state is None else initial_state
-    states = toolz.take(max(epochs - start.epoch, 0), _states(start, data, settings, validation, on_batch))
+    states = toolz.take(max(epochs - start.epoch, 0), states)
     if patience is not None:
         states = _best_by_patience(states, patience, monitor)
     observers = tuple(observers)
