@@ -1,8 +1,9 @@
 """Metrics of a classifier, in memory: accuracy, class probabilities, a confusion matrix, per-class accuracy.
 
 Each takes the network and the data as :func:`fnn.accuracy` does and runs the
-network once, in evaluation mode, a slice of examples at a time. Labels are
-integer classes ``(n,)`` or one-hot rows ``(n, k)`` (their argmax).
+network once, in evaluation mode, a slice of examples at a time; :func:`correct`
+counts from outputs already computed (a training step's), by the same rule. Labels
+are integer classes ``(n,)`` or one-hot rows ``(n, k)`` (their argmax).
 
 >>> import fnn, numpy as np
 >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
