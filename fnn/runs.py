@@ -505,10 +505,11 @@ def run(
 
     every = max(1, n_batches // 100)  # the bar moves at most ~100 times an epoch, so watching costs nothing
 
+    if progress:  # imported here, before the first epoch's clock starts (in it, the import took 0.1 s of W1's epoch)
+        from tqdm import tqdm
+
     def on_batch(state: TrainState, value: float) -> None:
         if bar[0] is None:
-            from tqdm import tqdm
-
             bar[0] = tqdm(total=n_batches, desc=f"epoch {state.epoch + 1}/{cfg['epochs']}", leave=False,
                           unit="batch", dynamic_ncols=True)
         done = (state.step - 1) % n_batches + 1  # minibatches of this epoch so far
