@@ -1,8 +1,9 @@
 """Metrics of a classifier, in memory: accuracy, class probabilities, a confusion matrix, per-class accuracy.
 
 Each takes the network and the data as :func:`fnn.accuracy` does and runs the
-network once, in evaluation mode, a slice of examples at a time. Labels are
-integer classes ``(n,)`` or one-hot rows ``(n, k)`` (their argmax).
+network once, in evaluation mode, a slice of examples at a time; :func:`correct`
+counts from outputs already computed (a training step's), by the same rule. Labels
+are integer classes ``(n,)`` or one-hot rows ``(n, k)`` (their argmax).
 
 >>> import fnn, numpy as np
 >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
@@ -22,7 +23,7 @@ from fnn import validate
 from fnn.costs import Cost
 from fnn.network import Batch, Params, eval_forward, label_classes, predicted_classes
 
-__all__ = ["accuracy", "probabilities", "confusion_matrix", "per_class_accuracy"]
+__all__ = ["accuracy", "correct", "probabilities", "confusion_matrix", "per_class_accuracy"]
 
 
 def accuracy(params: Params, batch: Batch) -> float:
@@ -38,7 +39,20 @@ def accuracy(params: Params, batch: Batch) -> float:
     """
     validate.network(params)
     x, y = validate.batch(params, batch)
-    return float((predicted_classes(params, eval_forward(params, x)) == label_classes(y)).mean())
+    return correct(params, eval_forward(params, x), y) / label_classes(y).size
+
+
+def correct(params: Params, outputs: np.ndarray, y: np.ndarray) -> int:
+    """How many predictions in ``outputs`` equal the labels ``y``: the one rule of :func:`accuracy`.
+
+    Classes are :func:`fnn.network.predicted_classes` and :func:`fnn.network.label_classes`
+    (argmax; a one-output network thresholded), per position for sequences.
+
+    >>> import fnn
+    >>> correct((fnn.Identity(),), np.array([[0.2, 0.8], [0.9, 0.1], [0.3, 0.7]]), np.array([1, 1, 1]))
+    2
+    """
+    return int(np.count_nonzero(predicted_classes(params, outputs) == label_classes(y)))
 
 
 def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:

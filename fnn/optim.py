@@ -236,25 +236,8 @@ def _times(u: np.ndarray, c: float) -> np.ndarray:
     return u * np.asarray(c, u.dtype)
 
 
-# The math of the moments, for one array (each makes new arrays; the arguments are never written).
-
-
-def _decay_add(g: np.ndarray, b: np.ndarray, decay: float) -> np.ndarray:
-    """``b * decay + g``: a momentum buffer."""
-    out = b * np.asarray(decay, b.dtype)
-    out += g
-    return out
-
-
-def _average(g: np.ndarray, m: np.ndarray, decay: float) -> np.ndarray:
-    """``m * decay + g * (1 - decay)``: a running mean (Adam's first moment)."""
-    out = m * np.asarray(decay, m.dtype)
-    out += g * np.asarray(1.0 - decay, g.dtype)
-    return out
-
-
 def _average_square(g: np.ndarray, v: np.ndarray, decay: float) -> np.ndarray:
-    """``v * decay + (g * g) * (1 - decay)``: a running mean of squares (Adam's second moment, RMSprop's)."""
+    """``v * decay + (g * g) * (1 - decay)``, as new arrays: a running mean of squares (Adam's, RMSprop's)."""
     new = g * g
     new *= np.asarray(1.0 - decay, g.dtype)
     out = v * np.asarray(decay, v.dtype)
@@ -432,7 +415,8 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
 
     @_lift
     def one(g: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        b = _decay_add(g, b, mu)
+        b = b * np.asarray(mu, b.dtype)  # a new array: the state passed in is never written
+        b += g
         return (g + b * np.asarray(mu, b.dtype) if nesterov else b), b
 
     def init(params: PyTree) -> TraceState:
@@ -470,7 +454,8 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
 
         @_lift
         def one(g: np.ndarray, m: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            m, v, dt = _average(g, m, b1), _average_square(g, v, b2), g.dtype
+            m, v, dt = m * np.asarray(b1, m.dtype), _average_square(g, v, b2), g.dtype
+            m += g * np.asarray(1.0 - b1, dt)
             return (m / np.asarray(bc1, dt)) / (np.sqrt(v) / np.asarray(root_bc2, dt) + np.asarray(eps, dt)), m, v
 
         return one

@@ -29,7 +29,7 @@ import numpy as np
 import toolz
 
 from fnn import data as fdata
-from fnn import layers, network, optim, validate
+from fnn import layers, metrics, network, optim, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse, value_and_grad
@@ -39,8 +39,6 @@ from fnn.network import (
     backprop,
     contexts,
     eval_forward,
-    label_classes,
-    predicted_classes,
     trace,
     updated_state,
 )
@@ -64,9 +62,11 @@ class EpochStats(NamedTuple):
 
     - ``epoch``: its number, from 1; ``loss``: the mean training loss over its steps.
     - ``val_loss``, ``val_accuracy``: on the validation data after the epoch (``None`` without it).
-    - ``accuracy``: the training accuracy after the epoch, of the end-of-epoch params in
-      evaluation mode (so it compares with ``val_accuracy``); ``None`` when the steps ran on an
-      executor (``executor=``), whose epochs see row indices instead of the data.
+    - ``accuracy``: the running training accuracy, as Keras reports it: the fraction of the
+      epoch's examples that the step training on them classified correctly (:func:`fnn.metrics.correct`
+      on the step's own forward output, in training mode, the params changing from step to step;
+      no extra pass). ``None`` when the steps ran on an executor (``executor=``), whose
+      forward passes stay on the workers.
     - ``lr``: the learning rate of the epoch's last step (``lr`` for plain SGD,
       :func:`fnn.learning_rate` of the optimizer state after the epoch); ``None`` for an
       optimizer of your own that keeps no learning rate, or several.
@@ -150,13 +150,10 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
       A pair ``(state, loss)``: the :class:`TrainState` after the step and the batch's mean
       loss (a float). Unpack it before the next step: ``state, loss = step(state, batch, settings)``.
 
-    ``settings.plan`` is the network's :class:`fnn.network.Plan` (``epoch`` works it out once);
-    without one, the step works it out itself. Trusts its inputs (``train`` and ``training``
-    validate them once); layers with a training mode run in it, with the key
-    ``fold_in(fold_in(state.key, epoch), step)``. Plain SGD (no optimizer) is
-    :func:`fnn.sgd_step` with ``settings.lr``; an optimizer's updates are added as
-    :func:`fnn.apply_updates` does. With ``on_divergence="raise"``, a NaN or inf loss or
-    parameter raises :class:`DivergenceError` carrying ``state``, the last finite one.
+    Trusts its inputs (``train`` validates them once) and uses ``settings.plan`` (``epoch`` works
+    it out once; without one, the step does). Layers with a training mode run in it, keyed by
+    ``fold_in(fold_in(state.key, epoch), step)``. With ``on_divergence="raise"``, a NaN or inf
+    loss or parameter raises :class:`DivergenceError` carrying ``state``, the last finite one.
 
     >>> import fnn, numpy as np
     >>> params = (fnn.Dense(np.ones((2, 1), np.float32), np.zeros(1, np.float32)),)
@@ -171,6 +168,12 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         raise TypeError(
             f"step takes a fnn.TrainState, got {type(state).__name__}{pair}; start from fnn.init_state(params)."
         )
+    new, value, _ = _step(state, batch, settings)
+    return new, value
+
+
+def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainState, float, np.ndarray | None]:
+    """:func:`step`, also returning the network's output on the batch (``None`` from a ``value_and_grad`` hook)."""
     plan = network.plan(state.params) if settings.plan is None else settings.plan
     x, y = batch
     params = state.params
@@ -178,10 +181,11 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         ctxs = contexts(params, True, fr.fold_in(fr.fold_in(state.key, state.epoch), state.step))
     else:
         ctxs = plan.ctxs
-    xs = None
+    xs = out = None
     if settings.value_and_grad is None:
         xs = trace(params, x, ctxs, plan.rules)
-        value, dy = value_and_grad(settings.cost, xs[-1], y)
+        out = xs[-1]  # (batch, n_out)
+        value, dy = value_and_grad(settings.cost, out, y)
         grads = backprop(params, xs, dy, ctxs, plan.rules, plan.first)
         del dy
         if not plan.stateful:
@@ -203,7 +207,12 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
         finite = not check or all(validate.all_finite(a) for a in ft.leaves(new) if layers.is_param(a))
     if not finite:
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state, params=True)
-    return TrainState(new, opt_state, state.key, state.epoch, state.step + 1, state.history), value
+    return TrainState(new, opt_state, state.key, state.epoch, state.step + 1, state.history), value, out
+
+
+def _positions(y: np.ndarray) -> int:
+    """How many predictions ``y`` labels: one per example, or per example and step for sequences."""
+    return y.size if y.dtype.kind in "iu" else y[..., 0].size
 
 
 def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[float | None, float | None]:
@@ -211,15 +220,7 @@ def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[flo
         return None, None
     x, y = validation
     out = eval_forward(params, x)
-    return cost.value(out, y), float((predicted_classes(params, out) == label_classes(y)).mean())
-
-
-def _train_accuracy(params: Params, data: Batch, settings: Settings) -> float | None:
-    """The accuracy of ``params`` on the training data; ``None`` when the epoch saw row indices (an executor)."""
-    if settings.value_and_grad is not None:
-        return None
-    x, y = data
-    return float((predicted_classes(params, eval_forward(params, x)) == label_classes(y)).mean())
+    return cost.value(out, y), metrics.correct(params, out, y) / _positions(y)
 
 
 def _last_rate(state: TrainState, settings: Settings) -> float | None:
@@ -230,6 +231,9 @@ def _last_rate(state: TrainState, settings: Settings) -> float | None:
         return optim.learning_rate(state.opt_state)
     except ValueError:  # an optimizer of your own, with no learning rate in its state (or several)
         return None
+
+
+_Carry = tuple[TrainState, float, "int | None", int]  # state, loss sum, examples classified right (None: executor), n
 
 
 def epoch(
@@ -255,21 +259,24 @@ def epoch(
     if settings.plan is None:
         settings = settings._replace(plan=network.plan(state.params))  # rules and places, once per epoch
 
-    def fold(carry: tuple[TrainState, float, int], batch: Batch) -> tuple[TrainState, float, int]:
-        s, total, n = carry
-        s, value = step(s, batch, settings)
+    def fold(carry: _Carry, batch: Batch) -> _Carry:
+        s, total, hits, n = carry
+        before = s.params
+        s, value, out = _step(s, batch, settings)
         if on_batch is not None:
             on_batch(s, value)
-        return s, total + value * len(batch[1]), n + len(batch[1])
+        y = batch[1]
+        hits = None if out is None or hits is None else hits + metrics.correct(before, out, y)
+        return s, total + value * len(y), hits, n + len(y)
 
     order = fr.fold_in(state.key, state.epoch)
     # Overflow shows up as an inf or NaN loss or parameter, which step reports as a DivergenceError.
     with np.errstate(over="ignore", invalid="ignore"):
-        s, total, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0))
+        s, total, hits, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0, 0))
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
-    accuracy = _train_accuracy(s.params, data, settings)
-    stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, accuracy, _last_rate(s, settings),
-                       time.perf_counter() - started)
+    positions = n if not n or data[1].dtype.kind not in "iu" else n * (data[1].size // len(data[1]))
+    stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, None if hits is None else hits / positions,
+                       _last_rate(s, settings), time.perf_counter() - started)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
 
 
@@ -337,14 +344,6 @@ def register_data_parallel(factory: DataParallel) -> DataParallel:
     return factory
 
 
-def _states(
-    state: TrainState, data: Batch, settings: Settings, validation: Batch | None,
-    on_batch: Callable[[TrainState, float], Any] | None,
-) -> Iterator[TrainState]:
-    run_epoch = partial(epoch, data=data, settings=settings, validation=validation, on_batch=on_batch)
-    return toolz.drop(1, toolz.iterate(run_epoch, state))
-
-
 def training(
     params: Params,
     data: Batch,
@@ -379,7 +378,8 @@ def training(
         validate.initial_state(initial_state, params, optimizer)
     on_batch = None if on_batch is None else validate.callbacks([on_batch], "on_batch")[0]
     state = init_state(params, optimizer, seed) if initial_state is None else initial_state
-    return _states(state, data, settings, validation, on_batch)
+    run_epoch = partial(epoch, data=data, settings=settings, validation=validation, on_batch=on_batch)
+    return toolz.drop(1, toolz.iterate(run_epoch, state))
 
 
 #: What ``patience`` may watch, and whether lower is better.
@@ -502,15 +502,12 @@ def train(
     if patience is not None and validation is None:
         raise ValueError(f"patience stops on {monitor}: pass validation=(x_val, y_val) as well.")
     observers = validate.callbacks(observers, "observers")
-    if initial_state is not None:
-        validate.initial_state(initial_state, params, optimizer)
-    on_batch = None if on_batch is None else validate.callbacks([on_batch], "on_batch")[0]
-    data, settings, validation = _prepare(
-        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
-        validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
+    states = training(
+        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed, validation=validation,
+        initial_state=initial_state, on_divergence=on_divergence, executor=executor, shards=shards, on_batch=on_batch,
     )
     start = init_state(params, optimizer, seed) if initial_state is None else initial_state
-    states = toolz.take(max(epochs - start.epoch, 0), _states(start, data, settings, validation, on_batch))
+    states = toolz.take(max(epochs - start.epoch, 0), states)
     if patience is not None:
         states = _best_by_patience(states, patience, start, best_params, monitor)
 

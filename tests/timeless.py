@@ -3,6 +3,7 @@
 from typing import Any
 
 import fnn
+import fnn.runs
 
 
 def timeless(tree: Any) -> Any:
