@@ -247,12 +247,13 @@ def _lstm_grads(layer: LSTM, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tu
     i[...] = pi  # p_i; now z4 holds p with dz = [dc, dc, dc, dh] * p
     dh, dc = dyt[-1].copy(), np.zeros((batch, n), z.dtype)  # (batch, h)
     for t in range(steps - 1, -1, -1):
-        dc += dh * b[t]
+        b[t] *= dh
+        dc += b[t]
         z4[t, :, :3] *= dc[:, None, :]
         z4[t, :, 3] *= dh  # dz_t, in p_t's place
         if t:
             dc *= keep_f[t]
-            dh = z[t] @ layer.w_h.T  # (batch, h)
+            np.matmul(z[t], layer.w_h.T, out=dh)  # (batch, h)
             dh += dyt[t - 1]
     dw, db = _param_grads(xh, z)  # z is now dz: (time, batch, 4h)
     return LSTM(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), z
