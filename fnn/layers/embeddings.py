@@ -66,8 +66,11 @@ def _embedding_apply(layer: Embedding, x: np.ndarray) -> np.ndarray:
 
 def _embedding_param_vjp(layer: Embedding, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> Embedding:
     del y
+    ids = x.reshape(-1)  # (batch * time,)
+    order = np.argsort(ids, kind="stable")  # equal ids side by side, in their order
+    seen, starts = np.unique(ids[order], return_index=True)
     dtable = np.zeros_like(layer.table)  # (vocab, dim)
-    np.add.at(dtable, x.reshape(-1), dy.reshape(-1, dy.shape[-1]))  # repeated ids add up
+    dtable[seen] = np.add.reduceat(dy.reshape(-1, dy.shape[-1])[order], starts, axis=0)  # repeated ids add up
     return Embedding(dtable)
 
 

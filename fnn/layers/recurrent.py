@@ -217,44 +217,46 @@ def _lstm_grads(layer: LSTM, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tu
     np.tanh(z, out=z)
     z *= s
     z += (s != 1) * s  # (time, batch, 4h): the gates i, f, g, o
-    z4 = z.reshape(steps, batch, 4, n)  # (time, batch, gate, h)
+    z4 = z.reshape(steps, batch, 4, n)  # (time, batch, gate, h); overwritten by p, then by dz
     i, f, g, o = z4[:, :, 0], z4[:, :, 1], z4[:, :, 2], z4[:, :, 3]
-    p = np.empty_like(z4)  # (time, batch, gate, h): dz = [dc, dc, dc, dh] * p
-    ig = np.multiply(i, g, out=p[:, :, 2])  # (time, batch, h), overwritten below
+    # Three (time, batch, h) work arrays, made once: a few large temporaries fault fewer pages in.
+    a, b = np.multiply(i, g), np.empty_like(ht)  # a = i g
     cs = np.empty((steps + 1, batch, n), z.dtype)  # c_{t-1} for t = 0..time: the one elementwise scan
     cs[0] = 0
     for t in range(steps):
         np.multiply(f[t], cs[t], out=cs[t + 1])
-        cs[t + 1] += ig[t]
-    tc = np.tanh(cs[1:])  # (time, batch, h)
-    np.subtract(1, i, out=p[:, :, 0])
-    p[:, :, 0] *= i
-    p[:, :, 0] *= g  # g i (1 - i)
-    np.subtract(1, f, out=p[:, :, 1])
-    p[:, :, 1] *= f
-    p[:, :, 1] *= cs[:-1]  # c_{t-1} f (1 - f)
-    np.multiply(g, g, out=p[:, :, 2])
-    np.subtract(1, p[:, :, 2], out=p[:, :, 2])
-    p[:, :, 2] *= i  # i (1 - g^2)
-    np.subtract(1, o, out=p[:, :, 3])
-    p[:, :, 3] *= o
-    p[:, :, 3] *= tc  # tanh(c) o (1 - o)
-    dc_from_h = np.multiply(tc, tc, out=cs[1:])  # d c_t / d h_t = o (1 - tanh^2 c), in c's place
-    np.subtract(1, dc_from_h, out=dc_from_h)
-    dc_from_h *= o
-    dz = np.empty_like(z4)
+        cs[t + 1] += a[t]
+    tc = np.tanh(cs[1:], out=a)  # (time, batch, h)
+    np.multiply(tc, tc, out=b)
+    np.subtract(1, b, out=b)
+    b *= o  # b = d c_t / d h_t = o (1 - tanh^2 c)
+    tc *= o
+    np.subtract(1, o, out=o)
+    o *= tc  # p_o = tanh(c) o (1 - o)
+    keep_f = a  # f, needed by the scan down
+    np.copyto(keep_f, f)
+    np.subtract(1, f, out=f)
+    f *= keep_f
+    f *= cs[:-1]  # p_f = c_{t-1} f (1 - f)
+    pi = np.subtract(1, i, out=cs[1:])
+    pi *= i
+    pi *= g  # g i (1 - i)
+    g *= g
+    np.subtract(1, g, out=g)
+    g *= i  # p_g = i (1 - g^2)
+    i[...] = pi  # p_i; now z4 holds p with dz = [dc, dc, dc, dh] * p
     dh, dc = dyt[-1].copy(), np.zeros((batch, n), z.dtype)  # (batch, h)
     for t in range(steps - 1, -1, -1):
-        dc += dh * dc_from_h[t]
-        np.multiply(dc[:, None, :], p[t, :, :3], out=dz[t, :, :3])
-        np.multiply(dh, p[t, :, 3], out=dz[t, :, 3])
+        b[t] *= dh
+        dc += b[t]
+        z4[t, :, :3] *= dc[:, None, :]
+        z4[t, :, 3] *= dh  # dz_t, in p_t's place
         if t:
-            dc *= f[t]
-            dh = dz[t].reshape(batch, 4 * n) @ layer.w_h.T  # (batch, h)
+            dc *= keep_f[t]
+            np.matmul(z[t], layer.w_h.T, out=dh)  # (batch, h)
             dh += dyt[t - 1]
-    dz = dz.reshape(steps, batch, 4 * n)  # (time, batch, 4h)
-    dw, db = _param_grads(xh, dz)
-    return LSTM(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), dz
+    dw, db = _param_grads(xh, z)  # z is now dz: (time, batch, 4h)
+    return LSTM(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), z
 
 
 _lstm_vjp, _lstm_param_vjp = _vjps(_lstm_grads)

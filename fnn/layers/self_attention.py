@@ -39,7 +39,6 @@ import numpy as np
 
 from fnn import random as fr
 from fnn.arguments import positive_int
-from fnn.layers.activations import softmax
 from fnn.layers.core import register
 from fnn.tree import freeze
 
@@ -75,19 +74,25 @@ def _check(layer: MultiHeadAttention, x: np.ndarray) -> None:
 
 
 def _parts(layer: MultiHeadAttention, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(q, k, v, p)`` for ``x``: ``(batch, heads, time, k)`` each, and ``p: (batch, heads, time, time)``."""
+    """``(q, k, v, p)`` for ``x``: ``(batch, heads, time, k)`` each, and ``p: (batch, heads, time, time)``.
+
+    ``p`` is the softmax computed in place on the scores' buffer (made here, never shared).
+    """
     _check(layer, x)
     batch, steps, dim = x.shape
     qkv = x.reshape(-1, dim) @ layer.w_in  # (batch * time, 3 dim)
     qkv += layer.b_in
     qkv = qkv.reshape(batch, steps, 3, layer.heads, dim // layer.heads)  # (batch, time, 3, heads, k)
-    qkv = qkv.transpose(2, 0, 3, 1, 4)  # (3, batch, heads, time, k)
-    q, k, v = qkv
+    q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # (batch, heads, time, k) each
     s = q @ k.transpose(0, 1, 3, 2)  # (batch, heads, time, time)
     s *= 1.0 / np.sqrt(dim // layer.heads)
     if layer.causal:
-        s[:, :, np.triu(np.ones((steps, steps), bool), 1)] = -np.inf  # step t sees steps <= t
-    return q, k, v, softmax(s)
+        above, right = np.triu_indices(steps, 1)
+        s[..., above, right] = -np.inf  # step t sees steps <= t
+    s -= s.max(axis=-1, keepdims=True)  # a stable softmax, in place
+    np.exp(s, out=s)
+    s /= s.sum(axis=-1, keepdims=True)
+    return q, k, v, s
 
 
 def _join(o: np.ndarray) -> np.ndarray:
@@ -112,17 +117,19 @@ def _vjp(
     dy2 = dy.reshape(-1, dim)  # (batch * time, dim)
     dw_out = _join(p @ v).T @ dy2  # (dim, dim)
     do = (dy2 @ layer.w_out.T).reshape(batch, steps, layer.heads, -1).transpose(0, 2, 1, 3)  # (batch, heads, time, k)
+    dqkv = np.empty((batch, steps, 3, layer.heads, dim // layer.heads), x.dtype)  # (batch, time, 3, heads, k)
+    dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)  # (batch, heads, time, k) each, views written below
+    np.matmul(p.transpose(0, 1, 3, 2), do, out=dv)
     dp = do @ v.transpose(0, 1, 3, 2)  # (batch, heads, time, time)
-    dv = p.transpose(0, 1, 3, 2) @ do  # (batch, heads, time, k)
-    dp -= (dp * p).sum(axis=-1, keepdims=True)
-    dp *= p  # ds
-    dp *= 1.0 / np.sqrt(dim // layer.heads)
-    dq, dk = dp @ k, dp.transpose(0, 1, 3, 2) @ q  # (batch, heads, time, k)
-    dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4)  # (batch, time, 3, heads, k)
-    dqkv = dqkv.reshape(batch * steps, 3 * dim)  # (batch * time, 3 dim)
-    dw_in = x.reshape(-1, dim).T @ dqkv  # (dim, 3 dim)
-    dx = (dqkv @ layer.w_in.T).reshape(x.shape)  # (batch, time, dim)
-    grads = MultiHeadAttention(dw_in, dqkv.sum(axis=0), dw_out, dy2.sum(axis=0), 0, False)
+    dp -= np.einsum("bhij,bhij->bhi", dp, p)[..., None]  # dp - sum_j dp_j p_j
+    dp *= p
+    dp *= 1.0 / np.sqrt(dim // layer.heads)  # ds
+    np.matmul(dp, k, out=dq)
+    np.matmul(dp.transpose(0, 1, 3, 2), q, out=dk)
+    dqkv2 = dqkv.reshape(batch * steps, 3 * dim)  # (batch * time, 3 dim)
+    dw_in = x.reshape(-1, dim).T @ dqkv2  # (dim, 3 dim)
+    dx = (dqkv2 @ layer.w_in.T).reshape(x.shape)  # (batch, time, dim)
+    grads = MultiHeadAttention(dw_in, dqkv2.sum(axis=0), dw_out, dy2.sum(axis=0), 0, False)
     return grads, dx
 
 
