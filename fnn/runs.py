@@ -640,8 +640,7 @@ class _Recorder:
         self.setup, self.cfg, self.out, self.log, self.observers = setup, setup.cfg, out, log, observers
         self.resumed_from, self.last = resumed_from, start
         self.bar: Any = None
-        self.started, self.t0, self.clock = _now(), time.perf_counter(), time.perf_counter()
-        self.seconds: dict[int, float] = {}
+        self.started, self.t0 = _now(), time.perf_counter()
         self.wall_before = 0.0
         losses = [h.val_loss for h in start.history if h.val_loss is not None]
         self.best_loss = min(losses) if losses else float("inf")
@@ -650,7 +649,6 @@ class _Recorder:
         if out is not None and resumed_from is not None:
             with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
                 old = json.loads((out / RECORD_FILE).read_text())  # a damaged record only loses timings
-                self.seconds = {int(h["epoch"]): h.get("seconds") for h in old.get("history", [])}
                 self.wall_before = float(old.get("wall_time_total_s") or 0.0)
 
     def on_batch(self, state: TrainState, value: float) -> None:
@@ -679,7 +677,6 @@ class _Recorder:
 
     def __call__(self, state: TrainState) -> None:
         """The observer: after each epoch, first the checkpoint, so that a printed epoch is a saved one."""
-        self.seconds[state.epoch] = round(time.perf_counter() - self.clock, 3)
         self.close_bar()
         val_loss = state.history[-1].val_loss
         if val_loss is not None and val_loss < self.best_loss:
@@ -692,13 +689,12 @@ class _Recorder:
         if self.log is not None:
             h = state.history[-1]
             self.log(f"epoch {state.epoch:>{len(str(self.cfg['epochs']))}}/{self.cfg['epochs']}  loss {h.loss:.4f}  "
-                     f"{self.val_name} acc {h.val_accuracy:.4f}  {self.seconds[state.epoch]:.1f}s")
+                     f"{self.val_name} acc {h.val_accuracy:.4f}  {h.seconds:.1f}s")
         for o in self.observers:
             o(state)
-        self.clock = time.perf_counter()
 
     def history(self, state: TrainState) -> list[dict[str, Any]]:
-        return [{**h._asdict(), "seconds": self.seconds.get(h.epoch)} for h in state.history]
+        return [h._asdict() for h in state.history]  # each epoch's seconds are in its EpochStats
 
     def record(self, state: TrainState, status: str, **extra: Any) -> dict[str, Any]:
         wall = time.perf_counter() - self.t0

@@ -274,7 +274,7 @@ def epoch(
     with np.errstate(over="ignore", invalid="ignore"):
         s, total, hits, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0, 0))
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
-    positions = n if not n or data[1].dtype.kind not in "iu" else n * (data[1].size // len(data[1]))
+    positions = _positions(data[1])  # the batches cover the data once
     stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, None if hits is None else hits / positions,
                        _last_rate(s, settings), time.perf_counter() - started)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
