@@ -18,7 +18,7 @@ attends to steps ``<= t``. Backward:
 
 then :math:`dw_{in} = x^T [dq, dk, dv]`, :math:`dx = [dq, dk, dv]\, w_{in}^T`, and
 :math:`dw_{out} = o^T dy`, with the biases the sums of their outputs' gradients. The
-backward pass recomputes ``q, k, v, p, o`` from ``x`` (the contract passes only ``x`` and ``y``).
+forward pass saves ``q, k, v, p`` and ``o`` for the backward pass (see :mod:`fnn.layers.core`).
 
 Fields map onto ``torch.nn.MultiheadAttention(dim, heads, batch_first=True)``:
 ``w_in = in_proj_weight.T``, ``b_in = in_proj_bias``, ``w_out = out_proj.weight.T``,
@@ -73,59 +73,57 @@ def _check(layer: MultiHeadAttention, x: np.ndarray) -> None:
         )
 
 
-def _parts(layer: MultiHeadAttention, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(q, k, v, p)`` for ``x``: ``(batch, heads, time, k)`` each, and ``p: (batch, heads, time, time)``.
+def _forward(layer: MultiHeadAttention, x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """``y`` and the saved ``(qkv, p, o)``: the projections (``q`` already scaled by ``1/sqrt(k)``),
+    the probabilities ``p[j, b, h, i]`` (the weight of step ``j`` for step ``i``) and the joined heads.
 
-    ``p`` is the softmax computed in place on the scores' buffer (made here, never shared).
+    ``p`` is stored with the attended step ``j`` first: the softmax's max and sum over ``j`` are
+    then reductions over the outer axis, which NumPy vectorises over ``(batch, heads, time)``
+    (over a short last axis they are several times slower).
     """
     _check(layer, x)
     batch, steps, dim = x.shape
+    heads, hk = layer.heads, dim // layer.heads
     qkv = x.reshape(-1, dim) @ layer.w_in  # (batch * time, 3 dim)
     qkv += layer.b_in
-    qkv = qkv.reshape(batch, steps, 3, layer.heads, dim // layer.heads)  # (batch, time, 3, heads, k)
-    q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # (batch, heads, time, k) each
-    s = q @ k.transpose(0, 1, 3, 2)  # (batch, heads, time, time)
-    s *= 1.0 / np.sqrt(dim // layer.heads)
+    q, k, v = qkv.reshape(batch, steps, 3, heads, hk).transpose(2, 0, 3, 1, 4)  # (batch, heads, time, k) each
+    q *= 1.0 / np.sqrt(hk)  # in qkv, made here: the scores' scale, on the smaller array
+    p = np.empty((steps, batch, heads, steps), x.dtype)  # (time j, batch, heads, time i)
+    np.matmul(k, q.transpose(0, 1, 3, 2), out=p.transpose(1, 2, 0, 3))  # s_ij = q_i . k_j
     if layer.causal:
-        above, right = np.triu_indices(steps, 1)
-        s[..., above, right] = -np.inf  # step t sees steps <= t
-    s -= s.max(axis=-1, keepdims=True)  # a stable softmax, in place
-    np.exp(s, out=s)
-    s /= s.sum(axis=-1, keepdims=True)
-    return q, k, v, s
-
-
-def _join(o: np.ndarray) -> np.ndarray:
-    """Heads side by side again: ``(batch, heads, time, k) -> (batch * time, dim)``."""
-    batch, heads, steps, k = o.shape
-    return o.transpose(0, 2, 1, 3).reshape(batch * steps, heads * k)  # (batch * time, dim)
-
-
-def _apply(layer: MultiHeadAttention, x: np.ndarray) -> np.ndarray:
-    q, k, v, p = _parts(layer, x)
-    y = _join(p @ v) @ layer.w_out  # (batch * time, dim)
+        p += np.tril(np.full((steps, steps), -np.inf, x.dtype), -1)[:, None, None, :]  # step i sees j <= i
+    p -= np.maximum.reduce(p, axis=0)  # a stable softmax over j, in place
+    np.exp(p, out=p)
+    p /= np.add.reduce(p, axis=0)
+    o = np.empty((batch, steps, heads, hk), x.dtype)  # (batch, time, heads, k): the heads joined
+    np.matmul(p.transpose(1, 2, 3, 0), v, out=o.transpose(0, 2, 1, 3))  # o_i = sum_j p_ij v_j
+    o2 = o.reshape(batch * steps, dim)  # (batch * time, dim)
+    y = o2 @ layer.w_out  # (batch * time, dim)
     y += layer.b_out
-    return y.reshape(x.shape)  # (batch, time, dim)
+    return y.reshape(x.shape), (qkv, p, o2)  # (batch, time, dim)
 
 
 def _vjp(
-    layer: MultiHeadAttention, x: np.ndarray, y: np.ndarray, dy: np.ndarray
+    layer: MultiHeadAttention, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: tuple[np.ndarray, ...]
 ) -> tuple[MultiHeadAttention, np.ndarray]:
     del y
-    q, k, v, p = _parts(layer, x)
+    qkv, p, o2 = saved
     batch, steps, dim = x.shape
+    heads, hk = layer.heads, dim // layer.heads
+    q, k, v = qkv.reshape(batch, steps, 3, heads, hk).transpose(2, 0, 3, 1, 4)  # (batch, heads, time, k) each
     dy2 = dy.reshape(-1, dim)  # (batch * time, dim)
-    dw_out = _join(p @ v).T @ dy2  # (dim, dim)
-    do = (dy2 @ layer.w_out.T).reshape(batch, steps, layer.heads, -1).transpose(0, 2, 1, 3)  # (batch, heads, time, k)
-    dqkv = np.empty((batch, steps, 3, layer.heads, dim // layer.heads), x.dtype)  # (batch, time, 3, heads, k)
+    dw_out = o2.T @ dy2  # (dim, dim)
+    do = (dy2 @ layer.w_out.T).reshape(batch, steps, heads, hk).transpose(0, 2, 1, 3)  # (batch, heads, time, k)
+    dqkv = np.empty((batch, steps, 3, heads, hk), x.dtype)  # (batch, time, 3, heads, k)
     dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)  # (batch, heads, time, k) each, views written below
-    np.matmul(p.transpose(0, 1, 3, 2), do, out=dv)
-    dp = do @ v.transpose(0, 1, 3, 2)  # (batch, heads, time, time)
-    dp -= np.einsum("bhij,bhij->bhi", dp, p)[..., None]  # dp - sum_j dp_j p_j
-    dp *= p
-    dp *= 1.0 / np.sqrt(dim // layer.heads)  # ds
-    np.matmul(dp, k, out=dq)
-    np.matmul(dp.transpose(0, 1, 3, 2), q, out=dk)
+    np.matmul(p.transpose(1, 2, 0, 3), do, out=dv)  # dv_j = sum_i p_ij do_i
+    ds = np.empty_like(p)  # (time j, batch, heads, time i), as p
+    np.matmul(v, do.transpose(0, 1, 3, 2), out=ds.transpose(1, 2, 0, 3))  # dp_ij = do_i . v_j
+    ds -= np.einsum("jn,jn->n", ds.reshape(steps, -1), p.reshape(steps, -1)).reshape(p.shape[1:])  # dp - sum_j dp_j p_j
+    ds *= p  # ds, for the scaled q
+    np.matmul(ds.transpose(1, 2, 3, 0), k, out=dq)  # dq_i = sum_j ds_ij k_j / sqrt(k)
+    dq *= 1.0 / np.sqrt(hk)
+    np.matmul(ds.transpose(1, 2, 0, 3), q, out=dk)  # dk_j = sum_i ds_ij q_i / sqrt(k) (q holds the scale)
     dqkv2 = dqkv.reshape(batch * steps, 3 * dim)  # (batch * time, 3 dim)
     dw_in = x.reshape(-1, dim).T @ dqkv2  # (dim, 3 dim)
     dx = (dqkv2 @ layer.w_in.T).reshape(x.shape)  # (batch, time, dim)
@@ -133,7 +131,7 @@ def _vjp(
     return grads, dx
 
 
-register(MultiHeadAttention, _apply, _vjp)
+register(MultiHeadAttention, vjp=_vjp, forward=_forward)
 
 
 def attention(
