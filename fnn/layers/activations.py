@@ -163,25 +163,26 @@ def gelu(x: np.ndarray) -> np.ndarray:
     >>> gelu(np.array([0.0, 3.0])).round(4)
     array([0.    , 2.9964])
     """
+    return _gelu_forward(GELU(), x)[0]
+
+
+def _gelu_forward(layer: GELU, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` and the saved ``t = tanh u``."""
+    del layer
     t = x * x
     t *= _GELU_C * 0.044715
     t += _GELU_C
     t *= x
     np.tanh(t, out=t)  # tanh u
-    t += 1
-    t *= x
-    t *= 0.5
-    return t
+    y = t + 1
+    y *= x
+    y *= 0.5
+    return y, t
 
 
-def _gelu_vjp(layer: GELU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[GELU, np.ndarray]:
+def _gelu_vjp(layer: GELU, x: np.ndarray, y: np.ndarray, dy: np.ndarray, t: np.ndarray) -> tuple[GELU, np.ndarray]:
     del y
-    x2 = x * x
-    t = x2 * (_GELU_C * 0.044715)
-    t += _GELU_C
-    t *= x
-    np.tanh(t, out=t)  # tanh u
-    k = x2  # k = 0.5 x du/dx, in x2's place
+    k = x * x  # k = 0.5 x du/dx
     k *= _GELU_C * 1.5 * 0.044715
     k += _GELU_C * 0.5
     k *= x
@@ -194,7 +195,7 @@ def _gelu_vjp(layer: GELU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tupl
     return layer, dx
 
 
-register(GELU, lambda layer, x: gelu(x), _gelu_vjp, squashes=True)
+register(GELU, vjp=_gelu_vjp, forward=_gelu_forward, squashes=True)
 
 
 #: The activations by name: the one table ``fnn.mlp``, configs and the CLI read.
