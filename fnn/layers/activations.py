@@ -148,6 +148,9 @@ class GELU(NamedTuple):
     .. math:: y = \tfrac12 x (1 + t), \qquad
               \frac{dy}{dx} = \tfrac12 (1 + t) + \tfrac12 x (1 - t^2) \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\, x^2)
 
+    The forward pass saves :math:`dy/dx` for the backward pass, :math:`dx = dy \odot dy/dx`
+    (see :mod:`fnn.layers.core`).
+
     >>> from fnn.layers import apply
     >>> apply(GELU(), np.array([[-1.0, 0.0, 1.0]])).round(4)
     array([[-0.1588,  0.    ,  0.8412]])
@@ -167,32 +170,34 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def _gelu_forward(layer: GELU, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``y`` and the saved ``t = tanh u``."""
+    """``y`` and the saved local derivative ``dy/dx``: the backward pass is then one product.
+
+    Saving the derivative (not ``tanh u``) keeps the backward pass to one array of the input's
+    size; its temporaries here are freed while the step's activations still sit above them.
+    """
     del layer
-    t = x * x
-    t *= _GELU_C * 0.044715
+    x2 = x * x
+    t = x2 * (_GELU_C * 0.044715)
     t += _GELU_C
     t *= x
-    np.tanh(t, out=t)  # tanh u
-    y = t + 1
-    y *= x
-    y *= 0.5
-    return y, t
-
-
-def _gelu_vjp(layer: GELU, x: np.ndarray, y: np.ndarray, dy: np.ndarray, t: np.ndarray) -> tuple[GELU, np.ndarray]:
-    del y
-    k = x * x  # k = 0.5 x du/dx
+    np.tanh(t, out=t)  # t = tanh u
+    k = x2  # k = 0.5 x du/dx, in x2's place
     k *= _GELU_C * 1.5 * 0.044715
     k += _GELU_C * 0.5
     k *= x
-    dx = k * t  # dy/dx = 0.5 (1 + t) + k (1 - t^2) = (0.5 + k) + t (0.5 - k t)
-    np.subtract(0.5, dx, out=dx)
-    dx *= t
-    dx += k
-    dx += 0.5
-    dx *= dy
-    return layer, dx
+    y = t + 1
+    y *= 0.5  # 0.5 (1 + t)
+    np.multiply(t, t, out=t)
+    np.subtract(1.0, t, out=t)
+    t *= k
+    t += y  # dy/dx = 0.5 (1 + t) + k (1 - t^2), in t's place
+    y *= x
+    return y, t
+
+
+def _gelu_vjp(layer: GELU, x: np.ndarray, y: np.ndarray, dy: np.ndarray, slope: np.ndarray) -> tuple[GELU, np.ndarray]:
+    del x, y
+    return layer, dy * slope
 
 
 register(GELU, vjp=_gelu_vjp, forward=_gelu_forward, squashes=True)
