@@ -157,8 +157,11 @@ def updated(params: Params, updates: Params, plan_: Plan, scale: float | None = 
             if code == 1:
                 if c is None:
                     new = p + u
+                elif u.dtype is p.dtype is c.dtype:
+                    new = u * c  # a new array of this function's own: adding p into it saves a second one
+                    new += p
                 else:
-                    new = p + u * (c if u.dtype is dtype else np.asarray(scale, u.dtype))
+                    new = p + u * np.asarray(scale, u.dtype)
                 new.setflags(write=False)
                 if check:
                     square += float(np.vdot(new, new))

@@ -51,23 +51,25 @@ class Dense(NamedTuple):
     b: np.ndarray
 
 
+def _rows(a: np.ndarray) -> np.ndarray:
+    """``a`` as a matrix with one row per position: ``(..., n) -> (rows, n)`` (a batch of rows as it is)."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])  # (rows, n)
+
+
 def _dense_apply(layer: Dense, x: np.ndarray) -> np.ndarray:
-    y = x.reshape(-1, x.shape[-1]) @ layer.w  # (rows, n_out): one GEMM over all leading axes
+    y = x @ layer.w  # (..., n_out): matmul makes one GEMM of all leading axes
     y += layer.b
-    return y.reshape(x.shape[:-1] + y.shape[-1:])  # (..., n_out)
+    return y
 
 
 def _dense_param_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> Dense:
     del y
-    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])  # (rows, n_in), (rows, n_out)
-    dw = x2.T @ dy2  # (n_in, n_out); BLAS reads the transpose in place
-    db = np.add.reduce(dy2, axis=0)  # (n_out,)
-    return Dense(dw, db)
+    x2, dy2 = _rows(x), _rows(dy)  # (rows, n_in), (rows, n_out)
+    return Dense(x2.T @ dy2, np.add.reduce(dy2, axis=0))  # (n_in, n_out): BLAS reads the transpose in place; (n_out,)
 
 
 def _dense_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Dense, np.ndarray]:
-    dx = dy @ layer.w.T  # (..., n_in)
-    return _dense_param_vjp(layer, x, y, dy), dx
+    return _dense_param_vjp(layer, x, y, dy), dy @ layer.w.T  # dx: (..., n_in)
 
 
 register(Dense, _dense_apply, _dense_vjp, param_vjp=_dense_param_vjp)
