@@ -122,6 +122,17 @@ def test_types_from_tests_and_doctests_are_left_out():
     assert namespace["Doc"].__module__ == "fnn.layers.core" and namespace["Doc"] not in _fnn_types()
 
 
+def _read_only(value):
+    """Make every array in ``value`` (tuples, lists, a Trace and its saved values) read-only."""
+    if isinstance(value, np.ndarray):
+        value.setflags(write=False)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _read_only(v)
+        if isinstance(value, layers.Trace):
+            _read_only(value.saved)
+
+
 @pytest.mark.parametrize("layer, shape, ctx", CASES)
 def test_layer_contract(layer, shape, ctx):
     x = _input(layer, shape, 1)
@@ -149,6 +160,8 @@ def test_layer_contract(layer, shape, ctx):
         xs = layers.trace((layer,), x, (ctx,))
         assert isinstance(xs, layers.Trace) and len(xs.saved) == 1
         np.testing.assert_array_equal(xs[-1], y)
+        _read_only(xs)  # a vjp writes into no input and no saved value
+        dy.setflags(write=False)
         grads, dx_saved = layers.backward((layer,), xs, dy, (ctx,))
         expected = layers.vjp(layer, x, y, dy, ctx)
         assert tree.all_equal(grads[0], expected[0]) and np.array_equal(dx_saved, expected[1])
