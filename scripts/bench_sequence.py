@@ -20,7 +20,10 @@ subprocess with ``OMP/OPENBLAS/MKL_NUM_THREADS`` and ``torch.set_num_threads`` s
 count; fnn and PyTorch are interleaved within each repeat, so a noisy machine slows both alike.
 ``--keep-heap`` runs both with glibc keeping freed memory (``MALLOC_TOP_PAD_``,
 ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_`` at 256 MB): fnn's steps allocate large
-temporaries, and on some machines faulting their pages in costs a large part of a step.
+temporaries, and on some machines faulting their pages in costs a large part of a step. The last
+column counts those minor page faults per step (epoch) of each peer: glibc hands the top of its
+heap back to the system when more than its trim threshold is free there (about twice the largest
+freed block, ~2 MB for the transformer step), and the next step faults the same pages in again.
 """
 
 from __future__ import annotations
@@ -55,13 +58,22 @@ def _lm_batches(steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(b[:, :-1], b[:, 1:]) for b in ids]
 
 
-def _per(workload: str, wall: float, cpu: float, steps: int) -> tuple[float, float]:
-    """``(wall, cpu)`` seconds per epoch (lstm) or per step (transformer)."""
-    return (wall, cpu) if workload == "lstm" else (wall / steps, cpu / steps)
+def _clock() -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and minor page faults so far (the latter two of this process)."""
+    import resource
+
+    return time.perf_counter(), time.process_time(), float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
 
 
-def _fnn(workload: str, steps: int) -> tuple[float, float]:
-    """Wall and CPU seconds per epoch (lstm) or per step (transformer) of ``fnn.step``."""
+def _per(workload: str, start: tuple[float, float, float], steps: int) -> dict[str, float]:
+    """Wall and CPU seconds and page faults since ``start``, per epoch (lstm) or per step (transformer)."""
+    n = 1 if workload == "lstm" else steps
+    wall, cpu, faults = (now - then for now, then in zip(_clock(), start))
+    return {"seconds": wall / n, "cpu": cpu / n, "faults": faults / n}
+
+
+def _fnn(workload: str, steps: int) -> dict[str, float]:
+    """Wall and CPU seconds and page faults per epoch (lstm) or per step (transformer) of ``fnn.step``."""
     import char_lm
 
     import fnn
@@ -80,13 +92,13 @@ def _fnn(workload: str, steps: int) -> tuple[float, float]:
     state = fnn.init_state(params, opt, 0)
     for b in warm:
         state, _ = fnn.step(state, b, settings)
-    t, cpu = time.perf_counter(), time.process_time()
+    start = _clock()
     for b in timed:
         state, _ = fnn.step(state, b, settings)
-    return _per(workload, time.perf_counter() - t, time.process_time() - cpu, len(timed))
+    return _per(workload, start, len(timed))
 
 
-def _torch(workload: str, steps: int, threads: int) -> tuple[float, float]:
+def _torch(workload: str, steps: int, threads: int) -> dict[str, float]:
     """The same in PyTorch eager mode."""
     import char_lm
     import torch
@@ -127,10 +139,10 @@ def _torch(workload: str, steps: int, threads: int) -> tuple[float, float]:
 
     for xb, yb in warm:
         step(xb, yb)
-    t, cpu = time.perf_counter(), time.process_time()
+    start = _clock()
     for xb, yb in timed:
         step(xb, yb)
-    return _per(workload, time.perf_counter() - t, time.process_time() - cpu, len(timed))
+    return _per(workload, start, len(timed))
 
 
 def _child(spec: str) -> None:
@@ -139,10 +151,10 @@ def _child(spec: str) -> None:
 
     threadpool_limits(job["threads"])
     if job["peer"] == "fnn":
-        wall, cpu = _fnn(job["workload"], job["steps"])
+        found = _fnn(job["workload"], job["steps"])
     else:
-        wall, cpu = _torch(job["workload"], job["steps"], job["threads"])
-    print("RESULT " + json.dumps({"seconds": wall, "cpu": cpu}), flush=True)
+        found = _torch(job["workload"], job["steps"], job["threads"])
+    print("RESULT " + json.dumps(found), flush=True)
 
 
 #: With ``--keep-heap``: glibc keeps freed memory instead of handing it back to the system, so the
@@ -173,7 +185,10 @@ Results = dict[tuple[str, int], dict[str, list[dict[str, float]]]]
 
 
 def run(workloads: list[str], repeats: int = 3, steps: int = 50, keep_heap: bool = False) -> Results:
-    """``{(workload, threads): {"fnn": [{"seconds", "cpu"}, ...], "torch": [...]}}``; no PyTorch, no "torch"."""
+    """``{(workload, threads): {"fnn": [{"seconds", "cpu", "faults"}, ...], "torch": [...]}}``.
+
+    Without PyTorch installed there is no ``"torch"`` entry.
+    """
     import importlib.util
 
     peers = ["fnn"] + (["torch"] if importlib.util.find_spec("torch") else [])
@@ -194,10 +209,13 @@ UNITS = {"lstm": "s/epoch (8,000 digits, batch 128)", "transformer": "ms/step (b
 
 def report(results: Results) -> str:
     """A Markdown table: median (min-max) wall time per workload and thread count, the fnn / PyTorch ratio
-    of the medians and its target, and the ratio of the median CPU times (less sensitive to a busy machine)."""
+    of the medians and its target, the ratio of the median CPU times (less sensitive to a busy machine) and the
+    median minor page faults per epoch or step of each peer (pages of freed memory glibc gave back, faulted in
+    again: see ``--keep-heap``)."""
     lines = ["## Sequence models: fnn.step against PyTorch eager", "",
-             "| workload | unit | threads | fnn | PyTorch | fnn / PyTorch | target | CPU-time ratio |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| workload | unit | threads | fnn | PyTorch | fnn / PyTorch | target | CPU-time ratio "
+             "| page faults fnn / PyTorch |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
 
     def cell(v: list[float] | None, scale: float) -> str:
         if not v:
@@ -211,8 +229,10 @@ def report(results: Results) -> str:
         scale = 1.0 if w == "lstm" else 1000.0
         ratio = f"{statistics.median(f) / statistics.median(p):.2f}" if f and p else "-"
         cpu = f"{statistics.median(cpus['fnn']) / statistics.median(cpus['torch']):.2f}" if f and p else "-"
+        faults = " / ".join(f"{statistics.median([r.get('faults', 0.0) for r in by_peer[peer]]):.0f}"
+                            for peer in ("fnn", "torch") if peer in by_peer)  # fnn / PyTorch
         lines.append(f"| {w} | {UNITS[w]} | {t} | {cell(f, scale)} | {cell(p, scale)} | {ratio} | "
-                     f"<= {TARGETS[w]:.1f} | {cpu} |")
+                     f"<= {TARGETS[w]:.1f} | {cpu} | {faults} |")
     return "\n".join(lines)
 
 
