@@ -128,9 +128,10 @@ def _ln_vjp(
     g = dy2 * layer.gamma.reshape(-1)  # (rows, m)
     gx = np.einsum("ij,ij->i", g, xhat)[:, None]  # (rows, 1): m * mean(g xhat)
     gx *= 1.0 / m
-    dx = xhat * gx  # (rows, m)
+    g -= (g @ np.full(m, 1.0 / m, x.dtype))[:, None]  # g minus its row means
+    dx = xhat  # dx in xhat's buffer, made here: (g - mean(g) - xhat mean(g xhat)) / std
+    dx *= gx
     np.subtract(g, dx, out=dx)
-    dx -= (g @ np.full(m, 1.0 / m, x.dtype))[:, None]  # minus the row means of g
     dx *= inv
     return grads, dx.reshape(x.shape)
 

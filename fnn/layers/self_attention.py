@@ -124,6 +124,7 @@ def _vjp(
     np.matmul(ds.transpose(1, 2, 3, 0), k, out=dq)  # dq_i = sum_j ds_ij k_j / sqrt(k)
     dq *= 1.0 / np.sqrt(hk)
     np.matmul(ds.transpose(1, 2, 0, 3), q, out=dk)  # dk_j = sum_i ds_ij q_i / sqrt(k) (q holds the scale)
+    del ds, do  # done with: dx may take their memory
     dqkv2 = dqkv.reshape(batch * steps, 3 * dim)  # (batch * time, 3 dim)
     dw_in = x.reshape(-1, dim).T @ dqkv2  # (dim, 3 dim)
     dx = (dqkv2 @ layer.w_in.T).reshape(x.shape)  # (batch, time, dim)
