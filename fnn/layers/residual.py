@@ -71,17 +71,22 @@ def _check_shape(x: np.ndarray, h: np.ndarray) -> None:
         )
 
 
-def _forward(layer: Residual, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, list[np.ndarray]]:
-    xs = trace(layer.layers, x, _contexts(layer, ctx))  # saved: the inner trace
+_Saved = tuple[list[np.ndarray], tuple[Context, ...]]
+
+
+def _forward(layer: Residual, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, _Saved]:
+    ctxs = _contexts(layer, ctx)
+    xs = trace(layer.layers, x, ctxs)
     _check_shape(x, xs[-1])
-    return x + xs[-1], xs
+    return x + xs[-1], (xs, ctxs)  # saved: the inner trace and the inner layers' contexts
 
 
 def _vjp(
-    layer: Residual, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context, xs: list[np.ndarray]
+    layer: Residual, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context, saved: _Saved
 ) -> tuple[Residual, np.ndarray]:
-    del y
-    grads, g = backward(layer.layers, xs, dy, _contexts(layer, ctx))
+    del x, y, ctx
+    xs, ctxs = saved
+    grads, g = backward(layer.layers, xs, dy, ctxs)
     return Residual(grads), dy + g
 
 
