@@ -39,15 +39,17 @@ import numpy as np
 
 from fnn import random as fr
 from fnn.arguments import positive_int
-from fnn.layers.activations import sigmoid
 from fnn.layers.core import register
 from fnn.tree import freeze
 
 __all__ = ["RNN", "LSTM", "GRU", "Last", "rnn", "lstm", "gru"]
 
 
-def _time_major(name: str, w_x: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``x: (batch, time, n_in)`` as a contiguous ``(time, batch, n_in)`` array; a clear error otherwise."""
+def _steps(name: str, w_x: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x: (batch, time, n_in)`` as a contiguous ``(time, n_in, batch)``: per step, one column per example.
+
+    A clear error when ``x`` is not a sequence of ``n_in`` features per step.
+    """
     n_in = w_x.shape[0]
     if x.ndim != 3 or x.shape[2] != n_in:
         fix = (
@@ -57,51 +59,69 @@ def _time_major(name: str, w_x: np.ndarray, x: np.ndarray) -> np.ndarray:
             else f"give sequences of {n_in} features per step"
         )
         raise ValueError(f"{name} takes sequences (batch, time, {n_in}), got shape {x.shape}; {fix}.")
-    return np.ascontiguousarray(x.transpose(1, 0, 2))  # (time, batch, n_in)
+    return np.ascontiguousarray(x.transpose(1, 2, 0))  # (time, n_in, batch)
 
 
-def _inputs_times(xt: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``x_t w + b`` for every step in one product: ``(time, batch, n_out)``."""
-    out = xt.reshape(-1, xt.shape[2]) @ w  # (time * batch, n_out)
-    out += b
-    return out.reshape(xt.shape[0], xt.shape[1], -1)  # (time, batch, n_out)
+def _blocks(w: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """``w`` with its last axis, ``len(order)`` blocks of equal width side by side, in the block order ``order``.
+
+    >>> _blocks(np.arange(6), (2, 0, 1))
+    array([4, 5, 0, 1, 2, 3])
+    """
+    return w.reshape(w.shape[:-1] + (len(order), -1))[..., order, :].reshape(w.shape)
 
 
-def _previous(ht: np.ndarray) -> np.ndarray:
-    """``h_{t-1}`` for every step, ``h_{-1} = 0``: ``(time, batch, hidden)``."""
-    prev = np.empty_like(ht)
-    prev[0] = 0
-    prev[1:] = ht[:-1]
-    return prev
+def _halves(n: int, gates: int, sigmoids: int, dtype: np.dtype) -> np.ndarray:
+    r"""``(gates * n, 1)``: 0.5 on the rows of the first ``sigmoids`` gates, 1 on the others.
+
+    :math:`\sigma(z) = \tfrac12 \tanh(z / 2) + \tfrac12`: with their rows of the weights halved,
+    one ``tanh`` over a step's gates, then ``* 0.5 + 0.5`` on the sigmoid rows, gives every gate.
+    """
+    return np.repeat(np.array([0.5] * sigmoids + [1.0] * (gates - sigmoids), dtype), n)[:, None]
 
 
-def _joined(xt: np.ndarray, ht: np.ndarray) -> np.ndarray:
-    """``[x_t, h_{t-1}]`` side by side for every step, ``h_{-1} = 0``: ``(time, batch, n_in + hidden)``."""
-    xh = np.empty(xt.shape[:2] + (xt.shape[2] + ht.shape[2],), ht.dtype)
-    xh[:, :, : xt.shape[2]] = xt
-    xh[0, :, xt.shape[2] :] = 0
-    xh[1:, :, xt.shape[2] :] = ht[:-1]
-    return xh
+def _sigmoid_rows(z: np.ndarray) -> None:
+    """``z <- 0.5 z + 0.5`` in place, on a work array of the caller's: the sigmoids from ``tanh(z / 2)``."""
+    np.multiply(z, 0.5, out=z)
+    np.add(z, 0.5, out=z)
 
 
-def _param_grads(a: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(a^T dz, dz summed)`` over all steps and examples, for ``a: (time, batch, m)``, ``dz: (time, batch, k)``."""
-    dz2 = dz.reshape(-1, dz.shape[-1])  # (time * batch, k)
-    return a.reshape(-1, a.shape[2]).T @ dz2, np.add.reduce(dz2, axis=0)  # (m, k), (k,)
+def _outer_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    r""":math:`\sum_t a_t b_t^T` for ``a: (time, m, batch)``, ``b: (time, k, batch)``: ``(m, k)``."""
+    return np.add.reduce(np.matmul(a, b.transpose(0, 2, 1)), axis=0)  # (m, k)
 
 
-def _vjps(grads: Callable[..., tuple[Any, np.ndarray]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """``(vjp, param_vjp)`` from ``grads(layer, x, y, dy) -> (dlayer, dz)``: ``dx = dz w_x^T``, batch-first.
+def _row_sum(a: np.ndarray) -> np.ndarray:
+    """``a: (time, k, batch)`` summed over time and batch: ``(k,)``."""
+    return np.add.reduce(np.add.reduce(a, axis=2), axis=0)
 
-    ``param_vjp`` stops at ``dlayer``: a network's first layer skips the ``dx`` product.
+
+def _vjps(grads: Callable[..., tuple[Any, np.ndarray, np.ndarray]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(vjp, param_vjp)`` from ``grads(layer, dy, saved) -> (dlayer, dz, w)``, with ``dx_t = w dz_t``.
+
+    ``dz: (time, k, batch)`` is the gradient of the input side's pre-activations and ``w: (n_in, k)``
+    the matching input weights. ``param_vjp`` stops at ``dlayer``: a network's first layer skips
+    the ``dx`` product.
     """
 
-    def vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Any, np.ndarray]:
-        dlayer, dz = grads(layer, x, y, dy)
-        dxt = dz.reshape(-1, dz.shape[-1]) @ layer.w_x.T  # (time * batch, n_in)
-        return dlayer, dxt.reshape(dz.shape[0], dz.shape[1], -1).transpose(1, 0, 2)  # (batch, time, n_in)
+    def vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: Any) -> tuple[Any, np.ndarray]:
+        dlayer, dz, w = grads(layer, dy, saved)
+        return dlayer, np.matmul(w, dz).transpose(2, 0, 1)  # (time, n_in, batch) -> (batch, time, n_in)
 
-    return vjp, lambda layer, x, y, dy: grads(layer, x, y, dy)[0]
+    def param_vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: Any) -> Any:
+        return grads(layer, dy, saved)[0]
+
+    return vjp, param_vjp
+
+
+def _register(layer_type: type, forward: Callable[..., Any], grads: Callable[..., Any]) -> None:
+    vjp, param_vjp = _vjps(grads)
+    register(
+        layer_type,
+        lambda layer, x: forward(layer, x)[0],
+        lambda layer, x, y, dy: vjp(layer, x, y, dy, forward(layer, x)[1]),
+        param_vjp=lambda layer, x, y, dy: param_vjp(layer, x, y, dy, forward(layer, x)[1]),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -125,32 +145,40 @@ class RNN(NamedTuple):
     b: np.ndarray
 
 
-def _rnn_apply(layer: RNN, x: np.ndarray) -> np.ndarray:
-    xt = _time_major("RNN", layer.w_x, x)
-    hs = _inputs_times(xt, layer.w_x, layer.b)  # (time, batch, h): x_t w_x + b, overwritten by h_t
-    np.tanh(hs[0], out=hs[0])
-    for t in range(1, len(hs)):
-        hs[t] += hs[t - 1] @ layer.w_h  # (batch, h)
+class _RNNSaved(NamedTuple):
+    x: np.ndarray  # (time, n_in, batch)
+    h: np.ndarray  # (time + 1, h, batch): h_{t-1} at t, h_{-1} = 0 first
+
+
+def _rnn_forward(layer: RNN, x: np.ndarray) -> tuple[np.ndarray, _RNNSaved]:
+    xs = _steps("RNN", layer.w_x, x)  # (time, n_in, batch)
+    pre = np.matmul(layer.w_x.T, xs)  # (time, h, batch)
+    steps, n, batch = pre.shape
+    hs = np.empty((steps + 1, n, batch), pre.dtype)  # (time + 1, h, batch)
+    hs[0] = 0
+    np.add(pre, layer.b[:, None], out=hs[1:])  # x_t w_x + b, then h_t
+    w_h, work = layer.w_h.T, np.empty((n, batch), pre.dtype)  # (h, h), (h, batch)
+    for t in range(1, steps + 1):
+        if t > 1:
+            np.add(hs[t], np.matmul(w_h, hs[t - 1], out=work), out=hs[t])
         np.tanh(hs[t], out=hs[t])
-    return hs.transpose(1, 0, 2)  # (batch, time, h)
+    return hs[1:].transpose(2, 0, 1), _RNNSaved(xs, hs)  # (batch, time, h)
 
 
-def _rnn_grads(layer: RNN, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[RNN, np.ndarray]:
-    """``(dlayer, dz)``: the parameter gradients and ``dz: (time, batch, h)``, from which ``dx`` follows."""
-    xt, ht, dyt = _time_major("RNN", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
-    dz = 1 - ht * ht  # (time, batch, h): tanh', then dz in place
-    g = dyt[-1].copy()  # (batch, h)
-    for t in range(len(ht) - 1, -1, -1):
-        dz[t] *= g
+def _rnn_grads(layer: RNN, dy: np.ndarray, saved: _RNNSaved) -> tuple[RNN, np.ndarray, np.ndarray]:
+    xs, hs = saved
+    dyt = dy.transpose(1, 2, 0)  # (time, h, batch)
+    dz = np.multiply(hs[1:], hs[1:])  # (time, h, batch): 1 - h_t^2, then dz in place
+    np.subtract(1, dz, out=dz)
+    g = dyt[-1].copy()  # (h, batch)
+    for t in range(len(dz) - 1, -1, -1):
+        np.multiply(dz[t], g, out=dz[t])
         if t:
-            g = dz[t] @ layer.w_h.T  # (batch, h)
-            g += dyt[t - 1]
-    dw, db = _param_grads(_joined(xt, ht), dz)
-    return RNN(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), dz
+            np.add(np.matmul(layer.w_h, dz[t], out=g), dyt[t - 1], out=g)
+    return RNN(_outer_sum(xs, dz), _outer_sum(hs[:-1], dz), _row_sum(dz)), dz, layer.w_x
 
 
-_rnn_vjp, _rnn_param_vjp = _vjps(_rnn_grads)
-register(RNN, _rnn_apply, _rnn_vjp, param_vjp=_rnn_param_vjp)
+_register(RNN, _rnn_forward, _rnn_grads)
 
 
 # ---------------------------------------------------------------------------
@@ -181,86 +209,76 @@ class LSTM(NamedTuple):
     b: np.ndarray
 
 
-def _half_for_sigmoids(n: int, gates: str, dtype: np.dtype) -> np.ndarray:
-    """``(len(gates) * n,)``: 0.5 over the sigmoid gates, 1 over ``g``/``n`` (the tanh ones)."""
-    return np.repeat(np.array([1.0 if c in "gn" else 0.5 for c in gates], dtype), n)
+#: The LSTM's gates inside its passes: o, i, f, g (PyTorch's blocks 3, 0, 1, 2), so that the three
+#: sigmoids sit side by side (one ``* 0.5 + 0.5``) and so do the three gates scaled by ``dc``.
+_OIFG = (3, 0, 1, 2)
+_IFGO = (1, 2, 3, 0)  # back to PyTorch's i, f, g, o
 
 
-def _lstm_apply(layer: LSTM, x: np.ndarray) -> np.ndarray:
-    xt = _time_major("LSTM", layer.w_x, x)
-    n, batch = layer.w_h.shape[0], x.shape[0]
-    s = _half_for_sigmoids(n, "ifgo", layer.w_h.dtype)  # sigmoid(z) = 0.5 tanh(z / 2) + 0.5
-    shift = (s != 1).astype(s.dtype) * s  # 0.5 on i, f, o; 0 on g
-    xw = _inputs_times(xt, layer.w_x * s, layer.b * s)  # (time, batch, 4h), halved on i, f, o
-    w_h = layer.w_h * s  # (h, 4h)
-    hs = np.empty((len(xt), batch, n), xw.dtype)  # (time, batch, h)
-    h, c = np.zeros((batch, n), xw.dtype), np.zeros((batch, n), xw.dtype)
-    for t in range(len(xt)):
-        z = h @ w_h  # (batch, 4h)
-        z += xw[t]
-        np.tanh(z, out=z)
-        z *= s
-        z += shift  # i, f, g, o side by side
-        c = z[:, n : 2 * n] * c
-        c += z[:, :n] * z[:, 2 * n : 3 * n]
-        h = np.tanh(c, out=hs[t])
-        h *= z[:, 3 * n :]
-    return hs.transpose(1, 0, 2)  # (batch, time, h)
+class _LSTMSaved(NamedTuple):
+    x: np.ndarray  # (time, n_in, batch)
+    gates: np.ndarray  # (time, 4h, batch): o, i, f, g
+    c: np.ndarray  # (time + 1, h, batch): c_{t-1} at t, c_{-1} = 0 first
+    tanh_c: np.ndarray  # (time, h, batch)
+    h: np.ndarray  # (time + 1, h, batch): h_{t-1} at t, h_{-1} = 0 first
 
 
-def _lstm_grads(layer: LSTM, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[LSTM, np.ndarray]:
-    xt, ht, dyt = _time_major("LSTM", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
-    steps, batch, n = ht.shape
-    xh = _joined(xt, ht)  # (time, batch, n_in + h): x_t beside h_{t-1}
-    s = _half_for_sigmoids(n, "ifgo", layer.w_h.dtype)  # sigmoid(z) = 0.5 tanh(z / 2) + 0.5
-    z = _inputs_times(xh, np.concatenate([layer.w_x, layer.w_h]) * s, layer.b * s)  # every step at once
-    np.tanh(z, out=z)
-    z *= s
-    z += (s != 1) * s  # (time, batch, 4h): the gates i, f, g, o
-    z4 = z.reshape(steps, batch, 4, n)  # (time, batch, gate, h); overwritten by p, then by dz
-    i, f, g, o = z4[:, :, 0], z4[:, :, 1], z4[:, :, 2], z4[:, :, 3]
-    # Three (time, batch, h) work arrays, made once: a few large temporaries fault fewer pages in.
-    a, b = np.multiply(i, g), np.empty_like(ht)  # a = i g
-    cs = np.empty((steps + 1, batch, n), z.dtype)  # c_{t-1} for t = 0..time: the one elementwise scan
-    cs[0] = 0
+def _lstm_forward(layer: LSTM, x: np.ndarray) -> tuple[np.ndarray, _LSTMSaved]:
+    xs = _steps("LSTM", layer.w_x, x)  # (time, n_in, batch)
+    n = layer.w_h.shape[0]
+    half = _halves(n, 4, 3, layer.w_h.dtype)  # (4h, 1)
+    gates = np.matmul(_blocks(layer.w_x, _OIFG).T * half, xs)  # (time, 4h, batch): z_t, halved on o, i, f
+    gates += _blocks(layer.b, _OIFG)[:, None] * half
+    steps, _, batch = gates.shape
+    w_h = _blocks(layer.w_h, _OIFG).T * half  # (4h, h)
+    hs, cs = np.zeros((steps + 1, n, batch), gates.dtype), np.zeros((steps + 1, n, batch), gates.dtype)
+    tc = np.empty((steps, n, batch), gates.dtype)
+    work, ig = np.empty((4 * n, batch), gates.dtype), np.empty((n, batch), gates.dtype)
     for t in range(steps):
-        np.multiply(f[t], cs[t], out=cs[t + 1])
-        cs[t + 1] += a[t]
-    tc = np.tanh(cs[1:], out=a)  # (time, batch, h)
-    np.multiply(tc, tc, out=b)
-    np.subtract(1, b, out=b)
-    b *= o  # b = d c_t / d h_t = o (1 - tanh^2 c)
-    tc *= o
-    np.subtract(1, o, out=o)
-    o *= tc  # p_o = tanh(c) o (1 - o)
-    keep_f = a  # f, needed by the scan down
-    np.copyto(keep_f, f)
-    np.subtract(1, f, out=f)
-    f *= keep_f
-    f *= cs[:-1]  # p_f = c_{t-1} f (1 - f)
-    pi = np.subtract(1, i, out=cs[1:])
-    pi *= i
-    pi *= g  # g i (1 - i)
-    g *= g
-    np.subtract(1, g, out=g)
-    g *= i  # p_g = i (1 - g^2)
-    i[...] = pi  # p_i; now z4 holds p with dz = [dc, dc, dc, dh] * p
-    dh, dc = dyt[-1].copy(), np.zeros((batch, n), z.dtype)  # (batch, h)
-    for t in range(steps - 1, -1, -1):
-        b[t] *= dh
-        dc += b[t]
-        z4[t, :, :3] *= dc[:, None, :]
-        z4[t, :, 3] *= dh  # dz_t, in p_t's place
+        z = gates[t]  # (4h, batch): z_t, then the gates o, i, f, g
         if t:
-            dc *= keep_f[t]
-            np.matmul(z[t], layer.w_h.T, out=dh)  # (batch, h)
-            dh += dyt[t - 1]
-    dw, db = _param_grads(xh, z)  # z is now dz: (time, batch, 4h)
-    return LSTM(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), z
+            np.add(z, np.matmul(w_h, hs[t], out=work), out=z)
+        np.tanh(z, out=z)
+        _sigmoid_rows(z[: 3 * n])
+        np.multiply(z[2 * n : 3 * n], cs[t], out=cs[t + 1])
+        np.add(cs[t + 1], np.multiply(z[n : 2 * n], z[3 * n :], out=ig), out=cs[t + 1])  # f c + i g
+        np.multiply(z[:n], np.tanh(cs[t + 1], out=tc[t]), out=hs[t + 1])  # o tanh c
+    return hs[1:].transpose(2, 0, 1), _LSTMSaved(xs, gates, cs, tc, hs)  # (batch, time, h)
 
 
-_lstm_vjp, _lstm_param_vjp = _vjps(_lstm_grads)
-register(LSTM, _lstm_apply, _lstm_vjp, param_vjp=_lstm_param_vjp)
+def _lstm_grads(layer: LSTM, dy: np.ndarray, saved: _LSTMSaved) -> tuple[LSTM, np.ndarray, np.ndarray]:
+    xs, gates, cs, tc, hs = saved
+    steps, n4, batch = gates.shape
+    n = n4 // 4
+    gate = gates.reshape(steps, 4, n, batch)
+    o, i, f, g = gate[:, 0], gate[:, 1], gate[:, 2], gate[:, 3]  # (time, h, batch) each
+    dz = np.subtract(1, gates)  # (time, 4h, batch): p, with dz = [dh, dc, dc, dc] p, then dz in place
+    p = dz.reshape(steps, 4, n, batch)  # (time, gate, h, batch)
+    np.multiply(dz[:, : 3 * n], gates[:, : 3 * n], out=dz[:, : 3 * n])  # sigma (1 - sigma) on o, i, f
+    np.multiply(p[:, 0], tc, out=p[:, 0])  # p_o = tanh c o (1 - o)
+    np.multiply(p[:, 1], g, out=p[:, 1])  # p_i = g i (1 - i)
+    np.multiply(p[:, 2], cs[:-1], out=p[:, 2])  # p_f = c_{t-1} f (1 - f)
+    np.multiply(g, g, out=p[:, 3])
+    np.subtract(1, p[:, 3], out=p[:, 3])
+    np.multiply(p[:, 3], i, out=p[:, 3])  # p_g = i (1 - g^2)
+    dcdh = np.multiply(tc, tc)  # (time, h, batch): d c_t / d h_t = o (1 - tanh^2 c_t)
+    np.subtract(1, dcdh, out=dcdh)
+    np.multiply(dcdh, o, out=dcdh)
+    dyt = dy.transpose(1, 2, 0)  # (time, h, batch)
+    w_h = _blocks(layer.w_h, _OIFG)  # (h, 4h)
+    dh, dc, work = dyt[-1].copy(), np.zeros((n, batch), dz.dtype), np.empty((n, batch), dz.dtype)
+    for t in range(steps - 1, -1, -1):
+        np.add(dc, np.multiply(dh, dcdh[t], out=work), out=dc)
+        np.multiply(p[t, 0], dh, out=p[t, 0])
+        np.multiply(p[t, 1:], dc, out=p[t, 1:])  # (3, h, batch): i, f, g
+        if t:
+            np.multiply(dc, f[t], out=dc)
+            np.add(np.matmul(w_h, dz[t], out=dh), dyt[t - 1], out=dh)
+    dw_x, dw_h, db = _outer_sum(xs, dz), _outer_sum(hs[:-1], dz), _row_sum(dz)  # (n_in, 4h), (h, 4h), (4h,)
+    return LSTM(_blocks(dw_x, _IFGO), _blocks(dw_h, _IFGO), _blocks(db, _IFGO)), dz, _blocks(layer.w_x, _OIFG)
+
+
+_register(LSTM, _lstm_forward, _lstm_grads)
 
 
 # ---------------------------------------------------------------------------
@@ -292,67 +310,81 @@ class GRU(NamedTuple):
     b_h: np.ndarray
 
 
-def _gru_apply(layer: GRU, x: np.ndarray) -> np.ndarray:
-    xt = _time_major("GRU", layer.w_x, x)
-    n, batch = layer.w_h.shape[0], x.shape[0]
-    s = _half_for_sigmoids(n, "rzn", layer.w_h.dtype)  # sigmoid(z) = 0.5 tanh(z / 2) + 0.5
+class _GRUSaved(NamedTuple):
+    x: np.ndarray  # (time, n_in, batch)
+    gates: np.ndarray  # (time, 3h, batch): r, z, n
+    u_n: np.ndarray  # (time, h, batch): h_{t-1} w_hn + b_hn
+    h: np.ndarray  # (time + 1, h, batch): h_{t-1} at t, h_{-1} = 0 first
+
+
+#: The GRU's backward keeps [da_n, da_r, da_z, du_n] side by side: da is the first three blocks
+#: (n, r, z: PyTorch's 2, 0, 1) and du the last three (r, z, n, as PyTorch's), since da_r, da_z = du_r, du_z.
+_NRZ = (2, 0, 1)
+_RZN = (1, 2, 0)  # back to PyTorch's r, z, n
+
+
+def _gru_forward(layer: GRU, x: np.ndarray) -> tuple[np.ndarray, _GRUSaved]:
+    xs = _steps("GRU", layer.w_x, x)  # (time, n_in, batch)
+    n = layer.w_h.shape[0]
+    half = _halves(n, 3, 2, layer.w_h.dtype)  # (3h, 1)
     b = layer.b_x.copy()
     b[: 2 * n] += layer.b_h[: 2 * n]  # b_h of r, z joins the input side; b_hn stays inside r * (.)
-    xw = _inputs_times(xt, layer.w_x * s, b * s)  # (time, batch, 3h), halved on r, z
-    w_h, b_hn = layer.w_h * s, layer.b_h[2 * n :]
-    hs = np.empty((len(xt), batch, n), xw.dtype)  # (time, batch, h)
-    h = np.zeros((batch, n), xw.dtype)
-    for t in range(len(xt)):
-        u = h @ w_h  # (batch, 3h)
-        rz = u[:, : 2 * n]
-        rz += xw[t, :, : 2 * n]
+    gates = np.matmul(layer.w_x.T * half, xs)  # (time, 3h, batch): a_t, halved on r, z; then the gates
+    gates += b[:, None] * half
+    steps, _, batch = gates.shape
+    w_h, b_hn = layer.w_h.T * half, layer.b_h[2 * n :, None]  # (3h, h), (h, 1)
+    hs = np.zeros((steps + 1, n, batch), gates.dtype)  # (time + 1, h, batch)
+    u_n = np.empty((steps, n, batch), gates.dtype)
+    u, rn = np.empty((3 * n, batch), gates.dtype), np.empty((n, batch), gates.dtype)
+    for t in range(steps):
+        rz, new = gates[t, : 2 * n], gates[t, 2 * n :]  # (2h, batch), (h, batch)
+        np.matmul(w_h, hs[t], out=u)  # (3h, batch)
+        np.add(rz, u[: 2 * n], out=rz)
         np.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5  # r, z side by side
-        new = u[:, 2 * n :]
-        new += b_hn
-        new *= rz[:, :n]
-        new += xw[t, :, 2 * n :]
-        np.tanh(new, out=new)  # n
-        h_t = np.subtract(h, new, out=hs[t])
-        h_t *= rz[:, n:]
-        h_t += new  # (1 - z) n + z h
-        h = h_t
-    return hs.transpose(1, 0, 2)  # (batch, time, h)
+        _sigmoid_rows(rz)
+        np.add(u[2 * n :], b_hn, out=u_n[t])
+        np.add(new, np.multiply(rz[:n], u_n[t], out=rn), out=new)
+        np.tanh(new, out=new)
+        np.subtract(hs[t], new, out=hs[t + 1])
+        np.multiply(hs[t + 1], rz[n:], out=hs[t + 1])
+        np.add(hs[t + 1], new, out=hs[t + 1])  # (1 - z) n + z h_{t-1}
+    return hs[1:].transpose(2, 0, 1), _GRUSaved(xs, gates, u_n, hs)  # (batch, time, h)
 
 
-def _gru_grads(layer: GRU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[GRU, np.ndarray]:
-    xt, ht, dyt = _time_major("GRU", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
-    steps, batch, n = ht.shape
-    hprev = _previous(ht)
-    a = _inputs_times(xt, layer.w_x, layer.b_x).reshape(steps, batch, 3, n)  # (time, batch, gate, h)
-    u = _inputs_times(hprev, layer.w_h, layer.b_h).reshape(steps, batch, 3, n)
-    r, z = sigmoid(a[:, :, 0] + u[:, :, 0]), sigmoid(a[:, :, 1] + u[:, :, 1])  # (time, batch, h)
-    new = np.tanh(a[:, :, 2] + r * u[:, :, 2])
-    p = np.empty_like(a)  # da = dh * p
-    p[:, :, 2] = (1 - z) * (1 - new * new)
-    p[:, :, 1] = (hprev - new) * z * (1 - z)
-    p[:, :, 0] = p[:, :, 2] * u[:, :, 2] * r * (1 - r)
-    q = p.copy()  # du = dh * q
-    q[:, :, 2] *= r
-    dhs, du = np.empty_like(ht), np.empty_like(u)  # (time, batch, h), (time, batch, gate, h)
-    dh = dyt[-1].copy()  # (batch, h)
+def _gru_grads(layer: GRU, dy: np.ndarray, saved: _GRUSaved) -> tuple[GRU, np.ndarray, np.ndarray]:
+    xs, gates, u_n, hs = saved
+    steps, n3, batch = gates.shape
+    n = n3 // 3
+    gate = gates.reshape(steps, 3, n, batch)
+    r, z, new = gate[:, 0], gate[:, 1], gate[:, 2]  # (time, h, batch) each
+    d = np.empty((steps, 4 * n, batch), gates.dtype)  # [da_n, da_r, da_z, du_n] = dh p, p in place first
+    p = d.reshape(steps, 4, n, batch)  # (time, block, h, batch)
+    np.subtract(1, z, out=p[:, 2])  # 1 - z
+    np.multiply(new, new, out=p[:, 0])
+    np.subtract(1, p[:, 0], out=p[:, 0])
+    np.multiply(p[:, 0], p[:, 2], out=p[:, 0])  # p_n = (1 - z)(1 - n^2)
+    np.multiply(p[:, 2], z, out=p[:, 2])
+    np.multiply(p[:, 2], np.subtract(hs[:-1], new, out=p[:, 3]), out=p[:, 2])  # p_z = (h_{t-1} - n) z (1 - z)
+    np.subtract(1, r, out=p[:, 1])
+    np.multiply(p[:, 1], r, out=p[:, 1])
+    np.multiply(p[:, 1], u_n, out=p[:, 1])
+    np.multiply(p[:, 1], p[:, 0], out=p[:, 1])  # p_r = p_n u_n r (1 - r)
+    np.multiply(p[:, 0], r, out=p[:, 3])  # p_n r, for du_n
+    dyt = dy.transpose(1, 2, 0)  # (time, h, batch)
+    dh, nxt, work = dyt[-1].copy(), np.empty((n, batch), d.dtype), np.empty((n, batch), d.dtype)  # (h, batch)
     for t in range(steps - 1, -1, -1):
-        dhs[t] = dh
-        np.multiply(dh[:, None, :], q[t], out=du[t])
+        np.multiply(p[t], dh, out=p[t])  # (4, h, batch)
         if t:
-            dh = du[t].reshape(batch, 3 * n) @ layer.w_h.T  # (batch, h)
-            dh += dhs[t] * z[t]
-            dh += dyt[t - 1]
-    da = (dhs[:, :, None, :] * p).reshape(steps, batch, 3 * n)  # (time, batch, 3h)
-    du = du.reshape(steps, batch, 3 * n)
-    dw_x, db_x = _param_grads(xt, da)
-    dw_h, db_h = _param_grads(hprev, du)
-    return GRU(dw_x, dw_h, db_x, db_h), da
+            np.matmul(layer.w_h, d[t, n:], out=nxt)  # du_t w_h^T
+            np.add(nxt, np.multiply(dh, z[t], out=work), out=nxt)
+            np.add(nxt, dyt[t - 1], out=nxt)
+            dh, nxt = nxt, dh
+    da, du = d[:, : 3 * n], d[:, n:]  # (time, 3h, batch) each
+    grads = GRU(_blocks(_outer_sum(xs, da), _RZN), _outer_sum(hs[:-1], du), _blocks(_row_sum(da), _RZN), _row_sum(du))
+    return grads, da, _blocks(layer.w_x, _NRZ)
 
 
-_gru_vjp, _gru_param_vjp = _vjps(_gru_grads)
-register(GRU, _gru_apply, _gru_vjp, param_vjp=_gru_param_vjp)
+_register(GRU, _gru_forward, _gru_grads)
 
 
 # ---------------------------------------------------------------------------
