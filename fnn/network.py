@@ -7,7 +7,8 @@ that someone else holds.
 
 Backpropagation is one loop in each direction. The forward pass keeps each
 layer's input; the backward pass walks the layers in reverse, calling each
-layer's registered ``vjp`` with its input, output and the incoming gradient:
+layer's registered ``vjp`` with its input, output and the incoming gradient (and, for a layer
+that registered ``forward``, the values its forward pass saved for it in the trace):
 
     xs[0] = x;  xs[i + 1] = apply(params[i], xs[i])
     dy = cost.grad(xs[-1], y);  (dparams[i], dy) = vjp(params[i], xs[i], xs[i + 1], dy)
@@ -223,18 +224,25 @@ def backprop(
     the first layer with parameters (``first``, from :func:`first_with_params` when the caller
     has it), running its ``param_vjp`` rule when it has one (a dense or conv layer then skips
     its input gradient); layers before it (augmentation, a reshape) get
-    :func:`fnn.layers.zero_grad` records without running their ``vjp`` at all.
+    :func:`fnn.layers.zero_grad` records without running their ``vjp`` at all. Layers registered
+    with ``forward`` get the values they saved, from ``xs`` (a :class:`fnn.layers.Trace`, as
+    :func:`fnn.layers.trace` returns).
     """
     rs = rules(params) if rules_ is None else rules_
     first = first_with_params(params) if first is None else first
     grads: list[Any] = [layers.zero_grad(layer) for layer in params[:first]] + [None] * (len(params) - first)
     for i in range(len(params) - 1, first, -1):
         r = rs[i]
-        if r.context:
+        if r.forward is not None:  # a layer that saved values for its vjp in the trace
+            args = (params[i], xs[i], xs[i + 1], dy) + ((ctxs[i],) if r.context else ())
+            grads[i], dy = r.vjp(*args, xs.saved[i])  # type: ignore[attr-defined]
+        elif r.context:
             grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy, ctxs[i])
         else:
             grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy)
     r, args = rs[first], (params[first], xs[first], xs[first + 1], dy) + ((ctxs[first],) if rs[first].context else ())
+    if r.forward is not None:
+        args += (xs.saved[first],)  # type: ignore[attr-defined]
     grads[first] = r.vjp(*args)[0] if r.param_vjp is None else r.param_vjp(*args)
     return tuple(grads)
 

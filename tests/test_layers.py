@@ -140,10 +140,18 @@ def test_layer_contract(layer, shape, ctx):
     trained = {k: e for k, e in errors.items() if k not in untrained}
     assert max(trained.values(), default=0.0) < 1e-6, errors
     r = layers.rule(layer)
+    dy = np.random.default_rng(2).standard_normal(y.shape)
     if r.param_vjp is not None:
         assert not r.context
-        dy = np.random.default_rng(2).standard_normal(y.shape)
-        assert tree.all_equal(r.param_vjp(layer, x, y, dy), layers.vjp(layer, x, y, dy)[0])
+        saved = () if r.forward is None else (r.forward(layer, x)[1],)
+        assert tree.all_equal(r.param_vjp(layer, x, y, dy, *saved), layers.vjp(layer, x, y, dy)[0])
+    if r.forward is not None:  # the values saved in a trace give what the public vjp recomputes
+        xs = layers.trace((layer,), x, (ctx,))
+        assert isinstance(xs, layers.Trace) and len(xs.saved) == 1
+        np.testing.assert_array_equal(xs[-1], y)
+        grads, dx_saved = layers.backward((layer,), xs, dy, (ctx,))
+        expected = layers.vjp(layer, x, y, dy, ctx)
+        assert tree.all_equal(grads[0], expected[0]) and np.array_equal(dx_saved, expected[1])
     if r.update is not None:
         moved = r.update(layer, x, Context(True, fr.key(3)))
         assert type(moved) is type(layer) and tree.structure(moved) == tree.structure(layer)
@@ -180,6 +188,20 @@ def test_unregistered_layer_is_a_clear_error():
 def test_register_wants_a_namedtuple():
     with pytest.raises(TypeError, match="NamedTuple"):
         fnn.register(dict, lambda layer, x: x, lambda layer, x, y, dy: (layer, dy))
+
+
+def test_register_takes_one_forward_rule():
+    class Twice(NamedTuple):
+        pass
+
+    with pytest.raises(TypeError, match="exactly one of apply= and forward="):
+        fnn.register(Twice, apply=lambda layer, x: x, forward=lambda layer, x: (x, None),
+                     vjp=lambda layer, x, y, dy, saved: (layer, dy))
+    with pytest.raises(TypeError, match="exactly one of apply= and forward="):
+        fnn.register(Twice, vjp=lambda layer, x, y, dy: (layer, dy))
+    with pytest.raises(TypeError, match="vjp=None"):
+        fnn.register(Twice, apply=lambda layer, x: x)
+    assert Twice not in layers.registered()
 
 
 def test_sigmoid_values_and_extremes():
@@ -225,3 +247,46 @@ def test_user_layer_works_everywhere_with_no_extra_code():
     trained, history = fnn.train(params, (x, y), epochs=30, batch_size=4, lr=2.0, seed=0)
     assert history[-1].loss < history[0].loss
     assert isinstance(trained[1], Scale) and not trained[1].s.flags.writeable
+
+
+class SavingScale(NamedTuple):
+    """y = tanh(x) * s, saving tanh(x) for the backward pass; counts its forward passes."""
+
+    s: np.ndarray
+
+
+FORWARDS = []
+
+
+def saving_scale_forward(layer, x):
+    FORWARDS.append(1)
+    t = np.tanh(x)
+    return t * layer.s, t
+
+
+def saving_scale_vjp(layer, x, y, dy, t):
+    return SavingScale((dy * t).sum(axis=tuple(range(dy.ndim - 1)))), dy * layer.s * (1 - t * t)
+
+
+fnn.register(SavingScale, vjp=saving_scale_vjp, forward=saving_scale_forward)
+
+
+def test_user_saving_layer_works_everywhere_with_no_extra_code():
+    g = fr.generator(1)
+    params = (fnn.dense(0, 4, 3, dtype=np.float64), SavingScale(g.standard_normal(3)), fnn.Sigmoid())
+    x, y = g.standard_normal((8, 4)), g.integers(0, 3, 8)
+    errors = fnn.check_grad(params, (x, y), fnn.mse, mode="coordinates")
+    assert max(tree.leaves(errors)) < 1e-6
+    _, _, _, errs = vjp_errors(SavingScale(g.standard_normal(3)), g.standard_normal((5, 3)))
+    assert max(errs.values()) < 1e-6
+    np.testing.assert_allclose(layers.apply(params[1], x[:, :3]), np.tanh(x[:, :3]) * params[1].s)
+    for net, inp in ((params, x), ((fnn.Residual((params[1],)),), x[:, :3])):
+        ctxs = (EVAL,) * len(net)
+        xs = layers.trace(net, inp, ctxs)
+        FORWARDS.clear()
+        grads = fnn.network.backprop(net, xs, np.ones_like(xs[-1]), ctxs)
+        assert not FORWARDS, "backpropagation (and a Residual block) hands the layer its saved values"
+        assert tree.all_equal(grads[-1], layers.vjp(net[-1], xs[-2], xs[-1], np.ones_like(xs[-1]))[0])
+    trained, history = fnn.train(params, (x, y), epochs=30, batch_size=4, lr=2.0, seed=0)
+    assert history[-1].loss < history[0].loss
+    assert isinstance(trained[1], SavingScale) and not trained[1].s.flags.writeable

@@ -1,7 +1,8 @@
 """Layers: the contract and registry (:mod:`fnn.layers.core`), then one module per family.
 
 - :mod:`fnn.layers.core`: the contract (``register``, ``rule``, ``registered``, ``apply``, ``vjp``,
-  ``Context``, ``training_key``, ``is_param``, ``zero_grad``, ``elementwise``);
+  ``Context``, ``training_key``, ``trace``, ``Trace``, ``backward``, ``is_param``, ``zero_grad``,
+  ``elementwise``);
 - :mod:`fnn.layers.linear`: ``Dense`` and its builder ``dense``;
 - :mod:`fnn.layers.initializers`: ``INITS``, the dense initialisers by name;
 - :mod:`fnn.layers.activations`: ``Sigmoid``, ``Tanh``, ``ReLU``, ``LeakyReLU``, ``Softmax``,

@@ -21,6 +21,17 @@ returning the record with its statistics moved after a training step. A layer ma
 also register ``param_vjp(layer, x, y, dy) -> dlayer``, the ``dlayer`` half of ``vjp``
 alone: backpropagation uses it for a network's first layer, whose ``dx`` nobody needs.
 
+A layer may also hand values from its forward pass to its backward pass. It then registers
+``forward(layer, x) -> (y, saved)`` in place of ``apply`` (``apply`` becomes ``forward(...)[0]``:
+one implementation of the forward pass), and its ``vjp`` and ``param_vjp`` take ``saved`` as
+one more, last, argument: ``vjp(layer, x, y, dy, saved)`` (``vjp(layer, x, y, dy, ctx, saved)``
+with a context). Saved values are private to the layer: produced by its own ``forward``,
+consumed by its own ``vjp``, never read by anything else (a softmax's probabilities, a
+normalisation's ``1 / std``: whatever the backward pass would otherwise recompute).
+:func:`trace` keeps them beside the activations, for as long as the activations live, and
+backpropagation hands each layer its own; the public :func:`vjp` recomputes them by calling
+``forward``, so a saving layer is called exactly like any other.
+
 Two declarations describe a type to the rest of fnn: ``squashes=True`` says the layer's
 output is squashed or rectified (sigmoid, tanh, ReLU, softmax, ...), so it cannot be the
 logits that :data:`fnn.cross_entropy` and :data:`fnn.binary_cross_entropy` take; and
@@ -43,6 +54,15 @@ builder side by side. Adding a layer type, inside fnn or in your own module, tou
 ...              vjp=lambda layer, x, y, dy: (layer, 2 * x * dy))
 >>> apply(Square(), np.array([[3.0]]))
 array([[9.]])
+
+The same layer saving ``2 x`` for its backward pass:
+
+>>> class Square2(NamedTuple):
+...     pass
+>>> _ = register(Square2, forward=lambda layer, x: (x * x, 2 * x),
+...              vjp=lambda layer, x, y, dy, twice_x: (layer, twice_x * dy))
+>>> vjp(Square2(), np.array([[3.0]]), np.array([[9.0]]), np.array([[1.0]]))[1]
+array([[6.]])
 """
 
 from __future__ import annotations
@@ -66,6 +86,8 @@ __all__ = [
     "vjp",
     "is_param",
     "trace",
+    "Trace",
+    "backward",
     "trainable",
     "zero_grad",
     "elementwise",
@@ -90,6 +112,7 @@ class Rule(NamedTuple):
     squashes: bool = False
     statistics: tuple[str, ...] = ()
     indices: bool = False
+    forward: Callable[..., tuple[np.ndarray, Any]] | None = None
 
 
 _RULES: dict[type, Rule] = {}
@@ -114,9 +137,10 @@ def training_key(ctx: Context, layer_name: str) -> Key:
 
 def register(
     layer_type: type,
-    apply: Callable[..., np.ndarray],
-    vjp: Callable[..., tuple[Any, np.ndarray]],
+    apply: Callable[..., np.ndarray] | None = None,
+    vjp: Callable[..., tuple[Any, np.ndarray]] | None = None,
     *,
+    forward: Callable[..., tuple[np.ndarray, Any]] | None = None,
     context: bool = False,
     update: Callable[..., Any] | None = None,
     param_vjp: Callable[..., Any] | None = None,
@@ -129,7 +153,11 @@ def register(
     Args:
       layer_type: a ``NamedTuple`` class.
       apply: ``apply(layer, x) -> y`` (``apply(layer, x, ctx)`` when ``context``).
-      vjp: ``vjp(layer, x, y, dy) -> (dlayer, dx)`` (one more ``ctx`` argument when ``context``).
+      vjp: ``vjp(layer, x, y, dy) -> (dlayer, dx)`` (one more ``ctx`` argument when ``context``;
+        one more, last, ``saved`` argument when ``forward`` is given).
+      forward: instead of ``apply``, ``forward(layer, x) -> (y, saved)`` (``forward(layer, x, ctx)``
+        when ``context``) for a layer that hands ``saved``, values of its own choosing, to its
+        ``vjp`` and ``param_vjp`` (see the module docstring); ``apply`` is then ``forward(...)[0]``.
       context: whether the functions take a :class:`Context` (train flag and key).
       update: for layers with running statistics, ``update(layer, x, ctx) -> layer``,
         the record after one training step on input ``x``.
@@ -169,8 +197,27 @@ def register(
             f"statistics names fields {unknown} that {layer_type.__name__} does not have "
             f"(its fields: {list(layer_type._fields)}); name the fields that update moves."
         )
-    _RULES[layer_type] = Rule(apply, vjp, context, update, param_vjp, bool(squashes), tuple(statistics), bool(indices))
+    if (apply is None) == (forward is None) or vjp is None:
+        raise TypeError(
+            f"register({layer_type.__name__}, ...) takes vjp= and exactly one of apply= and forward=; got "
+            f"apply={'set' if apply is not None else None}, forward={'set' if forward is not None else None}, "
+            f"vjp={'set' if vjp is not None else None}. Give apply=f(layer, x) -> y, or forward=f(layer, x) -> "
+            "(y, saved) for a layer whose vjp takes values saved by its forward pass (then apply is derived)."
+        )
+    if forward is not None:
+        apply = _first_of(forward, context)
+    assert apply is not None  # exactly one of apply and forward, checked above
+    _RULES[layer_type] = Rule(
+        apply, vjp, context, update, param_vjp, bool(squashes), tuple(statistics), bool(indices), forward
+    )
     return layer_type
+
+
+def _first_of(forward: Callable[..., tuple[np.ndarray, Any]], context: bool) -> Callable[..., np.ndarray]:
+    """``apply`` derived from a layer's ``forward``: its output without the saved values."""
+    if context:
+        return lambda layer, x, ctx: forward(layer, x, ctx)[0]
+    return lambda layer, x: forward(layer, x)[0]
 
 
 def registered() -> tuple[type, ...]:
@@ -239,9 +286,26 @@ def vjp(
     >>> dlayer, dx = vjp(layer, x, apply(layer, x), np.array([[1.0]]))
     >>> dlayer.w.ravel(), dlayer.b, dx
     (array([1., 2.]), array([1.]), array([[1., 1.]]))
+
+    For a layer registered with ``forward``, the values it saves for its ``vjp`` are recomputed
+    here by running ``forward`` on ``x`` (backpropagation through a network takes them from
+    :func:`trace` instead).
     """
     r = rule(layer)
-    return r.vjp(layer, x, y, dy, ctx) if r.context else r.vjp(layer, x, y, dy)
+    args = (layer, x, y, dy, ctx) if r.context else (layer, x, y, dy)
+    if r.forward is None:
+        return r.vjp(*args)
+    saved = (r.forward(layer, x, ctx) if r.context else r.forward(layer, x))[1]
+    return r.vjp(*args, saved)
+
+
+class Trace(list):
+    """The activations ``[x, h1, ..., y]`` of :func:`trace`, with ``saved``: the values the layers
+    registered with ``forward`` saved for their ``vjp``, ``saved[i]`` for layer ``i`` (``None`` for
+    the others). :func:`trace` returns one when some layer saved values, a plain list otherwise.
+    """
+
+    saved: list[Any]
 
 
 def trace(
@@ -250,18 +314,59 @@ def trace(
     """The input of every layer of a sequence ``layers`` and the last output: ``[x, h1, ..., y]``.
 
     ``ctxs`` holds one :class:`Context` per layer; ``rules`` the layers' rules, when the caller
-    has looked them up already (a training step does it once per epoch).
+    has looked them up already (a training step does it once per epoch). When a layer registered
+    with ``forward`` saves values for its backward pass, the list is a :class:`Trace` holding them
+    in ``saved`` (:func:`backward` and backpropagation hand each layer its own).
 
     >>> import fnn, numpy as np
     >>> xs = trace((fnn.Identity(), fnn.ReLU()), np.array([[-1.0, 2.0]]), (Context(), Context()))
     >>> [h.tolist() for h in xs]
     [[[-1.0, 2.0]], [[-1.0, 2.0]], [[0.0, 2.0]]]
     """
-    xs = [x]
+    xs, h, saved = [x], x, None
     for layer, r, ctx in zip(layers, tuple(rule(l) for l in layers) if rules is None else rules, ctxs):
-        h = xs[-1]
-        xs.append(r.apply(layer, h, ctx) if r.context else r.apply(layer, h))
-    return xs
+        if r.forward is None:
+            h = r.apply(layer, h, ctx) if r.context else r.apply(layer, h)
+        else:
+            if saved is None:
+                saved = [None] * len(layers)
+            h, saved[len(xs) - 1] = r.forward(layer, h, ctx) if r.context else r.forward(layer, h)
+        xs.append(h)
+    if saved is None:
+        return xs
+    out = Trace(xs)
+    out.saved = saved
+    return out
+
+
+def backward(
+    layers: Any, xs: list[np.ndarray], dy: np.ndarray, ctxs: tuple[Context, ...]
+) -> tuple[tuple[Any, ...], np.ndarray]:
+    """The reverse of :func:`trace`: ``(dlayers, dx)`` for a sequence ``layers`` from its trace ``xs``.
+
+    Runs each layer's ``vjp`` from the last layer to the first, handing layers registered with
+    ``forward`` the values they saved in ``xs`` (recomputed when ``xs`` is a plain list).
+
+    >>> import fnn, numpy as np
+    >>> ls, ctxs = (fnn.Dense(np.full((1, 1), 2.0), np.zeros(1)), fnn.ReLU()), (Context(), Context())
+    >>> xs = trace(ls, np.array([[3.0]]), ctxs)
+    >>> grads, dx = backward(ls, xs, np.ones((1, 1)), ctxs)
+    >>> grads[0].w, dx
+    (array([[3.]]), array([[2.]]))
+    """
+    saved = xs.saved if type(xs) is Trace else [None] * len(layers)
+    grads: list[Any] = [None] * len(layers)
+    for j in range(len(layers) - 1, -1, -1):
+        layer, ctx = layers[j], ctxs[j]
+        r = rule(layer)
+        args = (layer, xs[j], xs[j + 1], dy, ctx) if r.context else (layer, xs[j], xs[j + 1], dy)
+        if r.forward is None:
+            grads[j], dy = r.vjp(*args)
+        elif saved[j] is None:
+            grads[j], dy = vjp(layer, xs[j], xs[j + 1], dy, ctx)
+        else:
+            grads[j], dy = r.vjp(*args, saved[j])
+    return tuple(grads), dy
 
 
 def is_param(leaf: Any) -> bool:

@@ -9,9 +9,9 @@ block returns its input plus their output, so ``f`` must keep the shape. Backwar
 The parameters nest (``Residual.layers[j]`` is an ordinary record), so everything that walks
 a network as a pytree reaches inside: gradients, optimizers, :func:`fnn.save`/:func:`fnn.load`,
 :func:`fnn.check_grad`. A block gets its own key in training and gives layer ``j`` inside it
-``fold_in(key, j)``, so dropout inside a block draws fresh masks every step. The backward
-pass reruns the block's forward pass but for its last layer to get the inner activations
-(the contract passes only ``x`` and ``y``; the last layer's output is ``y - x``). Layers
+``fold_in(key, j)``, so dropout inside a block draws fresh masks every step. The block saves
+its inner trace (the inner activations and whatever its layers saved) for its backward pass,
+which therefore runs only the inner layers' ``vjp`` rules, never their forward pass. Layers
 with running statistics (BatchNorm) are refused inside a block: use LayerNorm, as
 transformers do.
 
@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.layers.core import Context, register, rule, trace, vjp
+from fnn.layers.core import Context, backward, register, rule, trace
 
 __all__ = ["Residual"]
 
@@ -71,20 +71,18 @@ def _check_shape(x: np.ndarray, h: np.ndarray) -> None:
         )
 
 
-def _apply(layer: Residual, x: np.ndarray, ctx: Context) -> np.ndarray:
-    h = trace(layer.layers, x, _contexts(layer, ctx))[-1]
-    _check_shape(x, h)
-    return x + h
+def _forward(layer: Residual, x: np.ndarray, ctx: Context) -> tuple[np.ndarray, list[np.ndarray]]:
+    xs = trace(layer.layers, x, _contexts(layer, ctx))  # saved: the inner trace
+    _check_shape(x, xs[-1])
+    return x + xs[-1], xs
 
 
-def _vjp(layer: Residual, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context) -> tuple[Residual, np.ndarray]:
-    ctxs = _contexts(layer, ctx)
-    xs = trace(layer.layers[:-1], x, ctxs) + [y - x]  # the inner activations: recomputed, the last from y
-    grads: list[Any] = [None] * len(layer.layers)
-    g = dy
-    for j in range(len(layer.layers) - 1, -1, -1):
-        grads[j], g = vjp(layer.layers[j], xs[j], xs[j + 1], g, ctxs[j])
-    return Residual(tuple(grads)), dy + g
+def _vjp(
+    layer: Residual, x: np.ndarray, y: np.ndarray, dy: np.ndarray, ctx: Context, xs: list[np.ndarray]
+) -> tuple[Residual, np.ndarray]:
+    del y
+    grads, g = backward(layer.layers, xs, dy, _contexts(layer, ctx))
+    return Residual(grads), dy + g
 
 
-register(Residual, _apply, _vjp, context=True)
+register(Residual, vjp=_vjp, forward=_forward, context=True)
