@@ -115,13 +115,9 @@ def _vjps(grads: Callable[..., tuple[Any, np.ndarray, np.ndarray]]) -> tuple[Cal
 
 
 def _register(layer_type: type, forward: Callable[..., Any], grads: Callable[..., Any]) -> None:
+    """Register a recurrent layer from its ``forward -> (y, saved)`` and ``grads`` (see :func:`_vjps`)."""
     vjp, param_vjp = _vjps(grads)
-    register(
-        layer_type,
-        lambda layer, x: forward(layer, x)[0],
-        lambda layer, x, y, dy: vjp(layer, x, y, dy, forward(layer, x)[1]),
-        param_vjp=lambda layer, x, y, dy: param_vjp(layer, x, y, dy, forward(layer, x)[1]),
-    )
+    register(layer_type, forward=forward, vjp=vjp, param_vjp=param_vjp)
 
 
 # ---------------------------------------------------------------------------
