@@ -45,12 +45,14 @@ from fnn.tree import freeze
 __all__ = ["RNN", "LSTM", "GRU", "Last", "rnn", "lstm", "gru"]
 
 
-def _steps(name: str, w_x: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``x: (batch, time, n_in)`` as a contiguous ``(time, n_in, batch)``: per step, one column per example.
+def _inputs(name: str, w_x: np.ndarray, w_h: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The inputs of every step's products, ``[x_t, 1, h_{t-1}]``: ``(time + 1, n_in + 1 + h, batch)``.
 
+    Holds ``x: (batch, time, n_in)`` per step as columns, a row of ones (the bias) and ``h_{-1} = 0``;
+    the forward pass writes each ``h_t`` into ``[t + 1, n_in + 1:]`` (no ``x_time``: zeros).
     A clear error when ``x`` is not a sequence of ``n_in`` features per step.
     """
-    n_in = w_x.shape[0]
+    n_in, n = w_x.shape[0], w_h.shape[0]
     if x.ndim != 3 or x.shape[2] != n_in:
         fix = (
             f"a missing time axis: add it with fnn.Reshape((time, {n_in})) before the layer "
@@ -59,7 +61,13 @@ def _steps(name: str, w_x: np.ndarray, x: np.ndarray) -> np.ndarray:
             else f"give sequences of {n_in} features per step"
         )
         raise ValueError(f"{name} takes sequences (batch, time, {n_in}), got shape {x.shape}; {fix}.")
-    return np.ascontiguousarray(x.transpose(1, 2, 0))  # (time, n_in, batch)
+    batch, steps = x.shape[:2]
+    xh = np.empty((steps + 1, n_in + 1 + n, batch), np.result_type(x.dtype, w_x.dtype))
+    xh[:steps, :n_in] = x.transpose(1, 2, 0)  # (time, n_in, batch)
+    xh[steps, :n_in] = 0
+    xh[:, n_in] = 1
+    xh[0, n_in + 1 :] = 0
+    return xh
 
 
 def _blocks(w: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
@@ -86,14 +94,11 @@ def _sigmoid_rows(z: np.ndarray) -> None:
     np.add(z, 0.5, out=z)
 
 
-def _outer_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    r""":math:`\sum_t a_t b_t^T` for ``a: (time, m, batch)``, ``b: (time, k, batch)``: ``(m, k)``."""
-    return np.add.reduce(np.matmul(a, b.transpose(0, 2, 1)), axis=0)  # (m, k)
-
-
-def _row_sum(a: np.ndarray) -> np.ndarray:
-    """``a: (time, k, batch)`` summed over time and batch: ``(k,)``."""
-    return np.add.reduce(np.add.reduce(a, axis=2), axis=0)
+def _param_grads(dz: np.ndarray, a: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    r""":math:`\sum_t a_t dz_t^T`, for ``dz: (time, k, batch)`` and ``a: (time, m, batch)``: ``(m, k)``,
+    the gradients of the ``m`` weight rows (a bias: a row of ones in ``a``), blocks of ``k`` in ``order``."""
+    g = np.add.reduce(np.matmul(dz, a.transpose(0, 2, 1)), axis=0)  # (k, m)
+    return np.ascontiguousarray(_blocks(g.T, order))  # (m, k)
 
 
 def _vjps(grads: Callable[..., tuple[Any, np.ndarray, np.ndarray]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -112,6 +117,11 @@ def _vjps(grads: Callable[..., tuple[Any, np.ndarray, np.ndarray]]) -> tuple[Cal
         return grads(layer, dy, saved)[0]
 
     return vjp, param_vjp
+
+
+def _steps_first(dy: np.ndarray) -> np.ndarray:
+    """``dy: (batch, time, h)`` as a contiguous ``(time, h, batch)`` (no copy when it is laid out so already)."""
+    return np.ascontiguousarray(dy.transpose(1, 2, 0))
 
 
 def _register(layer_type: type, forward: Callable[..., Any], grads: Callable[..., Any]) -> None:
@@ -141,37 +151,30 @@ class RNN(NamedTuple):
     b: np.ndarray
 
 
-class _RNNSaved(NamedTuple):
-    x: np.ndarray  # (time, n_in, batch)
-    h: np.ndarray  # (time + 1, h, batch): h_{t-1} at t, h_{-1} = 0 first
+def _rnn_forward(layer: RNN, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xh = _inputs("RNN", layer.w_x, layer.w_h, x)  # (time + 1, n_in + 1 + h, batch); saved
+    n_in = len(layer.w_x)
+    z = np.matmul(np.vstack([layer.w_x, layer.b[None]]).T, xh[:-1, : n_in + 1])  # (time, h, batch): x_t w_x + b
+    hs, w_h, work = xh[:, n_in + 1 :], layer.w_h.T, np.empty(z.shape[1:], z.dtype)  # h_{t-1} at t, (h, h), (h, batch)
+    for t in range(len(z)):
+        if t:
+            np.add(z[t], np.matmul(w_h, hs[t], out=work), out=z[t])
+        np.tanh(z[t], out=hs[t + 1])
+    return hs[1:].transpose(2, 0, 1), xh  # (batch, time, h)
 
 
-def _rnn_forward(layer: RNN, x: np.ndarray) -> tuple[np.ndarray, _RNNSaved]:
-    xs = _steps("RNN", layer.w_x, x)  # (time, n_in, batch)
-    pre = np.matmul(layer.w_x.T, xs)  # (time, h, batch)
-    steps, n, batch = pre.shape
-    hs = np.empty((steps + 1, n, batch), pre.dtype)  # (time + 1, h, batch)
-    hs[0] = 0
-    np.add(pre, layer.b[:, None], out=hs[1:])  # x_t w_x + b, then h_t
-    w_h, work = layer.w_h.T, np.empty((n, batch), pre.dtype)  # (h, h), (h, batch)
-    for t in range(1, steps + 1):
-        if t > 1:
-            np.add(hs[t], np.matmul(w_h, hs[t - 1], out=work), out=hs[t])
-        np.tanh(hs[t], out=hs[t])
-    return hs[1:].transpose(2, 0, 1), _RNNSaved(xs, hs)  # (batch, time, h)
-
-
-def _rnn_grads(layer: RNN, dy: np.ndarray, saved: _RNNSaved) -> tuple[RNN, np.ndarray, np.ndarray]:
-    xs, hs = saved
-    dyt = dy.transpose(1, 2, 0)  # (time, h, batch)
-    dz = np.multiply(hs[1:], hs[1:])  # (time, h, batch): 1 - h_t^2, then dz in place
+def _rnn_grads(layer: RNN, dy: np.ndarray, xh: np.ndarray) -> tuple[RNN, np.ndarray, np.ndarray]:
+    n_in = len(layer.w_x)
+    hs, dyt = xh[1:, n_in + 1 :], _steps_first(dy)  # (time, h, batch) each
+    dz = np.multiply(hs, hs)  # (time, h, batch): 1 - h_t^2, then dz in place
     np.subtract(1, dz, out=dz)
     g = dyt[-1].copy()  # (h, batch)
     for t in range(len(dz) - 1, -1, -1):
         np.multiply(dz[t], g, out=dz[t])
         if t:
             np.add(np.matmul(layer.w_h, dz[t], out=g), dyt[t - 1], out=g)
-    return RNN(_outer_sum(xs, dz), _outer_sum(hs[:-1], dz), _row_sum(dz)), dz, layer.w_x
+    d = _param_grads(dz, xh[:-1], (0,))  # (n_in + 1 + h, h): w_x, b, w_h
+    return RNN(d[:n_in], d[n_in + 1 :], d[n_in]), dz, layer.w_x
 
 
 _register(RNN, _rnn_forward, _rnn_grads)
@@ -212,26 +215,25 @@ _IFGO = (1, 2, 3, 0)  # back to PyTorch's i, f, g, o
 
 
 class _LSTMSaved(NamedTuple):
-    x: np.ndarray  # (time, n_in, batch)
+    xh: np.ndarray  # (time + 1, n_in + 1 + h, batch): [x_t, 1, h_{t-1}] at t
     gates: np.ndarray  # (time, 4h, batch): o, i, f, g
     c: np.ndarray  # (time + 1, h, batch): c_{t-1} at t, c_{-1} = 0 first
     tanh_c: np.ndarray  # (time, h, batch)
-    h: np.ndarray  # (time + 1, h, batch): h_{t-1} at t, h_{-1} = 0 first
 
 
 def _lstm_forward(layer: LSTM, x: np.ndarray) -> tuple[np.ndarray, _LSTMSaved]:
-    xs = _steps("LSTM", layer.w_x, x)  # (time, n_in, batch)
-    n = layer.w_h.shape[0]
-    half = _halves(n, 4, 3, layer.w_h.dtype)  # (4h, 1)
-    gates = np.matmul(_blocks(layer.w_x, _OIFG).T * half, xs)  # (time, 4h, batch): z_t, halved on o, i, f
-    gates += _blocks(layer.b, _OIFG)[:, None] * half
-    steps, _, batch = gates.shape
+    xh = _inputs("LSTM", layer.w_x, layer.w_h, x)  # (time + 1, n_in + 1 + h, batch)
+    n_in, n = len(layer.w_x), len(layer.w_h)
+    half = _halves(n, 4, 3, xh.dtype)  # (4h, 1)
+    w_in = _blocks(np.vstack([layer.w_x, layer.b[None]]), _OIFG).T * half  # (4h, n_in + 1)
+    gates = np.matmul(w_in, xh[:-1, : n_in + 1])  # (time, 4h, batch): z_t (halved on o, i, f), then the gates
     w_h = _blocks(layer.w_h, _OIFG).T * half  # (4h, h)
-    hs, cs = np.zeros((steps + 1, n, batch), gates.dtype), np.zeros((steps + 1, n, batch), gates.dtype)
-    tc = np.empty((steps, n, batch), gates.dtype)
-    work, ig = np.empty((4 * n, batch), gates.dtype), np.empty((n, batch), gates.dtype)
-    for t in range(steps):
-        z = gates[t]  # (4h, batch): z_t, then the gates o, i, f, g
+    hs = xh[:, n_in + 1 :]  # (time + 1, h, batch): h_{t-1} at t
+    cs = np.zeros((len(hs), n, xh.shape[2]), xh.dtype)  # (time + 1, h, batch): c_{t-1} at t
+    tc = np.empty_like(cs[1:])  # (time, h, batch)
+    work, ig = np.empty_like(gates[0]), np.empty_like(cs[0])  # (4h, batch), (h, batch)
+    for t in range(len(gates)):
+        z = gates[t]  # (4h, batch)
         if t:
             np.add(z, np.matmul(w_h, hs[t], out=work), out=z)
         np.tanh(z, out=z)
@@ -239,13 +241,13 @@ def _lstm_forward(layer: LSTM, x: np.ndarray) -> tuple[np.ndarray, _LSTMSaved]:
         np.multiply(z[2 * n : 3 * n], cs[t], out=cs[t + 1])
         np.add(cs[t + 1], np.multiply(z[n : 2 * n], z[3 * n :], out=ig), out=cs[t + 1])  # f c + i g
         np.multiply(z[:n], np.tanh(cs[t + 1], out=tc[t]), out=hs[t + 1])  # o tanh c
-    return hs[1:].transpose(2, 0, 1), _LSTMSaved(xs, gates, cs, tc, hs)  # (batch, time, h)
+    return hs[1:].transpose(2, 0, 1), _LSTMSaved(xh, gates, cs, tc)  # (batch, time, h)
 
 
 def _lstm_grads(layer: LSTM, dy: np.ndarray, saved: _LSTMSaved) -> tuple[LSTM, np.ndarray, np.ndarray]:
-    xs, gates, cs, tc, hs = saved
+    xh, gates, cs, tc = saved
     steps, n4, batch = gates.shape
-    n = n4 // 4
+    n_in, n = len(layer.w_x), n4 // 4
     gate = gates.reshape(steps, 4, n, batch)
     o, i, f, g = gate[:, 0], gate[:, 1], gate[:, 2], gate[:, 3]  # (time, h, batch) each
     dz = np.subtract(1, gates)  # (time, 4h, batch): p, with dz = [dh, dc, dc, dc] p, then dz in place
@@ -260,9 +262,8 @@ def _lstm_grads(layer: LSTM, dy: np.ndarray, saved: _LSTMSaved) -> tuple[LSTM, n
     dcdh = np.multiply(tc, tc)  # (time, h, batch): d c_t / d h_t = o (1 - tanh^2 c_t)
     np.subtract(1, dcdh, out=dcdh)
     np.multiply(dcdh, o, out=dcdh)
-    dyt = dy.transpose(1, 2, 0)  # (time, h, batch)
-    w_h = _blocks(layer.w_h, _OIFG)  # (h, 4h)
-    dh, dc, work = dyt[-1].copy(), np.zeros((n, batch), dz.dtype), np.empty((n, batch), dz.dtype)
+    dyt, w_h = _steps_first(dy), _blocks(layer.w_h, _OIFG)  # (time, h, batch), (h, 4h)
+    dh, dc, work = dyt[-1].copy(), np.zeros_like(dyt[0]), np.empty_like(dyt[0])  # (h, batch)
     for t in range(steps - 1, -1, -1):
         np.add(dc, np.multiply(dh, dcdh[t], out=work), out=dc)
         np.multiply(p[t, 0], dh, out=p[t, 0])
@@ -270,8 +271,8 @@ def _lstm_grads(layer: LSTM, dy: np.ndarray, saved: _LSTMSaved) -> tuple[LSTM, n
         if t:
             np.multiply(dc, f[t], out=dc)
             np.add(np.matmul(w_h, dz[t], out=dh), dyt[t - 1], out=dh)
-    dw_x, dw_h, db = _outer_sum(xs, dz), _outer_sum(hs[:-1], dz), _row_sum(dz)  # (n_in, 4h), (h, 4h), (4h,)
-    return LSTM(_blocks(dw_x, _IFGO), _blocks(dw_h, _IFGO), _blocks(db, _IFGO)), dz, _blocks(layer.w_x, _OIFG)
+    d = _param_grads(dz, xh[:-1], _IFGO)  # (n_in + 1 + h, 4h): w_x, b, w_h
+    return LSTM(d[:n_in], d[n_in + 1 :], d[n_in]), dz, _blocks(layer.w_x, _OIFG)
 
 
 _register(LSTM, _lstm_forward, _lstm_grads)
@@ -307,10 +308,9 @@ class GRU(NamedTuple):
 
 
 class _GRUSaved(NamedTuple):
-    x: np.ndarray  # (time, n_in, batch)
+    xh: np.ndarray  # (time + 1, n_in + 1 + h, batch): [x_t, 1, h_{t-1}] at t
     gates: np.ndarray  # (time, 3h, batch): r, z, n
     u_n: np.ndarray  # (time, h, batch): h_{t-1} w_hn + b_hn
-    h: np.ndarray  # (time + 1, h, batch): h_{t-1} at t, h_{-1} = 0 first
 
 
 #: The GRU's backward keeps [da_n, da_r, da_z, du_n] side by side: da is the first three blocks
@@ -320,37 +320,33 @@ _RZN = (1, 2, 0)  # back to PyTorch's r, z, n
 
 
 def _gru_forward(layer: GRU, x: np.ndarray) -> tuple[np.ndarray, _GRUSaved]:
-    xs = _steps("GRU", layer.w_x, x)  # (time, n_in, batch)
-    n = layer.w_h.shape[0]
-    half = _halves(n, 3, 2, layer.w_h.dtype)  # (3h, 1)
-    b = layer.b_x.copy()
-    b[: 2 * n] += layer.b_h[: 2 * n]  # b_h of r, z joins the input side; b_hn stays inside r * (.)
-    gates = np.matmul(layer.w_x.T * half, xs)  # (time, 3h, batch): a_t, halved on r, z; then the gates
-    gates += b[:, None] * half
-    steps, _, batch = gates.shape
-    w_h, b_hn = layer.w_h.T * half, layer.b_h[2 * n :, None]  # (3h, h), (h, 1)
-    hs = np.zeros((steps + 1, n, batch), gates.dtype)  # (time + 1, h, batch)
-    u_n = np.empty((steps, n, batch), gates.dtype)
-    u, rn = np.empty((3 * n, batch), gates.dtype), np.empty((n, batch), gates.dtype)
-    for t in range(steps):
-        rz, new = gates[t, : 2 * n], gates[t, 2 * n :]  # (2h, batch), (h, batch)
-        np.matmul(w_h, hs[t], out=u)  # (3h, batch)
+    xh = _inputs("GRU", layer.w_x, layer.w_h, x)  # (time + 1, n_in + 1 + h, batch)
+    n_in, n = len(layer.w_x), len(layer.w_h)
+    half = _halves(n, 3, 2, xh.dtype)  # (3h, 1)
+    gates = np.matmul(np.vstack([layer.w_x, layer.b_x[None]]).T * half, xh[:-1, : n_in + 1])  # (time, 3h, batch)
+    w_u = np.vstack([layer.b_h[None], layer.w_h]).T * half  # (3h, 1 + h): u = b_h + h_{t-1} w_h, halved on r, z
+    hs = xh[:, n_in + 1 :]  # (time + 1, h, batch): h_{t-1} at t
+    u_n = np.empty_like(hs[1:])  # (time, h, batch)
+    u, rn = np.empty_like(gates[0]), np.empty_like(hs[0])  # (3h, batch), (h, batch)
+    for t in range(len(gates)):
+        rz, new = gates[t, : 2 * n], gates[t, 2 * n :]  # a_t, then r, z and n: (2h, batch), (h, batch)
+        np.matmul(w_u, xh[t, n_in:], out=u)  # (3h, batch)
         np.add(rz, u[: 2 * n], out=rz)
         np.tanh(rz, out=rz)
         _sigmoid_rows(rz)
-        np.add(u[2 * n :], b_hn, out=u_n[t])
+        np.copyto(u_n[t], u[2 * n :])
         np.add(new, np.multiply(rz[:n], u_n[t], out=rn), out=new)
         np.tanh(new, out=new)
         np.subtract(hs[t], new, out=hs[t + 1])
         np.multiply(hs[t + 1], rz[n:], out=hs[t + 1])
         np.add(hs[t + 1], new, out=hs[t + 1])  # (1 - z) n + z h_{t-1}
-    return hs[1:].transpose(2, 0, 1), _GRUSaved(xs, gates, u_n, hs)  # (batch, time, h)
+    return hs[1:].transpose(2, 0, 1), _GRUSaved(xh, gates, u_n)  # (batch, time, h)
 
 
 def _gru_grads(layer: GRU, dy: np.ndarray, saved: _GRUSaved) -> tuple[GRU, np.ndarray, np.ndarray]:
-    xs, gates, u_n, hs = saved
+    xh, gates, u_n = saved
     steps, n3, batch = gates.shape
-    n = n3 // 3
+    n_in, n = len(layer.w_x), n3 // 3
     gate = gates.reshape(steps, 3, n, batch)
     r, z, new = gate[:, 0], gate[:, 1], gate[:, 2]  # (time, h, batch) each
     d = np.empty((steps, 4 * n, batch), gates.dtype)  # [da_n, da_r, da_z, du_n] = dh p, p in place first
@@ -360,14 +356,15 @@ def _gru_grads(layer: GRU, dy: np.ndarray, saved: _GRUSaved) -> tuple[GRU, np.nd
     np.subtract(1, p[:, 0], out=p[:, 0])
     np.multiply(p[:, 0], p[:, 2], out=p[:, 0])  # p_n = (1 - z)(1 - n^2)
     np.multiply(p[:, 2], z, out=p[:, 2])
-    np.multiply(p[:, 2], np.subtract(hs[:-1], new, out=p[:, 3]), out=p[:, 2])  # p_z = (h_{t-1} - n) z (1 - z)
+    hprev = xh[:-1, n_in + 1 :]  # (time, h, batch)
+    np.multiply(p[:, 2], np.subtract(hprev, new, out=p[:, 3]), out=p[:, 2])  # p_z = (h_{t-1} - n) z (1 - z)
     np.subtract(1, r, out=p[:, 1])
     np.multiply(p[:, 1], r, out=p[:, 1])
     np.multiply(p[:, 1], u_n, out=p[:, 1])
     np.multiply(p[:, 1], p[:, 0], out=p[:, 1])  # p_r = p_n u_n r (1 - r)
     np.multiply(p[:, 0], r, out=p[:, 3])  # p_n r, for du_n
-    dyt = dy.transpose(1, 2, 0)  # (time, h, batch)
-    dh, nxt, work = dyt[-1].copy(), np.empty((n, batch), d.dtype), np.empty((n, batch), d.dtype)  # (h, batch)
+    dyt = _steps_first(dy)  # (time, h, batch)
+    dh, nxt, work = dyt[-1].copy(), np.empty_like(dyt[0]), np.empty_like(dyt[0])  # (h, batch)
     for t in range(steps - 1, -1, -1):
         np.multiply(p[t], dh, out=p[t])  # (4, h, batch)
         if t:
@@ -375,9 +372,10 @@ def _gru_grads(layer: GRU, dy: np.ndarray, saved: _GRUSaved) -> tuple[GRU, np.nd
             np.add(nxt, np.multiply(dh, z[t], out=work), out=nxt)
             np.add(nxt, dyt[t - 1], out=nxt)
             dh, nxt = nxt, dh
-    da, du = d[:, : 3 * n], d[:, n:]  # (time, 3h, batch) each
-    grads = GRU(_blocks(_outer_sum(xs, da), _RZN), _outer_sum(hs[:-1], du), _blocks(_row_sum(da), _RZN), _row_sum(du))
-    return grads, da, _blocks(layer.w_x, _NRZ)
+    da, du = d[:, : 3 * n], d[:, n:]  # (time, 3h, batch) each: blocks n, r, z and r, z, n
+    ga = _param_grads(da, xh[:-1, : n_in + 1], _RZN)  # (n_in + 1, 3h): w_x, b_x
+    gu = _param_grads(du, xh[:-1, n_in:], (0, 1, 2))  # (1 + h, 3h): b_h, w_h
+    return GRU(ga[:n_in], gu[1:], ga[n_in], gu[0]), da, _blocks(layer.w_x, _NRZ)
 
 
 _register(GRU, _gru_forward, _gru_grads)
