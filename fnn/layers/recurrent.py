@@ -101,22 +101,26 @@ def _param_grads(dz: np.ndarray, a: np.ndarray, order: tuple[int, ...]) -> np.nd
     return np.ascontiguousarray(_blocks(g.T, order))  # (m, k)
 
 
-def _vjps(grads: Callable[..., tuple[Any, np.ndarray, np.ndarray]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """``(vjp, param_vjp)`` from ``grads(layer, dy, saved) -> (dlayer, dz, w)``, with ``dx_t = w dz_t``.
-
-    ``dz: (time, k, batch)`` is the gradient of the input side's pre-activations and ``w: (n_in, k)``
-    the matching input weights. ``param_vjp`` stops at ``dlayer``: a network's first layer skips
-    the ``dx`` product.
-    """
+def _vjps(grads: Callable[..., tuple[Any, np.ndarray | None]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(vjp, param_vjp)`` from ``grads(layer, dy, saved, want_dx) -> (dlayer, dx)``, ``dx: (time, n_in, batch)``
+    or ``None`` when not wanted: a network's first layer (``param_vjp``) skips the ``dx`` products."""
 
     def vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: Any) -> tuple[Any, np.ndarray]:
-        dlayer, dz, w = grads(layer, dy, saved)
-        return dlayer, np.matmul(w, dz).transpose(2, 0, 1)  # (time, n_in, batch) -> (batch, time, n_in)
+        dlayer, dx = grads(layer, dy, saved, True)
+        return dlayer, dx.transpose(2, 0, 1)  # (batch, time, n_in)
 
     def param_vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: Any) -> Any:
-        return grads(layer, dy, saved)[0]
+        return grads(layer, dy, saved, False)[0]
 
     return vjp, param_vjp
+
+
+def _with_dx(grads: Callable[..., tuple[Any, np.ndarray, np.ndarray]]) -> Callable[..., tuple[Any, np.ndarray | None]]:
+    def wrapped(layer: Any, dy: np.ndarray, saved: Any, want_dx: bool) -> tuple[Any, np.ndarray | None]:
+        dlayer, dz, w = grads(layer, dy, saved)
+        return dlayer, np.matmul(w, dz) if want_dx else None
+
+    return wrapped
 
 
 def _steps_first(dy: np.ndarray) -> np.ndarray:
@@ -177,7 +181,7 @@ def _rnn_grads(layer: RNN, dy: np.ndarray, xh: np.ndarray) -> tuple[RNN, np.ndar
     return RNN(d[:n_in], d[n_in + 1 :], d[n_in]), dz, layer.w_x
 
 
-_register(RNN, _rnn_forward, _rnn_grads)
+_register(RNN, _rnn_forward, _with_dx(_rnn_grads))
 
 
 # ---------------------------------------------------------------------------
@@ -244,35 +248,41 @@ def _lstm_forward(layer: LSTM, x: np.ndarray) -> tuple[np.ndarray, _LSTMSaved]:
     return hs[1:].transpose(2, 0, 1), _LSTMSaved(xh, gates, cs, tc)  # (batch, time, h)
 
 
-def _lstm_grads(layer: LSTM, dy: np.ndarray, saved: _LSTMSaved) -> tuple[LSTM, np.ndarray, np.ndarray]:
+def _lstm_grads(layer: LSTM, dy: np.ndarray, saved: _LSTMSaved, want_dx: bool) -> tuple[LSTM, np.ndarray | None]:
     xh, gates, cs, tc = saved
     steps, n4, batch = gates.shape
     n_in, n = len(layer.w_x), n4 // 4
-    gate = gates.reshape(steps, 4, n, batch)
-    o, i, f, g = gate[:, 0], gate[:, 1], gate[:, 2], gate[:, 3]  # (time, h, batch) each
-    dz = np.subtract(1, gates)  # (time, 4h, batch): p, with dz = [dh, dc, dc, dc] p, then dz in place
-    p = dz.reshape(steps, 4, n, batch)  # (time, gate, h, batch)
-    np.multiply(dz[:, : 3 * n], gates[:, : 3 * n], out=dz[:, : 3 * n])  # sigma (1 - sigma) on o, i, f
-    np.multiply(p[:, 0], tc, out=p[:, 0])  # p_o = tanh c o (1 - o)
-    np.multiply(p[:, 1], g, out=p[:, 1])  # p_i = g i (1 - i)
-    np.multiply(p[:, 2], cs[:-1], out=p[:, 2])  # p_f = c_{t-1} f (1 - f)
-    np.multiply(g, g, out=p[:, 3])
-    np.subtract(1, p[:, 3], out=p[:, 3])
-    np.multiply(p[:, 3], i, out=p[:, 3])  # p_g = i (1 - g^2)
-    dcdh = np.multiply(tc, tc)  # (time, h, batch): d c_t / d h_t = o (1 - tanh^2 c_t)
-    np.subtract(1, dcdh, out=dcdh)
-    np.multiply(dcdh, o, out=dcdh)
-    dyt, w_h = _steps_first(dy), _blocks(layer.w_h, _OIFG)  # (time, h, batch), (h, 4h)
-    dh, dc, work = dyt[-1].copy(), np.zeros_like(dyt[0]), np.empty_like(dyt[0])  # (h, batch)
+    dyt, w_h, w_x = dy.transpose(1, 2, 0), _blocks(layer.w_h, _OIFG), _blocks(layer.w_x, _OIFG)  # (time, h, batch)
+    dxs = np.empty((steps, n_in, batch), gates.dtype) if want_dx else None  # (time, n_in, batch)
+    dh, dc = dyt[-1].copy(), np.zeros((n, batch), gates.dtype)  # (h, batch)
+    q, r = np.empty_like(dc), np.empty_like(dc)
+    dz, grad = np.empty_like(gates[0]), np.zeros((n4, xh.shape[1]), gates.dtype)  # (4h, batch), (4h, k)
+    gt = np.empty_like(grad)
     for t in range(steps - 1, -1, -1):
-        np.add(dc, np.multiply(dh, dcdh[t], out=work), out=dc)
-        np.multiply(p[t, 0], dh, out=p[t, 0])
-        np.multiply(p[t, 1:], dc, out=p[t, 1:])  # (3, h, batch): i, f, g
+        z = gates[t]  # (4h, batch): o, i, f, g
+        o, i, f, g = z[:n], z[n : 2 * n], z[2 * n : 3 * n], z[3 * n :]
+        np.multiply(dh, o, out=q)  # dh o
+        np.multiply(q, tc[t], out=r)  # dh o tanh c
+        np.multiply(z, z, out=dz)
+        np.subtract(z[: 3 * n], dz[: 3 * n], out=dz[: 3 * n])  # sigma (1 - sigma) on o, i, f
+        np.subtract(1, dz[3 * n :], out=dz[3 * n :])  # 1 - g^2
+        np.multiply(dz[:n], tc[t], out=dz[:n])
+        np.multiply(dz[:n], dh, out=dz[:n])  # dz_o = dh tanh c o (1 - o)
+        np.add(dc, q, out=dc)
+        np.multiply(r, tc[t], out=r)
+        np.subtract(dc, r, out=dc)  # dc += dh o (1 - tanh^2 c)
+        np.multiply(dz[n : 2 * n], g, out=dz[n : 2 * n])
+        np.multiply(dz[2 * n : 3 * n], cs[t], out=dz[2 * n : 3 * n])
+        np.multiply(dz[3 * n :], i, out=dz[3 * n :])
+        np.multiply(dz[n:].reshape(3, n, batch), dc, out=dz[n:].reshape(3, n, batch))  # dz_i, dz_f, dz_g
+        np.add(grad, np.matmul(dz, xh[t].T, out=gt), out=grad)
+        if dxs is not None:
+            np.matmul(w_x, dz, out=dxs[t])
         if t:
-            np.multiply(dc, f[t], out=dc)
-            np.add(np.matmul(w_h, dz[t], out=dh), dyt[t - 1], out=dh)
-    d = _param_grads(dz, xh[:-1], _IFGO)  # (n_in + 1 + h, 4h): w_x, b, w_h
-    return LSTM(d[:n_in], d[n_in + 1 :], d[n_in]), dz, _blocks(layer.w_x, _OIFG)
+            np.multiply(dc, f, out=dc)
+            np.add(np.matmul(w_h, dz, out=dh), dyt[t - 1], out=dh)
+    d = np.ascontiguousarray(_blocks(grad.T, _IFGO))  # (n_in + 1 + h, 4h): w_x, b, w_h
+    return LSTM(d[:n_in], d[n_in + 1 :], d[n_in]), dxs
 
 
 _register(LSTM, _lstm_forward, _lstm_grads)
@@ -378,7 +388,7 @@ def _gru_grads(layer: GRU, dy: np.ndarray, saved: _GRUSaved) -> tuple[GRU, np.nd
     return GRU(ga[:n_in], gu[1:], ga[n_in], gu[0]), da, _blocks(layer.w_x, _NRZ)
 
 
-_register(GRU, _gru_forward, _gru_grads)
+_register(GRU, _gru_forward, _with_dx(_gru_grads))
 
 
 # ---------------------------------------------------------------------------
