@@ -94,38 +94,19 @@ def _sigmoid_rows(z: np.ndarray) -> None:
     np.add(z, 0.5, out=z)
 
 
-def _param_grads(dz: np.ndarray, a: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
-    r""":math:`\sum_t a_t dz_t^T`, for ``dz: (time, k, batch)`` and ``a: (time, m, batch)``: ``(m, k)``,
-    the gradients of the ``m`` weight rows (a bias: a row of ones in ``a``), blocks of ``k`` in ``order``."""
-    g = np.add.reduce(np.matmul(dz, a.transpose(0, 2, 1)), axis=0)  # (k, m)
-    return np.ascontiguousarray(_blocks(g.T, order))  # (m, k)
-
-
 def _vjps(grads: Callable[..., tuple[Any, np.ndarray | None]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """``(vjp, param_vjp)`` from ``grads(layer, dy, saved, want_dx) -> (dlayer, dx)``, ``dx: (time, n_in, batch)``
     or ``None`` when not wanted: a network's first layer (``param_vjp``) skips the ``dx`` products."""
 
     def vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: Any) -> tuple[Any, np.ndarray]:
         dlayer, dx = grads(layer, dy, saved, True)
+        assert dx is not None  # asked for
         return dlayer, dx.transpose(2, 0, 1)  # (batch, time, n_in)
 
     def param_vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: Any) -> Any:
         return grads(layer, dy, saved, False)[0]
 
     return vjp, param_vjp
-
-
-def _with_dx(grads: Callable[..., tuple[Any, np.ndarray, np.ndarray]]) -> Callable[..., tuple[Any, np.ndarray | None]]:
-    def wrapped(layer: Any, dy: np.ndarray, saved: Any, want_dx: bool) -> tuple[Any, np.ndarray | None]:
-        dlayer, dz, w = grads(layer, dy, saved)
-        return dlayer, np.matmul(w, dz) if want_dx else None
-
-    return wrapped
-
-
-def _steps_first(dy: np.ndarray) -> np.ndarray:
-    """``dy: (batch, time, h)`` as a contiguous ``(time, h, batch)`` (no copy when it is laid out so already)."""
-    return np.ascontiguousarray(dy.transpose(1, 2, 0))
 
 
 def _register(layer_type: type, forward: Callable[..., Any], grads: Callable[..., Any]) -> None:
@@ -167,21 +148,27 @@ def _rnn_forward(layer: RNN, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hs[1:].transpose(2, 0, 1), xh  # (batch, time, h)
 
 
-def _rnn_grads(layer: RNN, dy: np.ndarray, xh: np.ndarray) -> tuple[RNN, np.ndarray, np.ndarray]:
-    n_in = len(layer.w_x)
-    hs, dyt = xh[1:, n_in + 1 :], _steps_first(dy)  # (time, h, batch) each
-    dz = np.multiply(hs, hs)  # (time, h, batch): 1 - h_t^2, then dz in place
-    np.subtract(1, dz, out=dz)
-    g = dyt[-1].copy()  # (h, batch)
-    for t in range(len(dz) - 1, -1, -1):
-        np.multiply(dz[t], g, out=dz[t])
+def _rnn_grads(layer: RNN, dy: np.ndarray, xh: np.ndarray, want_dx: bool) -> tuple[RNN, np.ndarray | None]:
+    steps, k, batch = xh.shape[0] - 1, xh.shape[1], xh.shape[2]
+    n_in, n = len(layer.w_x), len(layer.w_h)
+    hs, dyt = xh[1:, n_in + 1 :], dy.transpose(1, 2, 0)  # (time, h, batch) each
+    dxs = np.empty((steps, n_in, batch), xh.dtype) if want_dx else None  # (time, n_in, batch)
+    g, dz = dyt[-1].copy(), np.empty((n, batch), xh.dtype)  # (h, batch): dL/dh_t, dz_t
+    grad, gt = np.zeros((n, k), xh.dtype), np.empty((n, k), xh.dtype)  # (h, n_in + 1 + h)
+    for t in range(steps - 1, -1, -1):
+        np.multiply(hs[t], hs[t], out=dz)
+        np.subtract(1, dz, out=dz)
+        np.multiply(dz, g, out=dz)  # dz_t = g (1 - h_t^2)
+        np.add(grad, np.matmul(dz, xh[t].T, out=gt), out=grad)
+        if dxs is not None:
+            np.matmul(layer.w_x, dz, out=dxs[t])
         if t:
-            np.add(np.matmul(layer.w_h, dz[t], out=g), dyt[t - 1], out=g)
-    d = _param_grads(dz, xh[:-1], (0,))  # (n_in + 1 + h, h): w_x, b, w_h
-    return RNN(d[:n_in], d[n_in + 1 :], d[n_in]), dz, layer.w_x
+            np.add(np.matmul(layer.w_h, dz, out=g), dyt[t - 1], out=g)
+    d = np.ascontiguousarray(grad.T)  # (n_in + 1 + h, h): w_x, b, w_h
+    return RNN(d[:n_in], d[n_in + 1 :], d[n_in]), dxs
 
 
-_register(RNN, _rnn_forward, _with_dx(_rnn_grads))
+_register(RNN, _rnn_forward, _rnn_grads)
 
 
 # ---------------------------------------------------------------------------
@@ -353,42 +340,46 @@ def _gru_forward(layer: GRU, x: np.ndarray) -> tuple[np.ndarray, _GRUSaved]:
     return hs[1:].transpose(2, 0, 1), _GRUSaved(xh, gates, u_n)  # (batch, time, h)
 
 
-def _gru_grads(layer: GRU, dy: np.ndarray, saved: _GRUSaved) -> tuple[GRU, np.ndarray, np.ndarray]:
+def _gru_grads(layer: GRU, dy: np.ndarray, saved: _GRUSaved, want_dx: bool) -> tuple[GRU, np.ndarray | None]:
     xh, gates, u_n = saved
     steps, n3, batch = gates.shape
     n_in, n = len(layer.w_x), n3 // 3
-    gate = gates.reshape(steps, 3, n, batch)
-    r, z, new = gate[:, 0], gate[:, 1], gate[:, 2]  # (time, h, batch) each
-    d = np.empty((steps, 4 * n, batch), gates.dtype)  # [da_n, da_r, da_z, du_n] = dh p, p in place first
-    p = d.reshape(steps, 4, n, batch)  # (time, block, h, batch)
-    np.subtract(1, z, out=p[:, 2])  # 1 - z
-    np.multiply(new, new, out=p[:, 0])
-    np.subtract(1, p[:, 0], out=p[:, 0])
-    np.multiply(p[:, 0], p[:, 2], out=p[:, 0])  # p_n = (1 - z)(1 - n^2)
-    np.multiply(p[:, 2], z, out=p[:, 2])
-    hprev = xh[:-1, n_in + 1 :]  # (time, h, batch)
-    np.multiply(p[:, 2], np.subtract(hprev, new, out=p[:, 3]), out=p[:, 2])  # p_z = (h_{t-1} - n) z (1 - z)
-    np.subtract(1, r, out=p[:, 1])
-    np.multiply(p[:, 1], r, out=p[:, 1])
-    np.multiply(p[:, 1], u_n, out=p[:, 1])
-    np.multiply(p[:, 1], p[:, 0], out=p[:, 1])  # p_r = p_n u_n r (1 - r)
-    np.multiply(p[:, 0], r, out=p[:, 3])  # p_n r, for du_n
-    dyt = _steps_first(dy)  # (time, h, batch)
-    dh, nxt, work = dyt[-1].copy(), np.empty_like(dyt[0]), np.empty_like(dyt[0])  # (h, batch)
+    dyt, w_x = dy.transpose(1, 2, 0), _blocks(layer.w_x, _NRZ)  # (time, h, batch), (n_in, 3h): n, r, z
+    dxs = np.empty((steps, n_in, batch), gates.dtype) if want_dx else None  # (time, n_in, batch)
+    dh, nxt, work = dyt[-1].copy(), np.empty((n, batch), gates.dtype), np.empty((n, batch), gates.dtype)
+    d = np.empty((4 * n, batch), gates.dtype)  # [da_n, da_r, da_z, du_n]: da the first 3h, du the last 3h
+    da_n, da_r, da_z, du_n = d[:n], d[n : 2 * n], d[2 * n : 3 * n], d[3 * n :]
+    ga, gu = np.zeros((n3, n_in + 1), gates.dtype), np.zeros((n3, n + 1), gates.dtype)  # (3h, n_in + 1), (3h, 1 + h)
+    ta, tu = np.empty_like(ga), np.empty_like(gu)
     for t in range(steps - 1, -1, -1):
-        np.multiply(p[t], dh, out=p[t])  # (4, h, batch)
+        r, z, new = gates[t, :n], gates[t, n : 2 * n], gates[t, 2 * n :]  # (h, batch) each
+        np.subtract(1, z, out=work)
+        np.multiply(new, new, out=da_n)
+        np.subtract(1, da_n, out=da_n)
+        np.multiply(da_n, work, out=da_n)
+        np.multiply(da_n, dh, out=da_n)  # da_n = dh (1 - z)(1 - n^2)
+        np.multiply(work, z, out=da_z)
+        np.multiply(da_z, np.subtract(xh[t, n_in + 1 :], new, out=work), out=da_z)
+        np.multiply(da_z, dh, out=da_z)  # da_z = dh (h_{t-1} - n) z (1 - z)
+        np.subtract(1, r, out=da_r)
+        np.multiply(da_r, r, out=da_r)
+        np.multiply(da_r, u_n[t], out=da_r)
+        np.multiply(da_r, da_n, out=da_r)  # da_r = da_n u_n r (1 - r)
+        np.multiply(da_n, r, out=du_n)
+        np.add(ga, np.matmul(d[: 3 * n], xh[t, : n_in + 1].T, out=ta), out=ga)
+        np.add(gu, np.matmul(d[n:], xh[t, n_in:].T, out=tu), out=gu)
+        if dxs is not None:
+            np.matmul(w_x, d[: 3 * n], out=dxs[t])
         if t:
-            np.matmul(layer.w_h, d[t, n:], out=nxt)  # du_t w_h^T
-            np.add(nxt, np.multiply(dh, z[t], out=work), out=nxt)
+            np.matmul(layer.w_h, d[n:], out=nxt)  # du_t w_h^T
+            np.add(nxt, np.multiply(dh, z, out=work), out=nxt)
             np.add(nxt, dyt[t - 1], out=nxt)
             dh, nxt = nxt, dh
-    da, du = d[:, : 3 * n], d[:, n:]  # (time, 3h, batch) each: blocks n, r, z and r, z, n
-    ga = _param_grads(da, xh[:-1, : n_in + 1], _RZN)  # (n_in + 1, 3h): w_x, b_x
-    gu = _param_grads(du, xh[:-1, n_in:], (0, 1, 2))  # (1 + h, 3h): b_h, w_h
-    return GRU(ga[:n_in], gu[1:], ga[n_in], gu[0]), da, _blocks(layer.w_x, _NRZ)
+    a, u = np.ascontiguousarray(_blocks(ga.T, _RZN)), np.ascontiguousarray(gu.T)  # (n_in + 1, 3h), (1 + h, 3h)
+    return GRU(a[:n_in], u[1:], a[n_in], u[0]), dxs
 
 
-_register(GRU, _gru_forward, _with_dx(_gru_grads))
+_register(GRU, _gru_forward, _gru_grads)
 
 
 # ---------------------------------------------------------------------------
@@ -415,9 +406,9 @@ def _last_apply(layer: Last, x: np.ndarray) -> np.ndarray:
 
 
 def _last_vjp(layer: Last, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Last, np.ndarray]:
-    dx = np.zeros(x.shape, dy.dtype)  # (batch, time, features)
-    dx[:, -1] = dy
-    return layer, dx
+    dx = np.zeros(x.shape[1:] + x.shape[:1], dy.dtype)  # (time, features, batch): batch last, as the
+    dx[-1] = np.moveaxis(dy, 0, -1)  # recurrent layers' backward reads it, one contiguous block per step
+    return layer, np.moveaxis(dx, -1, 0)  # (batch, time, features)
 
 
 register(Last, _last_apply, _last_vjp)
