@@ -6,19 +6,25 @@ Each recurrent layer reads ``x: (batch, time, n_in)`` and returns every hidden s
 ``w_x = weight_ih_l0.T`` and ``w_h = weight_hh_l0.T`` map one to one onto
 ``torch.nn.RNN/LSTM/GRU(batch_first=True)``.
 
-How the passes are computed (the same for the three layers):
+How the passes are computed (the same for the three layers). Inside, arrays are laid out
+``(time, features, batch)``, so that each step's work is one contiguous block:
 
-- forward: ``x w_x + b`` for all steps in one matrix product, then per step one
-  ``h_{t-1} w_h`` product and a few elementwise calls; sigmoids are computed as
-  ``0.5 tanh(z / 2) + 0.5``, so one ``tanh`` serves all the gates of a step;
-- backward: the output holds every ``h_t``, so every gate pre-activation
-  ``z_t = x_t w_x + h_{t-1} w_h + b`` is rebuilt for all steps at once (one matrix
-  product, no second sequential loop); what remains sequential is the chain of
-  ``dh_{t-1} = dz_t w_h^T`` (plus the cell state's own chain for the LSTM), a few
-  calls per step. The parameter gradients are then single products over all steps:
+- forward: one array ``xh: (time + 1, n_in + 1 + h, batch)`` holds every step's inputs
+  ``[x_t, 1, h_{t-1}]`` (the 1 carries the bias); ``x_t w_x + b`` comes for all steps from one
+  batched matrix product, then each step is one ``h_{t-1} w_h`` product and a few elementwise
+  calls into the layer's own arrays (``out=``), writing ``h_t`` into ``xh``. Sigmoids are
+  ``0.5 tanh(z / 2) + 0.5``, so one ``tanh`` serves all the gates of a step. The forward pass
+  saves for the backward pass what it computed: ``xh``, the gates, and for the LSTM the cell
+  states and ``tanh c_t`` (for the GRU ``h_{t-1} w_hn + b_hn``); nothing is computed twice.
+- backward: one loop from the last step down, a few calls per step into ``(k, batch)`` work
+  arrays: the gates' derivatives from the saved values, ``dz_t``, then
+  ``dh_{t-1} = dz_t w_h^T + dy_{t-1}``; the parameter gradients accumulate one product per step,
 
-  .. math:: dw_x = \sum_t x_t^T dz_t, \quad dw_h = \sum_t h_{t-1}^T dz_t,
-            \quad db = \sum_{t, batch} dz_t, \quad dx_t = dz_t w_x^T
+  .. math:: [dw_x; db; dw_h] = \sum_t [x_t; 1; h_{t-1}]\, dz_t, \qquad dx_t = dz_t w_x^T
+
+  (``dx`` only when asked: a network's first layer skips it). No ``(time, gates, batch)``
+  temporary is made: a step's memory is the saved values, which keeps the allocator from
+  handing pages back to the system and faulting them in again on every batch.
 
 Builders use PyTorch's default initialisation: every weight and bias
 ``~ U(-1/sqrt(n_hidden), 1/sqrt(n_hidden))``; a single bias ``b`` (RNN, LSTM) is the sum
