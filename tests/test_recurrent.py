@@ -26,17 +26,18 @@ def _copy(module, **weights):
             getattr(module, name).copy_(torch.tensor(value))
 
 
-def _setup(make):
+def _setup(make, steps=T, batch=B):
     g = np.random.default_rng(0)
     layer = make(1, N_IN, H, dtype=np.float64)
-    x = g.standard_normal((B, T, N_IN))
-    return layer, x, g.standard_normal((B, T, H))
+    x = g.standard_normal((batch, steps, N_IN))
+    return layer, x, g.standard_normal((batch, steps, H))
 
 
+@pytest.mark.parametrize("steps, batch", [(T, B), (1, B), (2, 1)])
 @pytest.mark.parametrize("make, kind", [(fnn.rnn, "RNN"), (fnn.lstm, "LSTM"), (fnn.gru, "GRU")])
-def test_forward_and_every_gradient_equal_torch(make, kind):
+def test_forward_and_every_gradient_equal_torch(make, kind, steps, batch):
     torch = pytest.importorskip("torch")
-    layer, x, dy = _setup(make)
+    layer, x, dy = _setup(make, steps, batch)
     module = getattr(torch.nn, kind)(N_IN, H, batch_first=True).double()
     if kind == "GRU":
         _copy(module, weight_ih_l0=layer.w_x.T, weight_hh_l0=layer.w_h.T, bias_ih_l0=layer.b_x, bias_hh_l0=layer.b_h)
@@ -68,6 +69,41 @@ def test_float32_by_default_and_pytorch_init_bounds(make):
     assert np.abs(layer.w_h).max() > 0.9 * k  # uniform over the whole range, not a narrower one
     y = fnn.forward((layer,), np.ones((2, 3, 28)))
     assert y.shape == (2, 3, 64) and y.dtype == np.float32
+
+
+def _read_only(tree_):
+    for a in fnn.tree.leaves(tree_):
+        if isinstance(a, np.ndarray):
+            a.flags.writeable = False
+    return tree_
+
+
+@pytest.mark.parametrize("make", [fnn.rnn, fnn.lstm, fnn.gru])
+def test_passes_write_into_no_input_and_no_saved_value(make):
+    """Forward, vjp and param_vjp are pure: with x, y, dy and the saved values read-only, both passes still work."""
+    layer, x, dy = _setup(make)
+    r = layers.rule(layer)
+    want_y, want = layers.apply(layer, x), layers.vjp(layer, x, layers.apply(layer, x), dy)
+    x, dy = _read_only(x.copy()), _read_only(dy.copy())
+    y, saved = r.forward(layer, x)
+    _read_only((y, saved))
+    grads, dx = r.vjp(layer, x, y, dy, saved)
+    assert fnn.tree.all_equal(r.param_vjp(layer, x, y, dy, saved), grads)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(dx, want[1])
+    assert fnn.tree.all_equal(grads, want[0])
+
+
+@pytest.mark.parametrize("make", [fnn.rnn, fnn.lstm, fnn.gru])
+def test_float32_stays_float32_through_both_passes(make):
+    layer = make(0, 3, 5)
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32)
+    y = layers.apply(layer, x)
+    grads, dx = layers.vjp(layer, x, y, np.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads)
+    _, dlast = layers.vjp(fnn.Last(), y, y[:, -1], np.ones((2, 5), np.float32))
+    assert dlast.dtype == np.float32 and dlast.shape == y.shape
 
 
 @pytest.mark.parametrize("make", [fnn.rnn, fnn.lstm, fnn.gru])

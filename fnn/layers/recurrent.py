@@ -6,19 +6,25 @@ Each recurrent layer reads ``x: (batch, time, n_in)`` and returns every hidden s
 ``w_x = weight_ih_l0.T`` and ``w_h = weight_hh_l0.T`` map one to one onto
 ``torch.nn.RNN/LSTM/GRU(batch_first=True)``.
 
-How the passes are computed (the same for the three layers):
+How the passes are computed (the same for the three layers). Inside, arrays are laid out
+``(time, features, batch)``, so that each step's work is one contiguous block:
 
-- forward: ``x w_x + b`` for all steps in one matrix product, then per step one
-  ``h_{t-1} w_h`` product and a few elementwise calls; sigmoids are computed as
-  ``0.5 tanh(z / 2) + 0.5``, so one ``tanh`` serves all the gates of a step;
-- backward: the output holds every ``h_t``, so every gate pre-activation
-  ``z_t = x_t w_x + h_{t-1} w_h + b`` is rebuilt for all steps at once (one matrix
-  product, no second sequential loop); what remains sequential is the chain of
-  ``dh_{t-1} = dz_t w_h^T`` (plus the cell state's own chain for the LSTM), a few
-  calls per step. The parameter gradients are then single products over all steps:
+- forward: one array ``xh: (time + 1, n_in + 1 + h, batch)`` holds every step's inputs
+  ``[x_t, 1, h_{t-1}]`` (the 1 carries the bias); ``x_t w_x + b`` comes for all steps from one
+  batched matrix product, then each step is one ``h_{t-1} w_h`` product and a few elementwise
+  calls into the layer's own arrays (``out=``), writing ``h_t`` into ``xh``. Sigmoids are
+  ``0.5 tanh(z / 2) + 0.5``, so one ``tanh`` serves all the gates of a step. The forward pass
+  saves for the backward pass what it computed: ``xh``, the gates, and for the LSTM the cell
+  states and ``tanh c_t`` (for the GRU ``h_{t-1} w_hn + b_hn``); nothing is computed twice.
+- backward: one loop from the last step down, a few calls per step into ``(k, batch)`` work
+  arrays: the gates' derivatives from the saved values, ``dz_t``, then
+  ``dh_{t-1} = dz_t w_h^T + dy_{t-1}``; the parameter gradients accumulate one product per step,
 
-  .. math:: dw_x = \sum_t x_t^T dz_t, \quad dw_h = \sum_t h_{t-1}^T dz_t,
-            \quad db = \sum_{t, batch} dz_t, \quad dx_t = dz_t w_x^T
+  .. math:: [dw_x; db; dw_h] = \sum_t [x_t; 1; h_{t-1}]\, dz_t, \qquad dx_t = dz_t w_x^T
+
+  (``dx`` only when asked: a network's first layer skips it). No ``(time, gates, batch)``
+  temporary is made: a step's memory is the saved values, which keeps the allocator from
+  handing pages back to the system and faulting them in again on every batch.
 
 Builders use PyTorch's default initialisation: every weight and bias
 ``~ U(-1/sqrt(n_hidden), 1/sqrt(n_hidden))``; a single bias ``b`` (RNN, LSTM) is the sum
@@ -39,16 +45,20 @@ import numpy as np
 
 from fnn import random as fr
 from fnn.arguments import positive_int
-from fnn.layers.activations import sigmoid
 from fnn.layers.core import register
 from fnn.tree import freeze
 
 __all__ = ["RNN", "LSTM", "GRU", "Last", "rnn", "lstm", "gru"]
 
 
-def _time_major(name: str, w_x: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``x: (batch, time, n_in)`` as a contiguous ``(time, batch, n_in)`` array; a clear error otherwise."""
-    n_in = w_x.shape[0]
+def _inputs(name: str, w_x: np.ndarray, w_h: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The inputs of every step's products, ``[x_t, 1, h_{t-1}]``: ``(time + 1, n_in + 1 + h, batch)``.
+
+    Holds ``x: (batch, time, n_in)`` per step as columns, a row of ones (the bias) and ``h_{-1} = 0``;
+    the forward pass writes each ``h_t`` into ``[t + 1, n_in + 1:]`` (no ``x_time``: zeros).
+    A clear error when ``x`` is not a sequence of ``n_in`` features per step.
+    """
+    n_in, n = w_x.shape[0], w_h.shape[0]
     if x.ndim != 3 or x.shape[2] != n_in:
         fix = (
             f"a missing time axis: add it with fnn.Reshape((time, {n_in})) before the layer "
@@ -57,51 +67,58 @@ def _time_major(name: str, w_x: np.ndarray, x: np.ndarray) -> np.ndarray:
             else f"give sequences of {n_in} features per step"
         )
         raise ValueError(f"{name} takes sequences (batch, time, {n_in}), got shape {x.shape}; {fix}.")
-    return np.ascontiguousarray(x.transpose(1, 0, 2))  # (time, batch, n_in)
-
-
-def _inputs_times(xt: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``x_t w + b`` for every step in one product: ``(time, batch, n_out)``."""
-    out = xt.reshape(-1, xt.shape[2]) @ w  # (time * batch, n_out)
-    out += b
-    return out.reshape(xt.shape[0], xt.shape[1], -1)  # (time, batch, n_out)
-
-
-def _previous(ht: np.ndarray) -> np.ndarray:
-    """``h_{t-1}`` for every step, ``h_{-1} = 0``: ``(time, batch, hidden)``."""
-    prev = np.empty_like(ht)
-    prev[0] = 0
-    prev[1:] = ht[:-1]
-    return prev
-
-
-def _joined(xt: np.ndarray, ht: np.ndarray) -> np.ndarray:
-    """``[x_t, h_{t-1}]`` side by side for every step, ``h_{-1} = 0``: ``(time, batch, n_in + hidden)``."""
-    xh = np.empty(xt.shape[:2] + (xt.shape[2] + ht.shape[2],), ht.dtype)
-    xh[:, :, : xt.shape[2]] = xt
-    xh[0, :, xt.shape[2] :] = 0
-    xh[1:, :, xt.shape[2] :] = ht[:-1]
+    batch, steps = x.shape[:2]
+    xh = np.empty((steps + 1, n_in + 1 + n, batch), np.result_type(x.dtype, w_x.dtype))
+    xh[:steps, :n_in] = x.transpose(1, 2, 0)  # (time, n_in, batch)
+    xh[steps, :n_in] = 0
+    xh[:, n_in] = 1
+    xh[0, n_in + 1 :] = 0
     return xh
 
 
-def _param_grads(a: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(a^T dz, dz summed)`` over all steps and examples, for ``a: (time, batch, m)``, ``dz: (time, batch, k)``."""
-    dz2 = dz.reshape(-1, dz.shape[-1])  # (time * batch, k)
-    return a.reshape(-1, a.shape[2]).T @ dz2, np.add.reduce(dz2, axis=0)  # (m, k), (k,)
+def _blocks(w: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """``w`` with its last axis, ``len(order)`` blocks of equal width side by side, in the block order ``order``.
 
-
-def _vjps(grads: Callable[..., tuple[Any, np.ndarray]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """``(vjp, param_vjp)`` from ``grads(layer, x, y, dy) -> (dlayer, dz)``: ``dx = dz w_x^T``, batch-first.
-
-    ``param_vjp`` stops at ``dlayer``: a network's first layer skips the ``dx`` product.
+    >>> _blocks(np.arange(6), (2, 0, 1))
+    array([4, 5, 0, 1, 2, 3])
     """
+    return w.reshape(w.shape[:-1] + (len(order), -1))[..., order, :].reshape(w.shape)
 
-    def vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Any, np.ndarray]:
-        dlayer, dz = grads(layer, x, y, dy)
-        dxt = dz.reshape(-1, dz.shape[-1]) @ layer.w_x.T  # (time * batch, n_in)
-        return dlayer, dxt.reshape(dz.shape[0], dz.shape[1], -1).transpose(1, 0, 2)  # (batch, time, n_in)
 
-    return vjp, lambda layer, x, y, dy: grads(layer, x, y, dy)[0]
+def _halves(n: int, gates: int, sigmoids: int, dtype: np.dtype) -> np.ndarray:
+    r"""``(gates * n, 1)``: 0.5 on the rows of the first ``sigmoids`` gates, 1 on the others.
+
+    :math:`\sigma(z) = \tfrac12 \tanh(z / 2) + \tfrac12`: with their rows of the weights halved,
+    one ``tanh`` over a step's gates, then ``* 0.5 + 0.5`` on the sigmoid rows, gives every gate.
+    """
+    return np.repeat(np.array([0.5] * sigmoids + [1.0] * (gates - sigmoids), dtype), n)[:, None]
+
+
+def _sigmoid_rows(z: np.ndarray) -> None:
+    """``z <- 0.5 z + 0.5`` in place, on a work array of the caller's: the sigmoids from ``tanh(z / 2)``."""
+    np.multiply(z, 0.5, out=z)
+    np.add(z, 0.5, out=z)
+
+
+def _vjps(grads: Callable[..., tuple[Any, np.ndarray | None]]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(vjp, param_vjp)`` from ``grads(layer, dy, saved, want_dx) -> (dlayer, dx)``, ``dx: (time, n_in, batch)``
+    or ``None`` when not wanted: a network's first layer (``param_vjp``) skips the ``dx`` products."""
+
+    def vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: Any) -> tuple[Any, np.ndarray]:
+        dlayer, dx = grads(layer, dy, saved, True)
+        assert dx is not None  # asked for
+        return dlayer, dx.transpose(2, 0, 1)  # (batch, time, n_in)
+
+    def param_vjp(layer: Any, x: np.ndarray, y: np.ndarray, dy: np.ndarray, saved: Any) -> Any:
+        return grads(layer, dy, saved, False)[0]
+
+    return vjp, param_vjp
+
+
+def _register(layer_type: type, forward: Callable[..., Any], grads: Callable[..., Any]) -> None:
+    """Register a recurrent layer from its ``forward -> (y, saved)`` and ``grads`` (see :func:`_vjps`)."""
+    vjp, param_vjp = _vjps(grads)
+    register(layer_type, forward=forward, vjp=vjp, param_vjp=param_vjp)
 
 
 # ---------------------------------------------------------------------------
@@ -125,32 +142,39 @@ class RNN(NamedTuple):
     b: np.ndarray
 
 
-def _rnn_apply(layer: RNN, x: np.ndarray) -> np.ndarray:
-    xt = _time_major("RNN", layer.w_x, x)
-    hs = _inputs_times(xt, layer.w_x, layer.b)  # (time, batch, h): x_t w_x + b, overwritten by h_t
-    np.tanh(hs[0], out=hs[0])
-    for t in range(1, len(hs)):
-        hs[t] += hs[t - 1] @ layer.w_h  # (batch, h)
-        np.tanh(hs[t], out=hs[t])
-    return hs.transpose(1, 0, 2)  # (batch, time, h)
-
-
-def _rnn_grads(layer: RNN, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[RNN, np.ndarray]:
-    """``(dlayer, dz)``: the parameter gradients and ``dz: (time, batch, h)``, from which ``dx`` follows."""
-    xt, ht, dyt = _time_major("RNN", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
-    dz = 1 - ht * ht  # (time, batch, h): tanh', then dz in place
-    g = dyt[-1].copy()  # (batch, h)
-    for t in range(len(ht) - 1, -1, -1):
-        dz[t] *= g
+def _rnn_forward(layer: RNN, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xh = _inputs("RNN", layer.w_x, layer.w_h, x)  # (time + 1, n_in + 1 + h, batch); saved
+    n_in = len(layer.w_x)
+    z = np.matmul(np.vstack([layer.w_x, layer.b[None]]).T, xh[:-1, : n_in + 1])  # (time, h, batch): x_t w_x + b
+    hs, w_h, work = xh[:, n_in + 1 :], layer.w_h.T, np.empty(z.shape[1:], z.dtype)  # h_{t-1} at t, (h, h), (h, batch)
+    for t in range(len(z)):
         if t:
-            g = dz[t] @ layer.w_h.T  # (batch, h)
-            g += dyt[t - 1]
-    dw, db = _param_grads(_joined(xt, ht), dz)
-    return RNN(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), dz
+            np.add(z[t], np.matmul(w_h, hs[t], out=work), out=z[t])
+        np.tanh(z[t], out=hs[t + 1])
+    return hs[1:].transpose(2, 0, 1), xh  # (batch, time, h)
 
 
-_rnn_vjp, _rnn_param_vjp = _vjps(_rnn_grads)
-register(RNN, _rnn_apply, _rnn_vjp, param_vjp=_rnn_param_vjp)
+def _rnn_grads(layer: RNN, dy: np.ndarray, xh: np.ndarray, want_dx: bool) -> tuple[RNN, np.ndarray | None]:
+    steps, k, batch = xh.shape[0] - 1, xh.shape[1], xh.shape[2]
+    n_in, n = len(layer.w_x), len(layer.w_h)
+    hs, dyt = xh[1:, n_in + 1 :], dy.transpose(1, 2, 0)  # (time, h, batch) each
+    dxs = np.empty((steps, n_in, batch), xh.dtype) if want_dx else None  # (time, n_in, batch)
+    g, dz = dyt[-1].copy(), np.empty((n, batch), xh.dtype)  # (h, batch): dL/dh_t, dz_t
+    grad, gt = np.zeros((n, k), xh.dtype), np.empty((n, k), xh.dtype)  # (h, n_in + 1 + h)
+    for t in range(steps - 1, -1, -1):
+        np.multiply(hs[t], hs[t], out=dz)
+        np.subtract(1, dz, out=dz)
+        np.multiply(dz, g, out=dz)  # dz_t = g (1 - h_t^2)
+        np.add(grad, np.matmul(dz, xh[t].T, out=gt), out=grad)
+        if dxs is not None:
+            np.matmul(layer.w_x, dz, out=dxs[t])
+        if t:
+            np.add(np.matmul(layer.w_h, dz, out=g), dyt[t - 1], out=g)
+    d = np.ascontiguousarray(grad.T)  # (n_in + 1 + h, h): w_x, b, w_h
+    return RNN(d[:n_in], d[n_in + 1 :], d[n_in]), dxs
+
+
+_register(RNN, _rnn_forward, _rnn_grads)
 
 
 # ---------------------------------------------------------------------------
@@ -181,86 +205,80 @@ class LSTM(NamedTuple):
     b: np.ndarray
 
 
-def _half_for_sigmoids(n: int, gates: str, dtype: np.dtype) -> np.ndarray:
-    """``(len(gates) * n,)``: 0.5 over the sigmoid gates, 1 over ``g``/``n`` (the tanh ones)."""
-    return np.repeat(np.array([1.0 if c in "gn" else 0.5 for c in gates], dtype), n)
+#: The LSTM's gates inside its passes: o, i, f, g (PyTorch's blocks 3, 0, 1, 2), so that the three
+#: sigmoids sit side by side (one ``* 0.5 + 0.5``) and so do the three gates scaled by ``dc``.
+_OIFG = (3, 0, 1, 2)
+_IFGO = (1, 2, 3, 0)  # back to PyTorch's i, f, g, o
 
 
-def _lstm_apply(layer: LSTM, x: np.ndarray) -> np.ndarray:
-    xt = _time_major("LSTM", layer.w_x, x)
-    n, batch = layer.w_h.shape[0], x.shape[0]
-    s = _half_for_sigmoids(n, "ifgo", layer.w_h.dtype)  # sigmoid(z) = 0.5 tanh(z / 2) + 0.5
-    shift = (s != 1).astype(s.dtype) * s  # 0.5 on i, f, o; 0 on g
-    xw = _inputs_times(xt, layer.w_x * s, layer.b * s)  # (time, batch, 4h), halved on i, f, o
-    w_h = layer.w_h * s  # (h, 4h)
-    hs = np.empty((len(xt), batch, n), xw.dtype)  # (time, batch, h)
-    h, c = np.zeros((batch, n), xw.dtype), np.zeros((batch, n), xw.dtype)
-    for t in range(len(xt)):
-        z = h @ w_h  # (batch, 4h)
-        z += xw[t]
-        np.tanh(z, out=z)
-        z *= s
-        z += shift  # i, f, g, o side by side
-        c = z[:, n : 2 * n] * c
-        c += z[:, :n] * z[:, 2 * n : 3 * n]
-        h = np.tanh(c, out=hs[t])
-        h *= z[:, 3 * n :]
-    return hs.transpose(1, 0, 2)  # (batch, time, h)
+class _LSTMSaved(NamedTuple):
+    xh: np.ndarray  # (time + 1, n_in + 1 + h, batch): [x_t, 1, h_{t-1}] at t
+    gates: np.ndarray  # (time, 4h, batch): o, i, f, g
+    c: np.ndarray  # (time + 1, h, batch): c_{t-1} at t, c_{-1} = 0 first
+    tanh_c: np.ndarray  # (time, h, batch)
 
 
-def _lstm_grads(layer: LSTM, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[LSTM, np.ndarray]:
-    xt, ht, dyt = _time_major("LSTM", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
-    steps, batch, n = ht.shape
-    xh = _joined(xt, ht)  # (time, batch, n_in + h): x_t beside h_{t-1}
-    s = _half_for_sigmoids(n, "ifgo", layer.w_h.dtype)  # sigmoid(z) = 0.5 tanh(z / 2) + 0.5
-    z = _inputs_times(xh, np.concatenate([layer.w_x, layer.w_h]) * s, layer.b * s)  # every step at once
-    np.tanh(z, out=z)
-    z *= s
-    z += (s != 1) * s  # (time, batch, 4h): the gates i, f, g, o
-    z4 = z.reshape(steps, batch, 4, n)  # (time, batch, gate, h); overwritten by p, then by dz
-    i, f, g, o = z4[:, :, 0], z4[:, :, 1], z4[:, :, 2], z4[:, :, 3]
-    # Three (time, batch, h) work arrays, made once: a few large temporaries fault fewer pages in.
-    a, b = np.multiply(i, g), np.empty_like(ht)  # a = i g
-    cs = np.empty((steps + 1, batch, n), z.dtype)  # c_{t-1} for t = 0..time: the one elementwise scan
-    cs[0] = 0
-    for t in range(steps):
-        np.multiply(f[t], cs[t], out=cs[t + 1])
-        cs[t + 1] += a[t]
-    tc = np.tanh(cs[1:], out=a)  # (time, batch, h)
-    np.multiply(tc, tc, out=b)
-    np.subtract(1, b, out=b)
-    b *= o  # b = d c_t / d h_t = o (1 - tanh^2 c)
-    tc *= o
-    np.subtract(1, o, out=o)
-    o *= tc  # p_o = tanh(c) o (1 - o)
-    keep_f = a  # f, needed by the scan down
-    np.copyto(keep_f, f)
-    np.subtract(1, f, out=f)
-    f *= keep_f
-    f *= cs[:-1]  # p_f = c_{t-1} f (1 - f)
-    pi = np.subtract(1, i, out=cs[1:])
-    pi *= i
-    pi *= g  # g i (1 - i)
-    g *= g
-    np.subtract(1, g, out=g)
-    g *= i  # p_g = i (1 - g^2)
-    i[...] = pi  # p_i; now z4 holds p with dz = [dc, dc, dc, dh] * p
-    dh, dc = dyt[-1].copy(), np.zeros((batch, n), z.dtype)  # (batch, h)
-    for t in range(steps - 1, -1, -1):
-        b[t] *= dh
-        dc += b[t]
-        z4[t, :, :3] *= dc[:, None, :]
-        z4[t, :, 3] *= dh  # dz_t, in p_t's place
+def _lstm_forward(layer: LSTM, x: np.ndarray) -> tuple[np.ndarray, _LSTMSaved]:
+    xh = _inputs("LSTM", layer.w_x, layer.w_h, x)  # (time + 1, n_in + 1 + h, batch)
+    n_in, n = len(layer.w_x), len(layer.w_h)
+    half = _halves(n, 4, 3, xh.dtype)  # (4h, 1)
+    w_in = _blocks(np.vstack([layer.w_x, layer.b[None]]), _OIFG).T * half  # (4h, n_in + 1)
+    gates = np.matmul(w_in, xh[:-1, : n_in + 1])  # (time, 4h, batch): z_t (halved on o, i, f), then the gates
+    w_h = _blocks(layer.w_h, _OIFG).T * half  # (4h, h)
+    hs = xh[:, n_in + 1 :]  # (time + 1, h, batch): h_{t-1} at t
+    cs = np.zeros((len(hs), n, xh.shape[2]), xh.dtype)  # (time + 1, h, batch): c_{t-1} at t
+    tc = np.empty_like(cs[1:])  # (time, h, batch)
+    work, ig = np.empty_like(gates[0]), np.empty_like(cs[0])  # (4h, batch), (h, batch)
+    for t in range(len(gates)):
+        z = gates[t]  # (4h, batch)
         if t:
-            dc *= keep_f[t]
-            np.matmul(z[t], layer.w_h.T, out=dh)  # (batch, h)
-            dh += dyt[t - 1]
-    dw, db = _param_grads(xh, z)  # z is now dz: (time, batch, 4h)
-    return LSTM(dw[: len(layer.w_x)], dw[len(layer.w_x) :], db), z
+            np.add(z, np.matmul(w_h, hs[t], out=work), out=z)
+        np.tanh(z, out=z)
+        _sigmoid_rows(z[: 3 * n])
+        np.multiply(z[2 * n : 3 * n], cs[t], out=cs[t + 1])
+        np.add(cs[t + 1], np.multiply(z[n : 2 * n], z[3 * n :], out=ig), out=cs[t + 1])  # f c + i g
+        np.multiply(z[:n], np.tanh(cs[t + 1], out=tc[t]), out=hs[t + 1])  # o tanh c
+    return hs[1:].transpose(2, 0, 1), _LSTMSaved(xh, gates, cs, tc)  # (batch, time, h)
 
 
-_lstm_vjp, _lstm_param_vjp = _vjps(_lstm_grads)
-register(LSTM, _lstm_apply, _lstm_vjp, param_vjp=_lstm_param_vjp)
+def _lstm_grads(layer: LSTM, dy: np.ndarray, saved: _LSTMSaved, want_dx: bool) -> tuple[LSTM, np.ndarray | None]:
+    xh, gates, cs, tc = saved
+    steps, n4, batch = gates.shape
+    n_in, n = len(layer.w_x), n4 // 4
+    dyt, w_h, w_x = dy.transpose(1, 2, 0), _blocks(layer.w_h, _OIFG), _blocks(layer.w_x, _OIFG)  # (time, h, batch)
+    dxs = np.empty((steps, n_in, batch), gates.dtype) if want_dx else None  # (time, n_in, batch)
+    dh, dc = dyt[-1].copy(), np.zeros((n, batch), gates.dtype)  # (h, batch)
+    q, r = np.empty_like(dc), np.empty_like(dc)
+    dz, grad = np.empty_like(gates[0]), np.zeros((n4, xh.shape[1]), gates.dtype)  # (4h, batch), (4h, k)
+    gt = np.empty_like(grad)
+    for t in range(steps - 1, -1, -1):
+        z = gates[t]  # (4h, batch): o, i, f, g
+        o, i, f, g = z[:n], z[n : 2 * n], z[2 * n : 3 * n], z[3 * n :]
+        np.multiply(dh, o, out=q)  # dh o
+        np.multiply(q, tc[t], out=r)  # dh o tanh c
+        np.multiply(z, z, out=dz)
+        np.subtract(z[: 3 * n], dz[: 3 * n], out=dz[: 3 * n])  # sigma (1 - sigma) on o, i, f
+        np.subtract(1, dz[3 * n :], out=dz[3 * n :])  # 1 - g^2
+        np.multiply(dz[:n], tc[t], out=dz[:n])
+        np.multiply(dz[:n], dh, out=dz[:n])  # dz_o = dh tanh c o (1 - o)
+        np.add(dc, q, out=dc)
+        np.multiply(r, tc[t], out=r)
+        np.subtract(dc, r, out=dc)  # dc += dh o (1 - tanh^2 c)
+        np.multiply(dz[n : 2 * n], g, out=dz[n : 2 * n])
+        np.multiply(dz[2 * n : 3 * n], cs[t], out=dz[2 * n : 3 * n])
+        np.multiply(dz[3 * n :], i, out=dz[3 * n :])
+        np.multiply(dz[n:].reshape(3, n, batch), dc, out=dz[n:].reshape(3, n, batch))  # dz_i, dz_f, dz_g
+        np.add(grad, np.matmul(dz, xh[t].T, out=gt), out=grad)
+        if dxs is not None:
+            np.matmul(w_x, dz, out=dxs[t])
+        if t:
+            np.multiply(dc, f, out=dc)
+            np.add(np.matmul(w_h, dz, out=dh), dyt[t - 1], out=dh)
+    d = np.ascontiguousarray(_blocks(grad.T, _IFGO))  # (n_in + 1 + h, 4h): w_x, b, w_h
+    return LSTM(d[:n_in], d[n_in + 1 :], d[n_in]), dxs
+
+
+_register(LSTM, _lstm_forward, _lstm_grads)
 
 
 # ---------------------------------------------------------------------------
@@ -292,67 +310,82 @@ class GRU(NamedTuple):
     b_h: np.ndarray
 
 
-def _gru_apply(layer: GRU, x: np.ndarray) -> np.ndarray:
-    xt = _time_major("GRU", layer.w_x, x)
-    n, batch = layer.w_h.shape[0], x.shape[0]
-    s = _half_for_sigmoids(n, "rzn", layer.w_h.dtype)  # sigmoid(z) = 0.5 tanh(z / 2) + 0.5
-    b = layer.b_x.copy()
-    b[: 2 * n] += layer.b_h[: 2 * n]  # b_h of r, z joins the input side; b_hn stays inside r * (.)
-    xw = _inputs_times(xt, layer.w_x * s, b * s)  # (time, batch, 3h), halved on r, z
-    w_h, b_hn = layer.w_h * s, layer.b_h[2 * n :]
-    hs = np.empty((len(xt), batch, n), xw.dtype)  # (time, batch, h)
-    h = np.zeros((batch, n), xw.dtype)
-    for t in range(len(xt)):
-        u = h @ w_h  # (batch, 3h)
-        rz = u[:, : 2 * n]
-        rz += xw[t, :, : 2 * n]
+class _GRUSaved(NamedTuple):
+    xh: np.ndarray  # (time + 1, n_in + 1 + h, batch): [x_t, 1, h_{t-1}] at t
+    gates: np.ndarray  # (time, 3h, batch): r, z, n
+    u_n: np.ndarray  # (time, h, batch): h_{t-1} w_hn + b_hn
+
+
+#: The GRU's backward keeps [da_n, da_r, da_z, du_n] side by side: da is the first three blocks
+#: (n, r, z: PyTorch's 2, 0, 1) and du the last three (r, z, n, as PyTorch's), since da_r, da_z = du_r, du_z.
+_NRZ = (2, 0, 1)
+_RZN = (1, 2, 0)  # back to PyTorch's r, z, n
+
+
+def _gru_forward(layer: GRU, x: np.ndarray) -> tuple[np.ndarray, _GRUSaved]:
+    xh = _inputs("GRU", layer.w_x, layer.w_h, x)  # (time + 1, n_in + 1 + h, batch)
+    n_in, n = len(layer.w_x), len(layer.w_h)
+    half = _halves(n, 3, 2, xh.dtype)  # (3h, 1)
+    gates = np.matmul(np.vstack([layer.w_x, layer.b_x[None]]).T * half, xh[:-1, : n_in + 1])  # (time, 3h, batch)
+    w_u = np.vstack([layer.b_h[None], layer.w_h]).T * half  # (3h, 1 + h): u = b_h + h_{t-1} w_h, halved on r, z
+    hs = xh[:, n_in + 1 :]  # (time + 1, h, batch): h_{t-1} at t
+    u_n = np.empty_like(hs[1:])  # (time, h, batch)
+    u, rn = np.empty_like(gates[0]), np.empty_like(hs[0])  # (3h, batch), (h, batch)
+    for t in range(len(gates)):
+        rz, new = gates[t, : 2 * n], gates[t, 2 * n :]  # a_t, then r, z and n: (2h, batch), (h, batch)
+        np.matmul(w_u, xh[t, n_in:], out=u)  # (3h, batch)
+        np.add(rz, u[: 2 * n], out=rz)
         np.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5  # r, z side by side
-        new = u[:, 2 * n :]
-        new += b_hn
-        new *= rz[:, :n]
-        new += xw[t, :, 2 * n :]
-        np.tanh(new, out=new)  # n
-        h_t = np.subtract(h, new, out=hs[t])
-        h_t *= rz[:, n:]
-        h_t += new  # (1 - z) n + z h
-        h = h_t
-    return hs.transpose(1, 0, 2)  # (batch, time, h)
+        _sigmoid_rows(rz)
+        np.copyto(u_n[t], u[2 * n :])
+        np.add(new, np.multiply(rz[:n], u_n[t], out=rn), out=new)
+        np.tanh(new, out=new)
+        np.subtract(hs[t], new, out=hs[t + 1])
+        np.multiply(hs[t + 1], rz[n:], out=hs[t + 1])
+        np.add(hs[t + 1], new, out=hs[t + 1])  # (1 - z) n + z h_{t-1}
+    return hs[1:].transpose(2, 0, 1), _GRUSaved(xh, gates, u_n)  # (batch, time, h)
 
 
-def _gru_grads(layer: GRU, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[GRU, np.ndarray]:
-    xt, ht, dyt = _time_major("GRU", layer.w_x, x), y.transpose(1, 0, 2), dy.transpose(1, 0, 2)  # (time, batch, .)
-    steps, batch, n = ht.shape
-    hprev = _previous(ht)
-    a = _inputs_times(xt, layer.w_x, layer.b_x).reshape(steps, batch, 3, n)  # (time, batch, gate, h)
-    u = _inputs_times(hprev, layer.w_h, layer.b_h).reshape(steps, batch, 3, n)
-    r, z = sigmoid(a[:, :, 0] + u[:, :, 0]), sigmoid(a[:, :, 1] + u[:, :, 1])  # (time, batch, h)
-    new = np.tanh(a[:, :, 2] + r * u[:, :, 2])
-    p = np.empty_like(a)  # da = dh * p
-    p[:, :, 2] = (1 - z) * (1 - new * new)
-    p[:, :, 1] = (hprev - new) * z * (1 - z)
-    p[:, :, 0] = p[:, :, 2] * u[:, :, 2] * r * (1 - r)
-    q = p.copy()  # du = dh * q
-    q[:, :, 2] *= r
-    dhs, du = np.empty_like(ht), np.empty_like(u)  # (time, batch, h), (time, batch, gate, h)
-    dh = dyt[-1].copy()  # (batch, h)
+def _gru_grads(layer: GRU, dy: np.ndarray, saved: _GRUSaved, want_dx: bool) -> tuple[GRU, np.ndarray | None]:
+    xh, gates, u_n = saved
+    steps, n3, batch = gates.shape
+    n_in, n = len(layer.w_x), n3 // 3
+    dyt, w_x = dy.transpose(1, 2, 0), _blocks(layer.w_x, _NRZ)  # (time, h, batch), (n_in, 3h): n, r, z
+    dxs = np.empty((steps, n_in, batch), gates.dtype) if want_dx else None  # (time, n_in, batch)
+    dh, nxt, work = dyt[-1].copy(), np.empty((n, batch), gates.dtype), np.empty((n, batch), gates.dtype)
+    d = np.empty((4 * n, batch), gates.dtype)  # [da_n, da_r, da_z, du_n]: da the first 3h, du the last 3h
+    da_n, da_r, da_z, du_n = d[:n], d[n : 2 * n], d[2 * n : 3 * n], d[3 * n :]
+    ga, gu = np.zeros((n3, n_in + 1), gates.dtype), np.zeros((n3, n + 1), gates.dtype)  # (3h, n_in + 1), (3h, 1 + h)
+    ta, tu = np.empty_like(ga), np.empty_like(gu)
     for t in range(steps - 1, -1, -1):
-        dhs[t] = dh
-        np.multiply(dh[:, None, :], q[t], out=du[t])
+        r, z, new = gates[t, :n], gates[t, n : 2 * n], gates[t, 2 * n :]  # (h, batch) each
+        np.subtract(1, z, out=work)
+        np.multiply(new, new, out=da_n)
+        np.subtract(1, da_n, out=da_n)
+        np.multiply(da_n, work, out=da_n)
+        np.multiply(da_n, dh, out=da_n)  # da_n = dh (1 - z)(1 - n^2)
+        np.multiply(work, z, out=da_z)
+        np.multiply(da_z, np.subtract(xh[t, n_in + 1 :], new, out=work), out=da_z)
+        np.multiply(da_z, dh, out=da_z)  # da_z = dh (h_{t-1} - n) z (1 - z)
+        np.subtract(1, r, out=da_r)
+        np.multiply(da_r, r, out=da_r)
+        np.multiply(da_r, u_n[t], out=da_r)
+        np.multiply(da_r, da_n, out=da_r)  # da_r = da_n u_n r (1 - r)
+        np.multiply(da_n, r, out=du_n)
+        np.add(ga, np.matmul(d[: 3 * n], xh[t, : n_in + 1].T, out=ta), out=ga)
+        np.add(gu, np.matmul(d[n:], xh[t, n_in:].T, out=tu), out=gu)
+        if dxs is not None:
+            np.matmul(w_x, d[: 3 * n], out=dxs[t])
         if t:
-            dh = du[t].reshape(batch, 3 * n) @ layer.w_h.T  # (batch, h)
-            dh += dhs[t] * z[t]
-            dh += dyt[t - 1]
-    da = (dhs[:, :, None, :] * p).reshape(steps, batch, 3 * n)  # (time, batch, 3h)
-    du = du.reshape(steps, batch, 3 * n)
-    dw_x, db_x = _param_grads(xt, da)
-    dw_h, db_h = _param_grads(hprev, du)
-    return GRU(dw_x, dw_h, db_x, db_h), da
+            np.matmul(layer.w_h, d[n:], out=nxt)  # du_t w_h^T
+            np.add(nxt, np.multiply(dh, z, out=work), out=nxt)
+            np.add(nxt, dyt[t - 1], out=nxt)
+            dh, nxt = nxt, dh
+    a, u = np.ascontiguousarray(_blocks(ga.T, _RZN)), np.ascontiguousarray(gu.T)  # (n_in + 1, 3h), (1 + h, 3h)
+    return GRU(a[:n_in], u[1:], a[n_in], u[0]), dxs
 
 
-_gru_vjp, _gru_param_vjp = _vjps(_gru_grads)
-register(GRU, _gru_apply, _gru_vjp, param_vjp=_gru_param_vjp)
+_register(GRU, _gru_forward, _gru_grads)
 
 
 # ---------------------------------------------------------------------------
@@ -379,9 +412,9 @@ def _last_apply(layer: Last, x: np.ndarray) -> np.ndarray:
 
 
 def _last_vjp(layer: Last, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Last, np.ndarray]:
-    dx = np.zeros(x.shape, dy.dtype)  # (batch, time, features)
-    dx[:, -1] = dy
-    return layer, dx
+    dx = np.zeros(x.shape[1:] + x.shape[:1], dy.dtype)  # (time, features, batch): batch last, as the
+    dx[-1] = np.moveaxis(dy, 0, -1)  # recurrent layers' backward reads it, one contiguous block per step
+    return layer, np.moveaxis(dx, -1, 0)  # (batch, time, features)
 
 
 register(Last, _last_apply, _last_vjp)
