@@ -249,17 +249,23 @@ def scale_vjp(layer, x, y, dy):
 fnn.register(Scale, apply=scale_apply, vjp=scale_vjp)
 
 
-def test_user_layer_works_everywhere_with_no_extra_code():
-    g = fr.generator(0)
-    params = (fnn.dense(0, 4, 3, dtype=np.float64), Scale(g.standard_normal(3)), fnn.Sigmoid())
+def _user_layer_checks(layer_type, seed):
+    """check_grad, vjp_errors and train on a network with a user layer; returns the network and its data."""
+    g = fr.generator(seed)
+    params = (fnn.dense(0, 4, 3, dtype=np.float64), layer_type(g.standard_normal(3)), fnn.Sigmoid())
     x, y = g.standard_normal((8, 4)), g.integers(0, 3, 8)
     errors = fnn.check_grad(params, (x, y), fnn.mse, mode="coordinates")
     assert max(tree.leaves(errors)) < 1e-6
-    _, _, _, errs = vjp_errors(Scale(g.standard_normal(3)), g.standard_normal((5, 3)))
+    _, _, _, errs = vjp_errors(layer_type(g.standard_normal(3)), g.standard_normal((5, 3)))
     assert max(errs.values()) < 1e-6
     trained, history = fnn.train(params, (x, y), epochs=30, batch_size=4, lr=2.0, seed=0)
     assert history[-1].loss < history[0].loss
-    assert isinstance(trained[1], Scale) and not trained[1].s.flags.writeable
+    assert isinstance(trained[1], layer_type) and not trained[1].s.flags.writeable
+    return params, x
+
+
+def test_user_layer_works_everywhere_with_no_extra_code():
+    _user_layer_checks(Scale, 0)
 
 
 class SavingScale(NamedTuple):
@@ -285,13 +291,7 @@ fnn.register(SavingScale, vjp=saving_scale_vjp, forward=saving_scale_forward)
 
 
 def test_user_saving_layer_works_everywhere_with_no_extra_code():
-    g = fr.generator(1)
-    params = (fnn.dense(0, 4, 3, dtype=np.float64), SavingScale(g.standard_normal(3)), fnn.Sigmoid())
-    x, y = g.standard_normal((8, 4)), g.integers(0, 3, 8)
-    errors = fnn.check_grad(params, (x, y), fnn.mse, mode="coordinates")
-    assert max(tree.leaves(errors)) < 1e-6
-    _, _, _, errs = vjp_errors(SavingScale(g.standard_normal(3)), g.standard_normal((5, 3)))
-    assert max(errs.values()) < 1e-6
+    params, x = _user_layer_checks(SavingScale, 1)
     np.testing.assert_allclose(layers.apply(params[1], x[:, :3]), np.tanh(x[:, :3]) * params[1].s)
     for net, inp in ((params, x), ((fnn.Residual((params[1],)),), x[:, :3])):
         ctxs = (EVAL,) * len(net)
@@ -300,6 +300,3 @@ def test_user_saving_layer_works_everywhere_with_no_extra_code():
         grads = fnn.network.backprop(net, xs, np.ones_like(xs[-1]), ctxs)
         assert not FORWARDS, "backpropagation (and a Residual block) hands the layer its saved values"
         assert tree.all_equal(grads[-1], layers.vjp(net[-1], xs[-2], xs[-1], np.ones_like(xs[-1]))[0])
-    trained, history = fnn.train(params, (x, y), epochs=30, batch_size=4, lr=2.0, seed=0)
-    assert history[-1].loss < history[0].loss
-    assert isinstance(trained[1], SavingScale) and not trained[1].s.flags.writeable
