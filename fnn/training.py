@@ -29,7 +29,7 @@ import numpy as np
 import toolz
 
 from fnn import data as fdata
-from fnn import layers, metrics, network, optim, validate
+from fnn import heap, layers, metrics, network, optim, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse, value_and_grad
@@ -174,6 +174,7 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
 
 def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainState, float, np.ndarray | None]:
     """:func:`step`, also returning the network's output on the batch (``None`` from a ``value_and_grad`` hook)."""
+    heap.keep_freed()  # once per process: glibc keeps the memory this step frees for the next one
     plan = network.plan(state.params) if settings.plan is None else settings.plan
     x, y = batch
     params = state.params

@@ -19,11 +19,10 @@ fnn runs ``fnn.step`` (what ``fnn.train`` folds over). Each measurement runs in 
 subprocess with ``OMP/OPENBLAS/MKL_NUM_THREADS`` and ``torch.set_num_threads`` set to the thread
 count; fnn and PyTorch are interleaved within each repeat, so a noisy machine slows both alike.
 ``--keep-heap`` runs both with glibc keeping freed memory (``MALLOC_TOP_PAD_``,
-``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_`` at 256 MB): fnn's steps allocate large
-temporaries, and on some machines faulting their pages in costs a large part of a step. The last
-column counts those minor page faults per step (epoch) of each peer: glibc hands the top of its
-heap back to the system when more than its trim threshold is free there (about twice the largest
-freed block, ~2 MB for the transformer step), and the next step faults the same pages in again.
+``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_`` at 256 MB; fnn then leaves the policy to
+the environment). The last column counts minor page faults per step (epoch) of each peer: pages
+of memory freed by one step and faulted in again by the next. fnn's own step sets glibc's
+thresholds so that it keeps freed memory (see :mod:`fnn.heap`); PyTorch runs with glibc's defaults.
 """
 
 from __future__ import annotations
