@@ -229,23 +229,30 @@ def backprop(
     its input gradient); layers before it (augmentation, a reshape) get
     :func:`fnn.layers.zero_grad` records without running their ``vjp`` at all. Layers registered
     with ``forward`` get the values they saved, from ``xs`` (a :class:`fnn.layers.Trace`, as
-    :func:`fnn.layers.trace` returns).
+    :func:`fnn.layers.trace` returns; from a plain list of activations they recompute them).
     """
     rs = rules(params) if rules_ is None else rules_
     first = first_with_params(params) if first is None else first
     grads: list[Any] = [layers.zero_grad(layer) for layer in params[:first]] + [None] * (len(params) - first)
+    saved = getattr(xs, "saved", None)
+
+    def saved_by(i: int) -> Any:  # what layer i saved in the trace; recomputed from a plain list
+        if saved is not None:
+            return saved[i]
+        return (rs[i].forward(params[i], xs[i], ctxs[i]) if rs[i].context else rs[i].forward(params[i], xs[i]))[1]
+
     for i in range(len(params) - 1, first, -1):
         r = rs[i]
-        if r.forward is not None:  # a layer that saved values for its vjp in the trace
+        if r.forward is not None:  # a layer that saved values for its vjp
             args = (params[i], xs[i], xs[i + 1], dy) + ((ctxs[i],) if r.context else ())
-            grads[i], dy = r.vjp(*args, xs.saved[i])  # type: ignore[attr-defined]
+            grads[i], dy = r.vjp(*args, saved_by(i))
         elif r.context:
             grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy, ctxs[i])
         else:
             grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy)
     r, args = rs[first], (params[first], xs[first], xs[first + 1], dy) + ((ctxs[first],) if rs[first].context else ())
     if r.forward is not None:
-        args += (xs.saved[first],)  # type: ignore[attr-defined]
+        args += (saved_by(first),)
     grads[first] = r.vjp(*args)[0] if r.param_vjp is None else r.param_vjp(*args)
     return tuple(grads)
 

@@ -174,3 +174,20 @@ def test_one_output_val_accuracy_in_the_history_is_thresholded():
     _, history = fnn.train(net, (x, y), epochs=5, batch_size=20, lr=1.0, cost=fnn.binary_cross_entropy,
                            validation=(x, 1 - y))
     assert history[-1].val_accuracy < 0.5  # the labels were flipped: accuracy must say so
+
+
+def test_backprop_from_a_plain_list_of_activations_equals_backprop_from_the_trace():
+    """Layers that save values for their backward pass recompute them from a hand-built list."""
+    from fnn.network import backprop, contexts
+
+    rng = np.random.default_rng(0)
+    params = (fnn.dense(0, 4, 8, dtype=np.float64), fnn.LayerNorm(rng.standard_normal(8), rng.standard_normal(8)),
+              fnn.GELU(), fnn.dense(1, 8, 3, dtype=np.float64))
+    x, dy = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    ctxs = contexts(params, False, fnn.random.key(0))
+    xs = layers.trace(params, x, ctxs)
+    assert isinstance(xs, layers.Trace)
+    from_trace = backprop(params, xs, dy, ctxs)
+    from_list = backprop(params, list(xs), dy, ctxs)
+    assert tree.all_equal(from_list, from_trace)
+    assert np.abs(from_trace[1].gamma).sum() > 0  # the LayerNorm's gradient is not trivially zero
