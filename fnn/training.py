@@ -154,6 +154,7 @@ def step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainStat
     it out once; without one, the step does). Layers with a training mode run in it, keyed by
     ``fold_in(fold_in(state.key, epoch), step)``. With ``on_divergence="raise"``, a NaN or inf
     loss or parameter raises :class:`DivergenceError` carrying ``state``, the last finite one.
+    The first step in a process has glibc keep freed memory for the next (:mod:`fnn.heap`).
 
     >>> import fnn, numpy as np
     >>> params = (fnn.Dense(np.ones((2, 1), np.float32), np.zeros(1, np.float32)),)
