@@ -20,7 +20,6 @@ batch normalisation); for the rest the code path is the same either way.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -234,28 +233,8 @@ def backprop(
     """
     rs = rules(params) if rules_ is None else rules_
     first = first_with_params(params) if first is None else first
-    grads: list[Any] = [layers.zero_grad(layer) for layer in params[:first]] + [None] * (len(params) - first)
-    saved = getattr(xs, "saved", None)
-
-    def saved_by(i: int, forward: Callable[..., Any]) -> Any:  # what layer i saved; recomputed from a plain list
-        if saved is not None:
-            return saved[i]
-        return (forward(params[i], xs[i], ctxs[i]) if rs[i].context else forward(params[i], xs[i]))[1]
-
-    for i in range(len(params) - 1, first, -1):
-        r = rs[i]
-        if r.forward is not None:  # a layer that saved values for its vjp
-            args = (params[i], xs[i], xs[i + 1], dy) + ((ctxs[i],) if r.context else ())
-            grads[i], dy = r.vjp(*args, saved_by(i, r.forward))
-        elif r.context:
-            grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy, ctxs[i])
-        else:
-            grads[i], dy = r.vjp(params[i], xs[i], xs[i + 1], dy)
-    r, args = rs[first], (params[first], xs[first], xs[first + 1], dy) + ((ctxs[first],) if rs[first].context else ())
-    if r.forward is not None:
-        args += (saved_by(first, r.forward),)
-    grads[first] = r.vjp(*args)[0] if r.param_vjp is None else r.param_vjp(*args)
-    return tuple(grads)
+    grads, _ = layers.backward(params, xs, dy, ctxs, rs, first)
+    return tuple(layers.zero_grad(layer) for layer in params[:first]) + grads[first:]
 
 
 def updated_state(

@@ -340,12 +340,20 @@ def trace(
 
 
 def backward(
-    layers: Any, xs: list[np.ndarray], dy: np.ndarray, ctxs: tuple[Context, ...]
-) -> tuple[tuple[Any, ...], np.ndarray]:
+    layers: Any,
+    xs: list[np.ndarray],
+    dy: np.ndarray,
+    ctxs: tuple[Context, ...],
+    rules: tuple[Rule, ...] | None = None,
+    first: int | None = None,
+) -> tuple[tuple[Any, ...], np.ndarray | None]:
     """The reverse of :func:`trace`: ``(dlayers, dx)`` for a sequence ``layers`` from its trace ``xs``.
 
     Runs each layer's ``vjp`` from the last layer to the first, handing layers registered with
     ``forward`` the values they saved in ``xs`` (recomputed when ``xs`` is a plain list).
+    ``rules`` are the layers' rules, when the caller has looked them up. With ``first``, the
+    pass stops at that layer: the layers before it are not run (their gradients are ``None``),
+    and if it registered a ``param_vjp``, only that runs and ``dx`` is ``None``.
 
     >>> import fnn, numpy as np
     >>> ls, ctxs = (fnn.Dense(np.full((1, 1), 2.0), np.zeros(1)), fnn.ReLU()), (Context(), Context())
@@ -354,19 +362,20 @@ def backward(
     >>> grads[0].w, dx
     (array([[3.]]), array([[2.]]))
     """
-    saved = xs.saved if type(xs) is Trace else [None] * len(layers)
+    rs = tuple(map(rule, layers)) if rules is None else rules
+    saved = xs.saved if type(xs) is Trace else None
     grads: list[Any] = [None] * len(layers)
-    for j in range(len(layers) - 1, -1, -1):
-        layer, ctx = layers[j], ctxs[j]
-        r = rule(layer)
-        args = (layer, xs[j], xs[j + 1], dy, ctx) if r.context else (layer, xs[j], xs[j + 1], dy)
-        if r.forward is None:
-            grads[j], dy = r.vjp(*args)
-        elif saved[j] is None:
-            grads[j], dy = vjp(layer, xs[j], xs[j + 1], dy, ctx)
+    g: np.ndarray | None = dy
+    for j in range(len(layers) - 1, (first or 0) - 1, -1):
+        r = rs[j]
+        args: tuple[Any, ...] = (layers[j], xs[j], xs[j + 1], g) + ((ctxs[j],) if r.context else ())
+        if r.forward is not None:  # the values it saved in the trace, or recomputed
+            args += (saved[j] if saved is not None else r.forward(*args[:2], *args[4:])[1],)
+        if j == first and r.param_vjp is not None:
+            grads[j], g = r.param_vjp(*args), None
         else:
-            grads[j], dy = r.vjp(*args, saved[j])
-    return tuple(grads), dy
+            grads[j], g = r.vjp(*args)
+    return tuple(grads), g
 
 
 def is_param(leaf: Any) -> bool:
