@@ -47,7 +47,15 @@ def test_a_training_step_keeps_freed_memory_for_reuse():
     assert faults < 100  # 24 MiB is 6,144 pages
 
 
+def huge_pages_always() -> bool:
+    """Whether the kernel backs every large mapping with 2 MiB pages (then a fresh 24 MiB is 12 faults)."""
+    try:
+        return "[always]" in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return False
+
+
 def test_a_policy_in_the_environment_is_left_alone():
     kept, faults = probe(MALLOC_TRIM_THRESHOLD_="131072")
     assert kept == "False"
-    assert faults > 6000  # glibc's own policy: the second array faults every page in again
+    assert faults > (10 if huge_pages_always() else 6000)  # glibc's own policy: every page faulted in again
