@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_a_training_step_keeps_freed_memory_for_reuse():
 def huge_pages_always() -> bool:
     """Whether the kernel backs every large mapping with 2 MiB pages (then a fresh 24 MiB is 12 faults)."""
     try:
-        return "[always]" in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+        return "[always]" in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
     except OSError:
         return False
 
