@@ -3,10 +3,10 @@
 A pure training step makes fresh arrays and frees the last step's. glibc's ``malloc`` hands
 the free memory at the top of its heap back to the system once it exceeds a *trim threshold*,
 and takes blocks above an *mmap threshold* straight from the system. Both start at 128 KiB and
-rise only after a large block is freed, to at most 32 MiB and 64 MiB. Until
-they do, or when a step's arrays happen to swap places in the heap, every step gives its
-memory back and faults it in again on the next: a few thousand page faults a step, which can
-take a third of a transformer step or of a 784-512-512-10 step.
+rise only after a large block is freed, to at most 32 MiB and 64 MiB. Until they do, or when a
+step's arrays happen to swap places in the heap, every step gives its memory back and faults it
+in again on the next: a few thousand page faults a step, which can take a third of a
+transformer step or of a 784-512-512-10 step.
 
 :func:`keep_freed` sets the two thresholds, once per process, to the ceiling glibc's own rule
 reaches after freeing one 32 MiB block: arrays under 32 MiB come from the heap, and up to
