@@ -46,5 +46,8 @@ def keep_freed() -> bool:
         "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
     ):
         return False  # the user chose a policy
-    mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
+    except (AttributeError, OSError):  # an interpreter that does not expose it: nothing to set
+        return False
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
