@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from fnn import costs, layers, validate
+from fnn import costs, heap, layers, validate
 from fnn import random as fr
 from fnn import tree as ft
 from fnn.costs import Cost, mse
@@ -142,6 +142,7 @@ def _shard_contexts(ctxs: tuple[Context, ...], i: int, k: int) -> tuple[Context,
 
 def _shard(params: Params, x: np.ndarray, y: np.ndarray, cost: Cost, ctxs: tuple[Context, ...]):
     """Runs on a worker: the mean loss and mean gradient over one shard's rows."""
+    heap.keep_freed()  # the worker's steps reuse freed memory, as fnn.step's do
     xs = trace(params, x, ctxs)
     value, dy = costs.value_and_grad(cost, xs[-1], y)
     return value, backprop(params, xs, dy, ctxs)
