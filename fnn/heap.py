@@ -11,10 +11,10 @@ transformer step or of a 784-512-512-10 step.
 :func:`keep_freed` sets the two thresholds, once per process, to the ceiling glibc's own rule
 reaches after freeing one 32 MiB block: arrays under 32 MiB come from the heap, and up to
 64 MiB of freed heap is kept for reuse. :func:`fnn.step` calls it, so every training loop
-does, and so do the workers of a data-parallel step. It changes no value and nothing else; it does nothing under another C library or when
-the environment already sets malloc's policy (a ``MALLOC_*_`` variable, or ``glibc.malloc``
-tunables in ``GLIBC_TUNABLES``): set ``MALLOC_TRIM_THRESHOLD_=131072`` to keep glibc's
-defaults.
+does, and so do the workers of a data-parallel step. It changes no value and nothing else. It
+does nothing under another C library or when the environment already sets malloc's policy (a
+``MALLOC_*_`` variable, or ``glibc.malloc`` tunables in ``GLIBC_TUNABLES``): set
+``MALLOC_TRIM_THRESHOLD_=131072`` to keep glibc's defaults.
 
 >>> keep_freed() in (True, False)
 True
