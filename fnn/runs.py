@@ -65,6 +65,7 @@ from fnn.training import DivergenceError, TrainState, train
 
 __all__ = [
     "DEFAULTS",
+    "RECIPES",
     "DATASETS",
     "SCHEDULES",
     "RESUMABLE",
@@ -94,11 +95,11 @@ DEFAULTS: dict[str, Any] = {
     "layers": [784, 16, 16, 10],
     "activation": "sigmoid",
     "output_activation": None,
-    "cost": "mse",
+    "cost": None,  # None: the model's recipe (RECIPES), as for optimizer and lr
     "init": "xavier",
     "dtype": "float32",
-    "optimizer": "sgd",
-    "lr": 15.0,
+    "optimizer": None,
+    "lr": None,
     "schedule": "constant",
     "epochs": 40,
     "batch_size": 32,
@@ -142,6 +143,15 @@ SCHEDULES: dict[str, Callable[[float, int], Any]] = {
 }
 OPTIMIZERS = tuple(optim.OPTIMIZERS)  # the names fnn.optimizer_from_name resolves
 MODELS = ("mlp", "cnn", "lstm", "gru")
+#: What each model trains with when the config leaves ``cost``, ``optimizer`` or ``lr`` out: the
+#: seed network's squared error and SGD for the MLP; softmax cross-entropy and Adam for the
+#: networks that give logits (the recipes of docs/results.md and docs/sequences.md).
+RECIPES: dict[str, dict[str, Any]] = {
+    "mlp": {"cost": "mse", "optimizer": "sgd", "lr": 15.0},
+    "cnn": {"cost": "cross_entropy", "optimizer": "adam", "lr": 1e-3},
+    "lstm": {"cost": "cross_entropy", "optimizer": "adam", "lr": 3e-3},
+    "gru": {"cost": "cross_entropy", "optimizer": "adam", "lr": 3e-3},
+}
 DTYPES = ("float32", "float64")
 _IN, _OUT = 784, 10  # every data set here: 28x28 images, 10 classes
 
@@ -246,6 +256,10 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown config keys {unknown}; valid keys: {', '.join(DEFAULTS)}.")
     cfg = {**DEFAULTS, **config}
+    _choice(cfg, "model", MODELS)
+    for key, value in RECIPES[cfg["model"]].items():  # what the config leaves open
+        if cfg[key] is None:
+            cfg[key] = value
     _choice(cfg, "dataset", DATASETS)
     _choice(cfg, "activation", ACTIVATIONS)
     _choice(cfg, "cost", COSTS)
@@ -262,7 +276,6 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     _choice(cfg, "dtype", DTYPES)
     _choice(cfg, "optimizer", OPTIMIZERS)
     _choice(cfg, "schedule", SCHEDULES)
-    _choice(cfg, "model", MODELS)
     _regularisation(cfg)
     cfg["layers"] = _layers(cfg["layers"])
     lr = cfg["lr"]

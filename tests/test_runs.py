@@ -303,6 +303,26 @@ def test_evaluate_does_not_need_the_record_and_load_run_names_a_damaged_one(tmp_
     (tmp_path / "config.json").write_text("[]")
     with pytest.raises(runs.ConfigError, match="config.json: expected an object of config keys, got list"):
         runs.evaluate(tmp_path)
+
+
+def test_each_model_fills_what_the_config_leaves_open_with_its_own_recipe() -> None:
+    assert {k: runs.resolve_config({})[k] for k in ("cost", "optimizer", "lr")} == runs.RECIPES["mlp"] == {
+        "cost": "mse", "optimizer": "sgd", "lr": 15.0}
+    for model in ("cnn", "lstm", "gru"):
+        cfg = runs.resolve_config({"model": model})
+        assert (cfg["cost"], cfg["optimizer"], cfg["output_activation"]) == ("cross_entropy", "adam", "identity")
+        assert cfg["lr"] == runs.RECIPES[model]["lr"] <= 3e-3
+    mixed = runs.resolve_config({"model": "lstm", "optimizer": "sgd", "lr": 0.5})  # what is given stays
+    assert (mixed["cost"], mixed["optimizer"], mixed["lr"]) == ("cross_entropy", "sgd", 0.5)
+    assert runs.resolve_config({"model": "mlp", "cost": "cross_entropy"})["optimizer"] == "sgd"
+
+
+def test_a_recurrent_model_with_its_recipe_learns_in_one_epoch(tmp_path: Path) -> None:
+    """``fnn train --model gru`` with nothing else given trains (the MLP's SGD at lr 15 diverged)."""
+    result = runs.run({"model": "gru", "hidden": 16, "epochs": 1})
+    assert result.record["final"]["test_accuracy"] > 0.5
+
+
 @pytest.mark.parametrize("model, record", [("lstm", fnn.LSTM), ("gru", fnn.GRU)])
 def test_recurrent_models_read_images_row_by_row_and_resume_exactly(tmp_path: Path, model: str, record: type) -> None:
     cfg = {**TINY, "model": model, "hidden": 8, "epochs": 2, "cost": "cross_entropy", "optimizer": "adam",
