@@ -25,7 +25,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import platform
 
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed"]
 
@@ -40,7 +39,10 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (ma
 @functools.cache
 def keep_freed() -> bool:
     """Set glibc's mmap and trim thresholds for this process, once; whether they were set."""
-    if platform.libc_ver()[0] != "glibc":
+    try:  # the C library this process runs on (not the one the interpreter was linked against)
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+            return False
+    except (AttributeError, ValueError, OSError):  # no confstr, or a name this system does not know
         return False
     if any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ) or (
         "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
