@@ -368,9 +368,10 @@ def backward(
     g: np.ndarray | None = dy
     for j in range(len(layers) - 1, (first or 0) - 1, -1):
         r = rs[j]
-        args: tuple[Any, ...] = (layers[j], xs[j], xs[j + 1], g) + ((ctxs[j],) if r.context else ())
+        layer, x, y = layers[j], xs[j], xs[j + 1]
+        args: tuple[Any, ...] = (layer, x, y, g, ctxs[j]) if r.context else (layer, x, y, g)
         if r.forward is not None:  # the values it saved in the trace, or recomputed
-            args += (saved[j] if saved is not None else r.forward(*args[:2], *args[4:])[1],)
+            args += (saved[j] if saved is not None else r.forward(layer, x, *args[4:])[1],)
         if j == first and r.param_vjp is not None:
             grads[j], g = r.param_vjp(*args), None
         else:
