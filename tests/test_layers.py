@@ -33,6 +33,7 @@ from fnn import layers, tree
 from fnn import random as fr
 from fnn.layers import Context
 from tests.conftest import vjp_errors
+from tests.frozen import read_only
 
 EVAL = Context()
 
@@ -122,17 +123,6 @@ def test_types_from_tests_and_doctests_are_left_out():
     assert namespace["Doc"].__module__ == "fnn.layers.core" and namespace["Doc"] not in _fnn_types()
 
 
-def _read_only(value):
-    """Make every array in ``value`` (tuples, lists, a Trace and its saved values) read-only."""
-    if isinstance(value, np.ndarray):
-        value.setflags(write=False)
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            _read_only(v)
-        if isinstance(value, layers.Trace):
-            _read_only(value.saved)
-
-
 @pytest.mark.parametrize("layer, shape, ctx", CASES)
 def test_layer_contract(layer, shape, ctx):
     x = _input(layer, shape, 1)
@@ -160,7 +150,7 @@ def test_layer_contract(layer, shape, ctx):
         xs = layers.trace((layer,), x, (ctx,))
         assert isinstance(xs, layers.Trace) and len(xs.saved) == 1
         np.testing.assert_array_equal(xs[-1], y)
-        _read_only(xs)  # a vjp writes into no input and no saved value
+        read_only(xs)  # a vjp writes into no input and no saved value
         dy.setflags(write=False)
         grads, dx_saved = layers.backward((layer,), xs, dy, (ctx,))
         expected = layers.vjp(layer, x, y, dy, ctx)

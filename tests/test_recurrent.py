@@ -5,6 +5,7 @@ import pytest
 
 import fnn
 from fnn import layers
+from tests.frozen import read_only
 
 B, T, N_IN, H = 3, 5, 4, 6
 
@@ -71,22 +72,15 @@ def test_float32_by_default_and_pytorch_init_bounds(make):
     assert y.shape == (2, 3, 64) and y.dtype == np.float32
 
 
-def _read_only(tree_):
-    for a in fnn.tree.leaves(tree_):
-        if isinstance(a, np.ndarray):
-            a.flags.writeable = False
-    return tree_
-
-
 @pytest.mark.parametrize("make", [fnn.rnn, fnn.lstm, fnn.gru])
 def test_passes_write_into_no_input_and_no_saved_value(make):
     """Forward, vjp and param_vjp are pure: with x, y, dy and the saved values read-only, both passes still work."""
     layer, x, dy = _setup(make)
     r = layers.rule(layer)
     want_y, want = layers.apply(layer, x), layers.vjp(layer, x, layers.apply(layer, x), dy)
-    x, dy = _read_only(x.copy()), _read_only(dy.copy())
+    x, dy = read_only(x.copy()), read_only(dy.copy())
     y, saved = r.forward(layer, x)
-    _read_only((y, saved))
+    read_only((y, saved))
     grads, dx = r.vjp(layer, x, y, dy, saved)
     assert fnn.tree.all_equal(r.param_vjp(layer, x, y, dy, saved), grads)
     np.testing.assert_array_equal(y, want_y)

@@ -170,11 +170,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def _gelu_forward(layer: GELU, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``y`` and the saved local derivative ``dy/dx``: the backward pass is then one product.
-
-    Saving the derivative (not ``tanh u``) keeps the backward pass to one array of the input's
-    size; its temporaries here are freed while the step's activations still sit above them.
-    """
+    """``y`` and the saved local derivative ``dy/dx``: the backward pass is then one product."""
     del layer
     x2 = x * x
     t = x2 * (_GELU_C * 0.044715)

@@ -295,8 +295,13 @@ def vjp(
     args = (layer, x, y, dy, ctx) if r.context else (layer, x, y, dy)
     if r.forward is None:
         return r.vjp(*args)
-    saved = (r.forward(layer, x, ctx) if r.context else r.forward(layer, x))[1]
-    return r.vjp(*args, saved)
+    return r.vjp(*args, _recompute(r, layer, x, ctx))
+
+
+def _recompute(r: Rule, layer: Any, x: np.ndarray, ctx: Context) -> Any:
+    """What layer ``layer`` (registered with ``forward``) saves on input ``x``, by running its forward pass."""
+    assert r.forward is not None  # a layer registered with forward
+    return (r.forward(layer, x, ctx) if r.context else r.forward(layer, x))[1]
 
 
 class Trace(list):
@@ -371,7 +376,7 @@ def backward(
         layer, x, y = layers[j], xs[j], xs[j + 1]
         args: tuple[Any, ...] = (layer, x, y, g, ctxs[j]) if r.context else (layer, x, y, g)
         if r.forward is not None:  # the values it saved in the trace, or recomputed
-            args += (saved[j] if saved is not None else r.forward(layer, x, *args[4:])[1],)
+            args += (saved[j] if saved is not None else _recompute(r, layer, x, ctxs[j]),)
         if j == first and r.param_vjp is not None:
             grads[j], g = r.param_vjp(*args), None
         else:

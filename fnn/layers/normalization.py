@@ -93,9 +93,8 @@ def _ln_forward(layer: LayerNorm, x: np.ndarray) -> tuple[np.ndarray, tuple[np.n
     """``y`` and the saved ``(mean, 1 / std)``, both ``(rows, 1)``, for rows of the ``m`` normalised values.
 
     The backward pass rebuilds ``xhat = (x - mean) / std`` from them in one pass (holding the two
-    columns instead of ``xhat`` keeps the step's memory, and its page faults, smaller). Row means
-    are matrix-vector products with ``1/m`` (BLAS), much faster than NumPy's reductions over a
-    short last axis.
+    columns instead of ``xhat`` keeps the step's memory smaller). Row means are matrix-vector
+    products with ``1/m`` (BLAS), much faster than NumPy's reductions over a short last axis.
     """
     _ln_axes(layer, x)
     m = layer.gamma.size

@@ -23,8 +23,7 @@ How the passes are computed (the same for the three layers). Inside, arrays are 
   .. math:: [dw_x; db; dw_h] = \sum_t [x_t; 1; h_{t-1}]\, dz_t, \qquad dx_t = dz_t w_x^T
 
   (``dx`` only when asked: a network's first layer skips it). No ``(time, gates, batch)``
-  temporary is made: a step's memory is the saved values, which keeps the allocator from
-  handing pages back to the system and faulting them in again on every batch.
+  temporary is made: a step's memory is the saved values.
 
 Builders use PyTorch's default initialisation: every weight and bias
 ``~ U(-1/sqrt(n_hidden), 1/sqrt(n_hidden))``; a single bias ``b`` (RNN, LSTM) is the sum
