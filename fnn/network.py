@@ -147,7 +147,7 @@ def updated(params: Params, updates: Params, plan_: Plan, scale: float | None = 
     """
     dtype = plan_.dtype
     c = None if scale is None else np.asarray(scale, dtype)
-    out, square = [], 0.0
+    out, arrays = [], []
     for layer, upd, codes in zip(params, updates, plan_.fields):
         if codes is None:
             out.append(layer)
@@ -163,18 +163,16 @@ def updated(params: Params, updates: Params, plan_: Plan, scale: float | None = 
                 else:
                     new = p + u * np.asarray(scale, u.dtype)
                 new.setflags(write=False)
-                if check:
-                    square += float(np.vdot(new, new))
+                arrays.append(new)
             elif code == 2:  # a container of parameters
                 new = ft.map(lambda a, b: _leaf(a, b, c), p, u)
-                if check:
-                    square += sum(float(np.vdot(a, a)) for a in ft.leaves(new) if layers.is_param(a))
+                arrays.extend(a for a in ft.leaves(new) if layers.is_param(a))
             else:
                 new = p
             fields.append(new)
         out.append(type(layer)(*fields) if type(layer) is not tuple else tuple(fields))
-    if check and not math.isfinite(square):
-        return tuple(out), all(validate.all_finite(a) for a in ft.leaves(out) if layers.is_param(a))
+    if check and not math.isfinite(math.fsum(map(np.vdot, arrays, arrays))):
+        return tuple(out), all(map(validate.all_finite, arrays))
     return tuple(out), True
 
 
@@ -234,7 +232,7 @@ def backprop(
     rs = rules(params) if rules_ is None else rules_
     first = first_with_params(params) if first is None else first
     grads, _ = layers.backward(params, xs, dy, ctxs, rs, first)
-    return tuple(layers.zero_grad(layer) for layer in params[:first]) + grads[first:]
+    return grads if first == 0 else tuple(layers.zero_grad(layer) for layer in params[:first]) + grads[first:]
 
 
 def updated_state(

@@ -188,6 +188,8 @@ def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainSta
         xs = trace(params, x, ctxs, plan.rules)
         out = xs[-1]  # (batch, n_out)
         value, dy = value_and_grad(settings.cost, out, y)
+        if settings.optimizer is None:  # backprop is linear in dy: -lr * dy gives the SGD updates, -lr * grads
+            dy = dy * np.asarray(-(settings.lr or 0.0), dy.dtype)  # (batch, n_out)
         grads = backprop(params, xs, dy, ctxs, plan.rules, plan.first)
         del dy
         if not plan.stateful:
@@ -199,7 +201,8 @@ def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainSta
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state)
     if settings.optimizer is None:
         opt_state = state.opt_state
-        new, finite = network.updated(params, grads, plan, -(settings.lr or 0.0), check and xs is None)
+        scale = None if settings.value_and_grad is None else -(settings.lr or 0.0)  # the hook's are gradients
+        new, finite = network.updated(params, grads, plan, scale, check and xs is None)
     else:
         updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
         del grads  # done with: its memory can hold the new params

@@ -244,7 +244,7 @@ def _inputs(params: Any, x: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]
     dtype = param_dtype(params)
     with np.errstate(over="ignore"):
         cast = a.astype(dtype, copy=False)
-    if not all_finite(cast):
+    if cast is not a and not all_finite(cast):  # a narrower dtype can overflow; the same array was checked
         raise ValueError(
             f"{name} holds finite values too large for the network's {dtype} (largest magnitude "
             f"{float(np.abs(a).max()):.3g}, {dtype} ends at {float(np.finfo(dtype).max):.3g}); "

@@ -70,7 +70,7 @@ def _dense_param_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray)
 
 def _dense_vjp(layer: Dense, x: np.ndarray, y: np.ndarray, dy: np.ndarray) -> tuple[Dense, np.ndarray]:
     dx = _rows(dy) @ layer.w.T  # (rows, n_in): one GEMM (matmul on a 3-D dy and a transposed w runs per example)
-    return _dense_param_vjp(layer, x, y, dy), dx.reshape(x.shape)  # (..., n_in)
+    return _dense_param_vjp(layer, x, y, dy), dx if dx.ndim == x.ndim else dx.reshape(x.shape)  # (..., n_in)
 
 
 register(Dense, _dense_apply, _dense_vjp, param_vjp=_dense_param_vjp)
