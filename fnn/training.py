@@ -14,7 +14,10 @@ but the wall times, :attr:`EpochStats.seconds`, which measure the machine).
   ``takewhile`` or ``accumulate``.
 - :func:`train` is the fold of :func:`epoch` over the epochs.
 
-Without an ``optimizer``, a step is plain :func:`fnn.sgd_step` with ``lr``.
+Without an ``optimizer``, a step is plain SGD, ``params - lr * grads``. Backpropagation is
+linear in the output gradient, so the step backpropagates ``-lr * dy`` and adds what comes
+out: the math of :func:`fnn.sgd_step` with one small multiplication instead of one per
+parameter array (the last bit of a weight can round differently).
 """
 
 from __future__ import annotations
