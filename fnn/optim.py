@@ -42,7 +42,6 @@ array([0.999, 0.999])
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -50,6 +49,8 @@ import numpy as np
 import toolz
 
 from fnn import tree as ft
+from fnn import validate
+from fnn.arguments import number
 from fnn.layers import is_param
 from fnn.schedules import Schedule
 
@@ -206,22 +207,11 @@ def _next(count: np.ndarray) -> np.ndarray:
     return np.asarray(int(count) + 1, np.int64)
 
 
-def _number(value: Any, name: str, example: str, low: float = 0.0, high: float = math.inf,
-            include_high: bool = True) -> float:
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    x = float(value) if real else math.nan
-    if not (low <= x and (x <= high if include_high else x < high)):
-        bracket = "]" if include_high else ")"
-        raise ValueError(f"{name} must be a finite number in [{low}, {high}{bracket}, got {value!r}; "
-                         f"pass e.g. {example}.")
-    return x
-
-
 def _rate(lr: Any, name: str = "lr") -> ScalarOrSchedule:
     """A non-negative learning rate or a schedule (a function of the step count)."""
     if callable(lr):
         return lr
-    return _number(lr, name, f"{name}=1e-3, or a schedule such as fnn.cosine_decay(1e-3, steps=1000)")
+    return number(lr, name, f"{name}=1e-3, or a schedule such as fnn.cosine_decay(1e-3, steps=1000)", 0.0)
 
 
 def _as_schedule(lr: ScalarOrSchedule) -> Schedule:
@@ -262,12 +252,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     (array([-1., -1.]), (EmptyState(), EmptyState()))
     """
     for i, t in enumerate(transforms):
-        if not (callable(getattr(t, "init", None)) and callable(getattr(t, "update", None))):
-            raise TypeError(
-                f"chain: argument {i} is not a GradientTransformation (a record with init and update "
-                f"functions): got {t!r}. Pass transformations such as fnn.clip_by_global_norm(1.0) "
-                "or optimizers such as fnn.adam(1e-3)."
-            )
+        validate.optimizer(t, f"chain's argument {i} (a transformation such as fnn.clip_by_global_norm(1.0))")
 
     def init(params: PyTree) -> tuple[PyTree, ...]:
         return tuple(t.init(params) for t in transforms)
@@ -324,7 +309,7 @@ def scale(step_size: float) -> GradientTransformation:
     >>> scale(0.5).update(np.ones(2, np.float32), EmptyState())[0]
     array([0.5, 0.5], dtype=float32)
     """
-    c = _number(step_size, "step_size", "scale(-0.1)", low=-math.inf)
+    c = number(step_size, "step_size", "scale(-0.1)")
     mul = _lift(lambda u: (_times(u, c),))
     return _stateless(lambda updates, params: mul(updates)[0])
 
@@ -409,7 +394,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     >>> opt.update(np.ones(1), s)[0]
     array([1.5])
     """
-    mu = _number(decay, "decay", "trace(0.9)")
+    mu = number(decay, "decay", "trace(0.9)", 0.0)
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be True or False, got {nesterov!r}.")
 
@@ -445,9 +430,9 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     >>> u.round(6), int(s.step)
     (array([ 1., -1.]), 1)
     """
-    b1 = _number(b1, "b1", "b1=0.9", high=1.0, include_high=False)
-    b2 = _number(b2, "b2", "b2=0.999", high=1.0, include_high=False)
-    eps = _number(eps, "eps", "eps=1e-8")
+    b1 = number(b1, "b1", "b1=0.9", 0.0, 1.0, open_high=True)
+    b2 = number(b2, "b2", "b2=0.999", 0.0, 1.0, open_high=True)
+    eps = number(eps, "eps", "eps=1e-8", 0.0)
 
     def step(count: int) -> Callable[..., tuple[PyTree, ...]]:
         bc1, root_bc2 = 1.0 - b1 ** count, math.sqrt(1.0 - b2 ** count)
@@ -484,8 +469,8 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformati
     >>> opt.update(np.array([2.0]), opt.init(np.zeros(1)))[0]
     array([2.])
     """
-    rho = _number(decay, "decay", "decay=0.99", high=1.0)
-    eps = _number(eps, "eps", "eps=1e-8")
+    rho = number(decay, "decay", "decay=0.99", 0.0, 1.0)
+    eps = number(eps, "eps", "eps=1e-8", 0.0)
 
     @_lift
     def one(g: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -531,7 +516,7 @@ def add_decayed_weights(weight_decay: float) -> GradientTransformation:
     >>> add_decayed_weights(0.1).update((np.zeros(1), 0.0), EmptyState(), (np.full(1, 2.0), 0.5))[0]
     (array([0.2]), 0.0)
     """
-    wd = _number(weight_decay, "weight_decay", "weight_decay=1e-4")
+    wd = number(weight_decay, "weight_decay", "weight_decay=1e-4", 0.0)
     return _add_scaled_params(wd, "add_decayed_weights")
 
 
@@ -546,7 +531,7 @@ def add_l2_penalty(weight: float) -> GradientTransformation:
     >>> opt.update(np.zeros(1), opt.init(np.ones(1)), np.full(1, 2.0))[0]
     array([-0.2])
     """
-    w = _number(weight, "weight", "add_l2_penalty(1e-4)")
+    w = number(weight, "weight", "add_l2_penalty(1e-4)", 0.0)
     return _add_scaled_params(w, "add_l2_penalty")
 
 
@@ -567,7 +552,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     >>> clip_by_global_norm(1.0).update((np.array([3.0]), np.array([[4.0]])), EmptyState())[0]
     (array([0.6]), array([[0.8]]))
     """
-    limit = _number(max_norm, "max_norm", "clip_by_global_norm(1.0)")
+    limit = number(max_norm, "max_norm", "clip_by_global_norm(1.0)", 0.0)
 
     def clip(updates: PyTree, params: PyTree | None) -> PyTree:
         squares = [np.sum(np.square(u, dtype=np.float64)) for u in ft.leaves(updates) if is_param(u)]
@@ -583,7 +568,7 @@ def clip_by_value(max_abs: float) -> GradientTransformation:
     >>> clip_by_value(1.0).update(np.array([-3.0, 0.5, 2.0]), EmptyState())[0]
     array([-1. ,  0.5,  1. ])
     """
-    limit = _number(max_abs, "max_abs", "clip_by_value(1.0)")
+    limit = number(max_abs, "max_abs", "clip_by_value(1.0)", 0.0)
 
     @_lift
     def clip(u: np.ndarray) -> tuple[np.ndarray]:
@@ -613,7 +598,7 @@ def sgd(lr: ScalarOrSchedule, momentum: float = 0.0, nesterov: bool = False) -> 
     array([-0.19])
     """
     lr = _rate(lr)
-    mu = _number(momentum, "momentum", "momentum=0.9")
+    mu = number(momentum, "momentum", "momentum=0.9", 0.0)
     if nesterov and mu == 0.0:
         raise ValueError("Nesterov momentum needs momentum > 0: pass e.g. sgd(0.1, momentum=0.9, nesterov=True).")
     if mu == 0.0:
@@ -670,7 +655,7 @@ def rmsprop(lr: ScalarOrSchedule = 1e-2, decay: float = 0.99, eps: float = 1e-8,
     >>> opt.update(np.array([3.0]), opt.init(np.zeros(1)))[0]
     array([-0.02])
     """
-    mu = _number(momentum, "momentum", "momentum=0.9")
+    mu = number(momentum, "momentum", "momentum=0.9", 0.0)
     moment = (trace(mu),) if mu > 0.0 else ()
     return chain(scale_by_rms(decay, eps), *moment, scale_by_learning_rate(_rate(lr)))
 

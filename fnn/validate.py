@@ -18,7 +18,8 @@ What is checked:
   or finite targets shaped like the output;
 - gradients or updates against params (:func:`updates`): the same tree
   structure (:class:`fnn.tree.TreeMismatchError`, printing both) and leaf shapes;
-- counts, rates and costs (:func:`positive_int`, :func:`learning_rate`, :func:`cost`), and
+- counts, rates, optimizers and costs (:func:`positive_int`, :func:`learning_rate`, :func:`optimizer`,
+  :func:`cost`), and
   a cost on logits against a network whose last layer squashes (:func:`logits`);
 - a state to resume from (:func:`initial_state`) against the params and the optimizer;
 - record fields against their annotations (:func:`fits`), shared with :func:`fnn.load`.
@@ -41,7 +42,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import tree as ft
-from fnn.arguments import describe, positive_int
+from fnn.arguments import describe, number, positive_int
 from fnn.costs import COSTS, Cost
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "batch",
     "updates",
     "positive_int",
-    "positive_float",
     "learning_rate",
     "cost",
     "logits",
@@ -442,38 +442,17 @@ def _path(params: Any, j: int) -> str:
     return f" leaf {j}"
 
 
-def _real(value: Any, name: str, example: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {describe(value)}; pass e.g. {name}={example}.")
-    return float(value)
-
-
-def positive_float(value: Any, name: str, example: str = "1e-6") -> float:
-    """A finite number greater than zero.
-
-    >>> positive_float(1e-6, "eps")
-    1e-06
-    """
-    v = _real(value, name, example)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number greater than 0, got {value!r}; pass e.g. {name}={example}.")
-    return v
-
-
 def learning_rate(value: Any, name: str = "lr") -> float:
-    """A finite, non-negative number.
+    """A finite, non-negative number: plain SGD's rate (:func:`fnn.arguments.number` with ``low=0``).
 
     >>> learning_rate(0.1)
     0.1
     """
-    v = _real(value, name, "0.1")
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}; pass e.g. {name}=0.1.")
-    return v
+    return number(value, name, f"{name}=0.1", 0.0)
 
 
-def optimizer(value: Any) -> Any:
-    """An optimizer: anything with ``init`` and ``update`` functions (``None`` passes, meaning plain SGD).
+def optimizer(value: Any, name: str = "optimizer") -> Any:
+    """An optimizer: anything with ``init`` and ``update`` functions, such as a :func:`fnn.chain`.
 
     >>> optimizer("adam")
     Traceback (most recent call last):
@@ -481,11 +460,11 @@ def optimizer(value: Any) -> Any:
     TypeError: optimizer must have init and update functions, got the string 'adam'; \
 pass fnn.adam(1e-3), or fnn.optimizer_from_name('adam', 1e-3).
     """
-    if value is None or (callable(getattr(value, "init", None)) and callable(getattr(value, "update", None))):
+    if callable(getattr(value, "init", None)) and callable(getattr(value, "update", None)):
         return value
     given = f"the string {value!r}; pass fnn.{value}(1e-3), or " if isinstance(value, str) else f"{describe(value)}; "
     example = f"fnn.optimizer_from_name({value!r}, 1e-3)" if isinstance(value, str) else "e.g. fnn.adam(1e-3)"
-    raise TypeError(f"optimizer must have init and update functions, got {given}{example}.")
+    raise TypeError(f"{name} must have init and update functions, got {given}{example}.")
 
 
 def cost(value: Any) -> Cost:

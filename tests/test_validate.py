@@ -308,9 +308,9 @@ def test_bad_learning_rate(value, exc):
         check(ValueError, r"train needs a learning rate or an optimizer", fnn.train, NET, (X, LABELS),
               epochs=1, batch_size=2, lr=None)
     else:
-        check(exc, r"lr must be a (finite non-negative|real) number", fnn.train, NET, (X, LABELS),
+        check(exc, rf"lr must be a finite number >= 0, got .*{value!r}; pass e.g. lr=0.1", fnn.train, NET, (X, LABELS),
               epochs=1, batch_size=2, lr=value)
-    check(exc, r"lr must be a (finite non-negative|real) number", fnn.sgd_step, NET, GRADS, value)
+    check(exc, rf"lr must be a finite number >= 0, got .*{value!r}; pass e.g. lr=0.1", fnn.sgd_step, NET, GRADS, value)
 
 
 def test_zero_learning_rate_is_allowed():
@@ -355,9 +355,9 @@ def test_optimizer_without_init_and_update(opt, pattern):
 
 
 @pytest.mark.parametrize("kwargs, exc, pattern", [
-    ({"eps": 0.0}, ValueError, r"eps must be a finite number greater than 0, got 0.0"),
-    ({"eps": float("nan")}, ValueError, r"eps must be a finite number greater than 0"),
-    ({"eps": "1e-6"}, TypeError, r"eps must be a real number"),
+    ({"eps": 0.0}, ValueError, r"eps must be a finite number > 0, got 0.0; pass e.g. eps=1e-6"),
+    ({"eps": float("nan")}, ValueError, r"eps must be a finite number > 0, got nan"),
+    ({"eps": "1e-6"}, TypeError, r"eps must be a finite number > 0, got str '1e-6'"),
     ({"directions": 0}, ValueError, r"directions must be a positive integer"),
     ({"mode": "exact"}, ValueError, r"mode must be 'directions' .* or 'coordinates' .*got 'exact'"),
 ])
