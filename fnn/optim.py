@@ -52,7 +52,7 @@ from fnn import tree as ft
 from fnn import validate
 from fnn.arguments import number
 from fnn.layers import is_param
-from fnn.schedules import Schedule
+from fnn.schedules import Schedule, constant
 
 __all__ = [
     "InitFn",
@@ -207,23 +207,10 @@ def _next(count: np.ndarray) -> np.ndarray:
     return np.asarray(int(count) + 1, np.int64)
 
 
-def _rate(lr: Any, name: str = "lr") -> ScalarOrSchedule:
-    """A non-negative learning rate or a schedule (a function of the step count)."""
-    if callable(lr):
-        return lr
-    return number(lr, name, f"{name}=1e-3, or a schedule such as fnn.cosine_decay(1e-3, steps=1000)", 0.0)
-
-
-def _as_schedule(lr: ScalarOrSchedule) -> Schedule:
-    if callable(lr):
-        return lr
-    value = float(lr)
-    return lambda count: value
-
-
-def _times(u: np.ndarray, c: float) -> np.ndarray:
-    """``u * c`` in ``u``'s dtype: every rescaling here (scale, schedule, learning rate, clipping)."""
-    return u * np.asarray(c, u.dtype)
+def _times(updates: PyTree, c: float) -> PyTree:
+    """``updates * c``, each parameter array in its own dtype: every rescaling here (scale, schedule,
+    learning rate, clipping)."""
+    return _lift(lambda u: (u * np.asarray(c, u.dtype),))(updates)[0]
 
 
 def _average_square(g: np.ndarray, v: np.ndarray, decay: float) -> np.ndarray:
@@ -310,8 +297,7 @@ def scale(step_size: float) -> GradientTransformation:
     array([0.5, 0.5], dtype=float32)
     """
     c = number(step_size, "step_size", "scale(-0.1)")
-    mul = _lift(lambda u: (_times(u, c),))
-    return _stateless(lambda updates, params: mul(updates)[0])
+    return _stateless(lambda updates, params: _times(updates, c))
 
 
 def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
@@ -334,7 +320,7 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
     def update(updates: PyTree, state: ScaleByScheduleState, params: PyTree | None = None):
         del params
         c = float(schedule(int(state.step)))
-        return _lift(lambda u: (_times(u, c),))(updates)[0], ScaleByScheduleState(_next(state.step))
+        return _times(updates, c), ScaleByScheduleState(_next(state.step))
 
     return GradientTransformation(init, update)
 
@@ -357,7 +343,8 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
     >>> u, float(state.learning_rate)
     (array([-0.2, -0.2]), 0.2)
     """
-    schedule = _as_schedule(_rate(lr))
+    example = "lr=1e-3, or a schedule such as fnn.cosine_decay(1e-3, steps=1000)"
+    schedule = lr if callable(lr) else constant(number(lr, "lr", example, 0.0))
 
     def rate(count: np.ndarray) -> np.ndarray:
         return np.asarray(float(schedule(int(count))), np.float64)
@@ -370,7 +357,7 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
         del params
         used = rate(state.step)
         c = -float(used)
-        return _lift(lambda u: (_times(u, c),))(updates)[0], ScaleByLearningRateState(_next(state.step), used)
+        return _times(updates, c), ScaleByLearningRateState(_next(state.step), used)
 
     return GradientTransformation(init, update)
 
@@ -557,7 +544,7 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     def clip(updates: PyTree, params: PyTree | None) -> PyTree:
         squares = [np.sum(np.square(u, dtype=np.float64)) for u in ft.leaves(updates) if is_param(u)]
         norm = math.sqrt(float(sum(squares, 0.0)))
-        return updates if norm <= limit else _lift(lambda u: (_times(u, limit / norm),))(updates)[0]
+        return updates if norm <= limit else _times(updates, limit / norm)
 
     return _stateless(clip)
 
@@ -597,7 +584,6 @@ def sgd(lr: ScalarOrSchedule, momentum: float = 0.0, nesterov: bool = False) -> 
     >>> u.round(6)
     array([-0.19])
     """
-    lr = _rate(lr)
     mu = number(momentum, "momentum", "momentum=0.9", 0.0)
     if nesterov and mu == 0.0:
         raise ValueError("Nesterov momentum needs momentum > 0: pass e.g. sgd(0.1, momentum=0.9, nesterov=True).")
@@ -625,7 +611,7 @@ def adam(lr: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: f
     >>> opt.update(np.array([5.0, -0.2]), opt.init(np.zeros(2)))[0].round(6)
     array([-0.1,  0.1])
     """
-    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(_rate(lr)))
+    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
 
 
 def adamw(lr: ScalarOrSchedule = 1e-3, weight_decay: float = 1e-2, b1: float = 0.9, b2: float = 0.999,
@@ -640,7 +626,7 @@ def adamw(lr: ScalarOrSchedule = 1e-3, weight_decay: float = 1e-2, b1: float = 0
     >>> opt.update(np.zeros(1), opt.init(np.ones(1)), np.ones(1))[0]
     array([-0.05])
     """
-    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay), scale_by_learning_rate(_rate(lr)))
+    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay), scale_by_learning_rate(lr))
 
 
 def rmsprop(lr: ScalarOrSchedule = 1e-2, decay: float = 0.99, eps: float = 1e-8,
@@ -657,7 +643,7 @@ def rmsprop(lr: ScalarOrSchedule = 1e-2, decay: float = 0.99, eps: float = 1e-8,
     """
     mu = number(momentum, "momentum", "momentum=0.9", 0.0)
     moment = (trace(mu),) if mu > 0.0 else ()
-    return chain(scale_by_rms(decay, eps), *moment, scale_by_learning_rate(_rate(lr)))
+    return chain(scale_by_rms(decay, eps), *moment, scale_by_learning_rate(lr))
 
 
 # ---------------------------------------------------------------------------
