@@ -159,7 +159,7 @@ class ScaleByRmsState(NamedTuple):
 
 
 # ---------------------------------------------------------------------------
-# Helpers: lifting one-array math to trees; checks at the public boundary
+# Helpers: lifting one-array math to trees; step counts
 # ---------------------------------------------------------------------------
 
 
@@ -272,6 +272,20 @@ def _stateless(f: Callable[[PyTree, PyTree | None], PyTree]) -> GradientTransfor
 
     def update(updates: PyTree, state: EmptyState, params: PyTree | None = None) -> tuple[PyTree, EmptyState]:
         return f(updates, params), state
+
+    return GradientTransformation(init, update)
+
+
+def _moments(record: type[Any], one: Callable[..., tuple[PyTree, ...]]) -> GradientTransformation:
+    """A transformation whose state ``record`` holds trees shaped like the params, zeros at first, and moves
+    them with ``one(updates, *trees) -> (updates, *trees)``, a :func:`_lift`-ed per-array rule."""
+    def init(params: PyTree) -> PyTree:
+        return record(*(ft.map(_zeros, params) for _ in record._fields))
+
+    def update(updates: PyTree, state: PyTree, params: PyTree | None = None) -> tuple[PyTree, PyTree]:
+        del params
+        updates, *trees = one(updates, *state)
+        return updates, record(*trees)
 
     return GradientTransformation(init, update)
 
@@ -391,15 +405,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
         b += g
         return (g + b * np.asarray(mu, b.dtype) if nesterov else b), b
 
-    def init(params: PyTree) -> TraceState:
-        return TraceState(ft.map(_zeros, params))
-
-    def update(updates: PyTree, state: TraceState, params: PyTree | None = None) -> tuple[PyTree, TraceState]:
-        del params
-        updates, buf = one(updates, state.trace)
-        return updates, TraceState(buf)
-
-    return GradientTransformation(init, update)
+    return _moments(TraceState, one)
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
@@ -464,15 +470,7 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformati
         v = _average_square(g, v, rho)
         return g / (np.sqrt(v) + np.asarray(eps, v.dtype)), v
 
-    def init(params: PyTree) -> ScaleByRmsState:
-        return ScaleByRmsState(ft.map(_zeros, params))
-
-    def update(updates: PyTree, state: ScaleByRmsState, params: PyTree | None = None):
-        del params
-        updates, nu = one(updates, state.nu)
-        return updates, ScaleByRmsState(nu)
-
-    return GradientTransformation(init, update)
+    return _moments(ScaleByRmsState, one)
 
 
 # ---------------------------------------------------------------------------
