@@ -297,9 +297,7 @@ def _prepare(
     shards: int | None,
 ) -> tuple[Batch, Settings, Batch | None]:
     """Every argument checked once, before any work: ``(data, settings, validation)``."""
-    validate.network(params)
-    cost = validate.cost(cost)
-    validate.logits(params, cost)
+    cost = validate.network_and_cost(params, cost)
     batch_size = validate.positive_int(batch_size, "batch_size")
     if optimizer is None:
         if lr is None:

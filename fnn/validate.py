@@ -19,8 +19,8 @@ What is checked:
 - gradients or updates against params (:func:`updates`): the same tree
   structure (:class:`fnn.tree.TreeMismatchError`, printing both) and leaf shapes;
 - counts, rates, optimizers and costs (:func:`positive_int`, :func:`learning_rate`, :func:`optimizer`,
-  :func:`cost`), and
-  a cost on logits against a network whose last layer squashes (:func:`logits`);
+  :func:`cost`), and a cost on logits against a network whose last layer squashes (:func:`logits`;
+  :func:`network_and_cost` runs the three checks of a network and its cost);
 - a state to resume from (:func:`initial_state`) against the params and the optimizer;
 - record fields against their annotations (:func:`fits`), shared with :func:`fnn.load`.
 
@@ -54,6 +54,7 @@ __all__ = [
     "learning_rate",
     "cost",
     "logits",
+    "network_and_cost",
     "optimizer",
     "param_dtype",
     "all_finite",
@@ -506,6 +507,22 @@ def logits(params: Any, cost_: Cost) -> None:
             'Give the network a linear output: fnn.mlp(sizes, activation=..., output_activation="identity"), '
             "or drop the last layer (params[:-1])."
         )
+
+
+def network_and_cost(params: Any, cost_: Any) -> Cost:
+    """Check a network (:func:`network`), a cost (:func:`cost`) and that they fit (:func:`logits`); the cost.
+
+    The checks every function of a network and a cost (``loss``, ``grad``, ``train``, ...) runs first.
+
+    >>> network_and_cost((layers.Dense(np.ones((2, 3)), np.zeros(3)),), COSTS["cross_entropy"]).name
+    'cross_entropy'
+    """
+    network(params)
+    cost_ = cost(cost_)
+    logits(params, cost_)
+    return cost_
+
+
 # ---------------------------------------------------------------------------
 # Records, trees and training states
 # ---------------------------------------------------------------------------
