@@ -283,46 +283,6 @@ def epoch(
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
 
 
-def _prepare(
-    params: Params,
-    data: Batch,
-    *,
-    batch_size: int,
-    lr: float | None,
-    optimizer: Any,
-    cost: Cost,
-    validation: Batch | None,
-    on_divergence: str,
-    executor: Any,
-    shards: int | None,
-) -> tuple[Batch, Settings, Batch | None]:
-    """Every argument checked once, before any work: ``(data, settings, validation)``."""
-    cost = validate.network_and_cost(params, cost)
-    batch_size = validate.positive_int(batch_size, "batch_size")
-    if optimizer is None:
-        if lr is None:
-            raise ValueError("train needs a learning rate or an optimizer: pass lr=0.1, or optimizer=fnn.adam(1e-3).")
-        lr = validate.learning_rate(lr)
-    elif lr is not None:
-        raise ValueError("pass either lr= (plain SGD) or optimizer=, not both; the optimizer holds its own rate.")
-    else:
-        validate.optimizer(optimizer)
-    if on_divergence not in ("raise", "continue"):
-        raise ValueError(f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}.")
-    data = validate.batch(params, data, cost, name="data")
-    if validation is not None:
-        validation = validate.batch(params, validation, cost, name="validation")
-    settings = Settings(cost, optimizer, lr, batch_size, on_divergence)
-    if executor is None and shards is None:
-        return data, settings, validation
-    if executor is None:
-        raise ValueError(f"shards={shards!r} needs an executor; pass e.g. executor=client.get_executor().")
-    if _DATA_PARALLEL is None:
-        raise RuntimeError("executor= needs fnn.parallel's data-parallel hook; import fnn (which plugs it in).")
-    rows, hook = _DATA_PARALLEL(params, data, executor, shards)  # epochs fold over row indices
-    return rows, settings._replace(value_and_grad=hook), validation
-
-
 DataParallel = Callable[[Params, Batch, Any, "int | None"], tuple[Batch, Callable[..., tuple[float, Params]]]]
 _DATA_PARALLEL: DataParallel | None = None
 
@@ -363,7 +323,7 @@ def training(
 ) -> Iterator[TrainState]:
     """The lazy, endless sequence of training states, one after each epoch.
 
-    Inputs are validated once, here. Take what you need with toolz:
+    Inputs are validated once, here, before any work. Take what you need with toolz:
 
     >>> import fnn, numpy as np, toolz
     >>> x = np.eye(4, dtype=np.float32); y = np.arange(4)
@@ -371,10 +331,29 @@ def training(
     >>> [s.epoch for s in toolz.take(3, states)]
     [1, 2, 3]
     """
-    data, settings, validation = _prepare(
-        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
-        validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
-    )
+    cost = validate.network_and_cost(params, cost)
+    batch_size = validate.positive_int(batch_size, "batch_size")
+    if optimizer is None:
+        if lr is None:
+            raise ValueError("train needs a learning rate or an optimizer: pass lr=0.1, or optimizer=fnn.adam(1e-3).")
+        lr = validate.learning_rate(lr)
+    elif lr is not None:
+        raise ValueError("pass either lr= (plain SGD) or optimizer=, not both; the optimizer holds its own rate.")
+    else:
+        validate.optimizer(optimizer)
+    if on_divergence not in ("raise", "continue"):
+        raise ValueError(f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}.")
+    data = validate.batch(params, data, cost, name="data")
+    if validation is not None:
+        validation = validate.batch(params, validation, cost, name="validation")
+    settings = Settings(cost, optimizer, lr, batch_size, on_divergence)
+    if executor is not None or shards is not None:
+        if executor is None:
+            raise ValueError(f"shards={shards!r} needs an executor; pass e.g. executor=client.get_executor().")
+        if _DATA_PARALLEL is None:
+            raise RuntimeError("executor= needs fnn.parallel's data-parallel hook; import fnn (which plugs it in).")
+        data, hook = _DATA_PARALLEL(params, data, executor, shards)  # epochs fold over row indices
+        settings = settings._replace(value_and_grad=hook)
     if initial_state is not None:
         validate.initial_state(initial_state, params, optimizer)
     on_batch = None if on_batch is None else validate.callbacks([on_batch], "on_batch")[0]
