@@ -10,14 +10,16 @@ for ``patience`` epochs. The last state it yields carries the best epoch's param
 With :math:`m_e` the statistic of epoch :math:`e`, signed so that lower is better
 (``val_loss`` as it is, ``val_accuracy`` negated), the best epoch so far is
 :math:`b_t = \arg\min_{e \le t} m_e` (the first one on a tie: only a strictly better value
-counts as an improvement) and the sequence stops after the first epoch :math:`t` with
-:math:`t - b_t = \text{patience}`.
+counts as an improvement, and a NaN never is) and the sequence stops after the first epoch
+:math:`t` with :math:`t - b_t = \text{patience}`. Resumed from ``start``, the epochs of its
+history count as well.
 
 This module reads only a state's ``history``, ``params`` and ``_replace``: it imports
 nothing from :mod:`fnn.training`, which uses it.
 
-``fnn.train(params, data, epochs=n, patience=p, ...)`` is, observers aside,
-``toolz.last(early_stopping(toolz.take(n, fnn.training(params, data, ...)), p))``.
+``fnn.train(params, data, epochs=n, patience=p, ...)`` is, observers aside, the last state of
+``early_stopping(toolz.take(n, fnn.training(params, data, ...)), p, start=s0)``, ``s0`` the state
+it starts from (:func:`fnn.init_state`, or ``initial_state``).
 """
 
 from __future__ import annotations
