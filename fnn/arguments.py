@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["describe", "positive_int", "number"]
+__all__ = ["describe", "integer", "positive_int", "number"]
 
 
 def describe(value: Any) -> str:
@@ -30,8 +30,32 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {text[:80]}{'...' if len(text) > 80 else ''}"
 
 
+def integer(value: Any, name: str, example: str | None = None, low: int = 1) -> int:
+    """An int (numpy ints too; not a bool, not a float) of at least ``low``, as an ``int``.
+
+    ``example`` is the fix the error suggests ("pass e.g. ..."), ``name=10`` when not given.
+
+    >>> integer(0, "n", low=0)
+    0
+    >>> integer(-1, "n", "num_batches(60000, 32)", low=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be an integer >= 0, got -1; pass e.g. num_batches(60000, 32).
+    """
+    example = f"{name}=10" if example is None else example
+    what = "a positive integer" if low == 1 else f"an integer >= {low}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be {what}, got {describe(value)}; pass e.g. {example}"
+            + (f" (int({value!r}))." if isinstance(value, numbers.Real) and float(value).is_integer() else ".")
+        )
+    if value < low:
+        raise ValueError(f"{name} must be {what}, got {value!r}; pass e.g. {example}.")
+    return int(value)
+
+
 def positive_int(value: Any, name: str, example: str | None = None) -> int:
-    """A positive int (numpy ints too; not a bool, not a float); ``example`` defaults to ``name=10``.
+    """A positive int: :func:`integer` with ``low=1`` (a size, a count of steps or epochs).
 
     >>> positive_int(32, "batch_size")
     32
@@ -40,15 +64,7 @@ def positive_int(value: Any, name: str, example: str | None = None) -> int:
     ...
     TypeError: batch_size must be a positive integer, got float 2.0; pass e.g. batch_size=10 (int(2.0)).
     """
-    example = f"{name}=10" if example is None else example
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be a positive integer, got {describe(value)}; pass e.g. {example}"
-            + (f" (int({value!r}))." if isinstance(value, numbers.Real) and float(value).is_integer() else ".")
-        )
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}; pass e.g. {example}.")
-    return int(value)
+    return integer(value, name, example, 1)
 
 
 def number(value: Any, name: str, example: str, low: float = -math.inf, high: float = math.inf, *,

@@ -42,7 +42,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import tree as ft
-from fnn.arguments import describe, number, positive_int
+from fnn.arguments import describe, integer, number, positive_int
 from fnn.costs import COSTS, Cost
 
 __all__ = [
@@ -668,10 +668,7 @@ plain SGD (lr=) starts from (). Resume with the optimizer (and learning-rate sch
         raise ValueError(f"{name}.key must be a key like fnn.random.key(0), got {describe(state.key)}.")
     epoch, step, history = state.epoch, state.step, state.history
     for field, v in (("epoch", epoch), ("step", step)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 0:
-            raise ValueError(
-                f"{name}.{field} must be an integer >= 0, got {describe(v)}; a saved state counts from 0."
-            )
+        integer(v, f"{name}.{field}", "a state that fnn saved (it counts from 0)", low=0)
     if step < epoch or not isinstance(history, tuple) or len(history) != epoch:
         entries = len(history) if isinstance(history, tuple) else "?"
         raise ValueError(

@@ -1,4 +1,4 @@
-"""fnn.arguments: the one implementation of the scalar checks (numbers in an interval, positive ints)."""
+"""fnn.arguments: the one implementation of the scalar checks (numbers in an interval, integers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fnn.arguments import number, positive_int
+from fnn.arguments import integer, number, positive_int
 
 
 @pytest.mark.parametrize("value, bounds, expected", [
@@ -52,3 +52,18 @@ def test_positive_int_takes_an_example():
     with pytest.raises(TypeError) as info:
         positive_int(2.0, "steps")
     assert str(info.value) == "steps must be a positive integer, got float 2.0; pass e.g. steps=10 (int(2.0))."
+
+
+@pytest.mark.parametrize("value, low, exc, message", [
+    (-1, 0, ValueError, "n must be an integer >= 0, got -1; pass e.g. n=10."),
+    (0, 1, ValueError, "n must be a positive integer, got 0; pass e.g. n=10."),
+    (1, 2, ValueError, "n must be an integer >= 2, got 1; pass e.g. n=10."),
+    (3.0, 0, TypeError, "n must be an integer >= 0, got float 3.0; pass e.g. n=10 (int(3.0))."),
+    (3.5, 0, TypeError, "n must be an integer >= 0, got float 3.5; pass e.g. n=10."),
+    (False, 0, TypeError, "n must be an integer >= 0, got bool False; pass e.g. n=10."),
+])
+def test_integer_refuses_with_the_bound_the_value_and_a_fix(value, low, exc, message):
+    with pytest.raises(exc) as info:
+        integer(value, "n", low=low)
+    assert str(info.value) == message
+    assert integer(np.uint8(low), "n", low=low) == low and type(integer(low, "n", low=low)) is int

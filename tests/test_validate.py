@@ -435,18 +435,21 @@ def test_checks_leave_arguments_untouched_on_success():
 
 PAIR = (X, LABELS)
 BAD_DATA_CALLS = [
-    ("batches_size_0", lambda: fnn.data.batches(0, PAIR, 0), ValueError, r"batch_size must be at least 1, got 0"),
-    ("batches_size_float", lambda: fnn.data.batches(0, PAIR, 2.0), TypeError, r"batch_size must be an int"),
+    ("batches_size_0", lambda: fnn.data.batches(0, PAIR, 0), ValueError,
+     r"batch_size must be a positive integer, got 0"),
+    ("batches_size_float", lambda: fnn.data.batches(0, PAIR, 2.0), TypeError,
+     r"batch_size must be a positive integer, got float 2.0"),
     ("batches_lengths", lambda: fnn.data.batches(0, (X, LABELS[:5]), 2), ValueError,
      r"the arrays in data must have the same first dimension.*\[\(6, 4\), \(5,\)\]"),
     ("batches_empty", lambda: fnn.data.batches(0, (X[:0], LABELS[:0]), 2), ValueError, r"data has no examples"),
     ("batches_bare_array", lambda: fnn.data.batches(0, X, 2), TypeError, r"data must be a tuple of arrays"),
     ("shuffle_lengths", lambda: fnn.data.shuffle(0, (X, LABELS[:5])), ValueError, r"same first dimension"),
-    ("split_fraction", lambda: fnn.data.split(0, PAIR, 1.5), ValueError, r"fraction must be strictly between 0 and 1"),
+    ("split_fraction", lambda: fnn.data.split(0, PAIR, 1.5), ValueError,
+     r"split: fraction must be a finite number in \(0, 1\), got 1.5"),
     ("split_nan", lambda: fnn.data.split(0, PAIR, float("nan")), ValueError, r"fraction .* got nan"),
     ("one_hot_range", lambda: fnn.data.one_hot(LABELS + 1, 3), ValueError, r"labels must lie in \[0, 3\)"),
     ("one_hot_float", lambda: fnn.data.one_hot(LABELS * 0.5, 3), TypeError, r"labels must be integers"),
-    ("one_hot_k", lambda: fnn.data.one_hot(LABELS, 0), ValueError, r"k must be at least 1"),
+    ("one_hot_k", lambda: fnn.data.one_hot(LABELS, 0), ValueError, r"k must be a positive integer, got 0"),
     ("normalize_strings", lambda: fnn.data.normalize(X.astype(str)), TypeError, r"images must be uint8"),
 ]
 
@@ -509,7 +512,7 @@ def test_initial_state_is_checked_before_any_work(case):
                "other_opt_state": r"initial_state\.opt_state does not fit the optimizer",
                "momentum_for_adam": r"initial_state\.opt_state does not fit the optimizer: it holds \(TraceState",
                "adam_with_lr": r"initial_state\.opt_state .*plain SGD \(lr=\) starts from \(\)",
-               "negative_epoch": r"initial_state\.epoch must be an integer >= 0, got int -3",
+               "negative_epoch": r"initial_state\.epoch must be an integer >= 0, got -3",
                "not_a_state": r"initial_state must be an fnn\.TrainState"}[case]
     seen: list = []
     with pytest.raises((ValueError, TypeError), match=pattern):
