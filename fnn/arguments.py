@@ -44,11 +44,11 @@ def integer(value: Any, name: str, example: str | None = None, low: int = 1) -> 
     """
     example = f"{name}=10" if example is None else example
     what = "a positive integer" if low == 1 else f"an integer >= {low}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"{name} must be {what}, got {describe(value)}; pass e.g. {example}"
-            + (f" (int({value!r}))." if isinstance(value, numbers.Real) and float(value).is_integer() else ".")
-        )
+    truth = isinstance(value, (bool, np.bool_))
+    if truth or not isinstance(value, numbers.Integral):
+        whole = not truth and isinstance(value, numbers.Real) and float(value).is_integer()  # 2.0: say int(2.0)
+        raise TypeError(f"{name} must be {what}, got {describe(value)}; pass e.g. {example}"
+                        + (f" (int({value!r}))." if whole else "."))
     if value < low:
         raise ValueError(f"{name} must be {what}, got {value!r}; pass e.g. {example}.")
     return int(value)
