@@ -279,6 +279,7 @@ def _stateless(f: Callable[[PyTree, PyTree | None], PyTree]) -> GradientTransfor
 def _moments(record: type[Any], one: Callable[..., tuple[PyTree, ...]]) -> GradientTransformation:
     """A transformation whose state ``record`` holds trees shaped like the params, zeros at first, and moves
     them with ``one(updates, *trees) -> (updates, *trees)``, a :func:`_lift`-ed per-array rule."""
+
     def init(params: PyTree) -> PyTree:
         return record(*(ft.map(_zeros, params) for _ in record._fields))
 
