@@ -10,7 +10,7 @@ epochs. Randomness comes only from explicit seeds and keys.
 (2, 10)
 """
 
-from fnn import data, datasets, io, layers, metrics, models, optim, parallel, random, schedules, tree
+from fnn import data, datasets, io, layers, metrics, models, optim, parallel, random, schedules, stopping, tree
 from fnn.checks import check_grad
 from fnn.costs import Cost, binary_cross_entropy, cross_entropy, mse
 from fnn.describe import LayerSummary, Summary, num_params, summary
@@ -95,6 +95,7 @@ from fnn.schedules import (
     step_decay,
     warmup_cosine_decay,
 )
+from fnn.stopping import early_stopping
 from fnn.training import (
     DivergenceError,
     EpochStats,
@@ -114,7 +115,7 @@ del _plug
 __version__ = "0.1.0"
 
 __all__ = [
-    # modules: pytrees, keys, data, files, layers, models, optimizer states, parallel runs
+    # modules: pytrees, keys, data, files, layers, models, optimizer states, parallel runs, early stopping
     "tree",
     "random",
     "data",
@@ -126,6 +127,7 @@ __all__ = [
     "optim",
     "schedules",
     "parallel",
+    "stopping",
     # layers and building networks
     "register",
     "Context",
@@ -226,6 +228,7 @@ __all__ = [
     "step",
     "epoch",
     "training",
+    "early_stopping",
     "train",
     # files
     "save",

@@ -17,6 +17,7 @@ import numpy as np
 from fnn import layers, validate
 from fnn import random as fr
 from fnn import tree as ft
+from fnn.arguments import number
 from fnn.costs import Cost, mse
 from fnn.network import Batch, Params, backprop, contexts, trace
 
@@ -76,11 +77,9 @@ def check_grad(
             f"mode must be 'directions' (cheap, random directions) or 'coordinates' (exact, small "
             f"networks), got {mode!r}."
         )
-    eps = validate.positive_float(eps, "eps")
+    eps = number(eps, "eps", "eps=1e-6", 0.0, open_low=True)
     directions = validate.positive_int(directions, "directions")
-    validate.network(params)
-    cost = validate.cost(cost)
-    validate.logits(params, cost)
+    cost = validate.network_and_cost(params, cost)
     p64 = ft.map(_to64, params)
     x, y = validate.batch(p64, batch, cost)
     ctxs = contexts(p64, train, key)

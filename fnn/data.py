@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from fnn import random
+from fnn.arguments import integer, number, positive_int
 
 __all__ = ["Data", "batches", "num_batches", "steps_per_epoch", "shuffle", "split", "one_hot", "normalize"]
 
@@ -65,14 +66,6 @@ def _check_data(data: Any, fn: str) -> Data:
     return arrays
 
 
-def _check_count(value: Any, name: str, fn: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an int, got {type(value).__name__} {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{fn}: {name} must be at least {minimum}, got {value}.")
-    return int(value)
-
-
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     """How many batches :func:`batches` yields for ``n`` examples.
 
@@ -81,8 +74,8 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     >>> num_batches(10, 3), num_batches(10, 3, drop_last=True), num_batches(10, 64)
     (4, 3, 1)
     """
-    n = _check_count(n, "n", "num_batches", 0)
-    batch_size = _check_count(batch_size, "batch_size", "num_batches", 1)
+    n = integer(n, "n", "num_batches(60000, batch_size=32)", low=0)
+    batch_size = positive_int(batch_size, "batch_size", "num_batches(60000, batch_size=32)")
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
@@ -130,7 +123,7 @@ def batches(
     2
     """
     arrays = _check_data(data, "batches")
-    batch_size = _check_count(batch_size, "batch_size", "batches", 1)
+    batch_size = positive_int(batch_size, "batch_size", "batches(key, data, batch_size=32)")
     n = len(arrays[0])
     order = random.generator(key).permutation(n)  # (n,)
     stop = n - n % batch_size if drop_last else n
@@ -197,10 +190,7 @@ def split(
     True
     """
     arrays = _check_data(data, "split")
-    if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, (int, float, np.floating)):
-        raise TypeError(f"split: fraction must be a float, got {type(fraction).__name__} {fraction!r}.")
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"split: fraction must be strictly between 0 and 1, got {fraction}; e.g. 0.8.")
+    fraction = number(fraction, "split: fraction", "split(key, data, 0.8)", 0.0, 1.0, open_low=True, open_high=True)
     n = len(arrays[0])
     total = int(np.floor(fraction * n + 0.5))
     order = random.generator(key).permutation(n)  # (n,)
@@ -226,7 +216,7 @@ def one_hot(labels: Any, k: int, dtype: Any = np.float32) -> np.ndarray:
     array([[0., 0., 1.],
            [1., 0., 0.]], dtype=float32)
     """
-    k = _check_count(k, "k", "one_hot", 1)
+    k = positive_int(k, "k", "one_hot(labels, k=10)")
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(

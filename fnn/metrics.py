@@ -80,14 +80,12 @@ def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:
     array([[0.5 , 0.5 ],
            [0.25, 0.75]])
     """
-    validate.network(params)
-    cost = validate.cost(cost)
+    cost = validate.network_and_cost(params, cost)
     if cost.probabilities is None:
         raise ValueError(
             f"probabilities needs a cost on logits (fnn.cross_entropy: softmax; fnn.binary_cross_entropy: "
             f"sigmoid), got {cost.name}, which compares the outputs themselves: fnn.forward(params, x) gives them."
         )
-    validate.logits(params, cost)
     return cost.probabilities(eval_forward(params, validate.inputs(params, x)))
 
 

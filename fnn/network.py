@@ -298,9 +298,7 @@ def loss(
     >>> round(fnn.loss(params, (np.zeros((1, 2)), np.zeros((1, 1)))), 6)
     0.0
     """
-    validate.network(params)
-    cost = validate.cost(cost)
-    validate.logits(params, cost)
+    cost = validate.network_and_cost(params, cost)
     x, y = validate.batch(params, batch, cost)
     return cost.value(trace(params, x, contexts(params, True, key))[-1] if train else eval_forward(params, x), y)
 
@@ -320,9 +318,7 @@ def value_and_grad(
     >>> fnn.tree.structure(g) == fnn.tree.structure(params)
     True
     """
-    validate.network(params)
-    cost = validate.cost(cost)
-    validate.logits(params, cost)
+    cost = validate.network_and_cost(params, cost)
     x, y = validate.batch(params, batch, cost)
     ctxs = contexts(params, train, key)
     xs = trace(params, x, ctxs)

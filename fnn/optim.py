@@ -42,7 +42,6 @@ array([0.999, 0.999])
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -50,8 +49,10 @@ import numpy as np
 import toolz
 
 from fnn import tree as ft
+from fnn import validate
+from fnn.arguments import number
 from fnn.layers import is_param
-from fnn.schedules import Schedule
+from fnn.schedules import Schedule, constant
 
 __all__ = [
     "InitFn",
@@ -158,7 +159,7 @@ class ScaleByRmsState(NamedTuple):
 
 
 # ---------------------------------------------------------------------------
-# Helpers: lifting one-array math to trees; checks at the public boundary
+# Helpers: lifting one-array math to trees; step counts
 # ---------------------------------------------------------------------------
 
 
@@ -206,34 +207,10 @@ def _next(count: np.ndarray) -> np.ndarray:
     return np.asarray(int(count) + 1, np.int64)
 
 
-def _number(value: Any, name: str, example: str, low: float = 0.0, high: float = math.inf,
-            include_high: bool = True) -> float:
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    x = float(value) if real else math.nan
-    if not (low <= x and (x <= high if include_high else x < high)):
-        bracket = "]" if include_high else ")"
-        raise ValueError(f"{name} must be a finite number in [{low}, {high}{bracket}, got {value!r}; "
-                         f"pass e.g. {example}.")
-    return x
-
-
-def _rate(lr: Any, name: str = "lr") -> ScalarOrSchedule:
-    """A non-negative learning rate or a schedule (a function of the step count)."""
-    if callable(lr):
-        return lr
-    return _number(lr, name, f"{name}=1e-3, or a schedule such as fnn.cosine_decay(1e-3, steps=1000)")
-
-
-def _as_schedule(lr: ScalarOrSchedule) -> Schedule:
-    if callable(lr):
-        return lr
-    value = float(lr)
-    return lambda count: value
-
-
-def _times(u: np.ndarray, c: float) -> np.ndarray:
-    """``u * c`` in ``u``'s dtype: every rescaling here (scale, schedule, learning rate, clipping)."""
-    return u * np.asarray(c, u.dtype)
+def _times(updates: PyTree, c: float) -> PyTree:
+    """``updates * c``, each parameter array in its own dtype: every rescaling here (scale, schedule,
+    learning rate, clipping)."""
+    return _lift(lambda u: (u * np.asarray(c, u.dtype),))(updates)[0]
 
 
 def _average_square(g: np.ndarray, v: np.ndarray, decay: float) -> np.ndarray:
@@ -262,12 +239,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     (array([-1., -1.]), (EmptyState(), EmptyState()))
     """
     for i, t in enumerate(transforms):
-        if not (callable(getattr(t, "init", None)) and callable(getattr(t, "update", None))):
-            raise TypeError(
-                f"chain: argument {i} is not a GradientTransformation (a record with init and update "
-                f"functions): got {t!r}. Pass transformations such as fnn.clip_by_global_norm(1.0) "
-                "or optimizers such as fnn.adam(1e-3)."
-            )
+        validate.optimizer(t, f"chain's argument {i} (a transformation such as fnn.clip_by_global_norm(1.0))")
 
     def init(params: PyTree) -> tuple[PyTree, ...]:
         return tuple(t.init(params) for t in transforms)
@@ -304,6 +276,21 @@ def _stateless(f: Callable[[PyTree, PyTree | None], PyTree]) -> GradientTransfor
     return GradientTransformation(init, update)
 
 
+def _moments(record: type[Any], one: Callable[..., tuple[PyTree, ...]]) -> GradientTransformation:
+    """A transformation whose state ``record`` holds trees shaped like the params, zeros at first, and moves
+    them with ``one(updates, *trees) -> (updates, *trees)``, a :func:`_lift`-ed per-array rule."""
+
+    def init(params: PyTree) -> PyTree:
+        return record(*(ft.map(_zeros, params) for _ in record._fields))
+
+    def update(updates: PyTree, state: PyTree, params: PyTree | None = None) -> tuple[PyTree, PyTree]:
+        del params
+        updates, *trees = one(updates, *state)
+        return updates, record(*trees)
+
+    return GradientTransformation(init, update)
+
+
 def identity() -> GradientTransformation:
     """Updates unchanged; no state.
 
@@ -324,9 +311,8 @@ def scale(step_size: float) -> GradientTransformation:
     >>> scale(0.5).update(np.ones(2, np.float32), EmptyState())[0]
     array([0.5, 0.5], dtype=float32)
     """
-    c = _number(step_size, "step_size", "scale(-0.1)", low=-math.inf)
-    mul = _lift(lambda u: (_times(u, c),))
-    return _stateless(lambda updates, params: mul(updates)[0])
+    c = number(step_size, "step_size", "scale(-0.1)")
+    return _stateless(lambda updates, params: _times(updates, c))
 
 
 def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
@@ -349,7 +335,7 @@ def scale_by_schedule(schedule: Schedule) -> GradientTransformation:
     def update(updates: PyTree, state: ScaleByScheduleState, params: PyTree | None = None):
         del params
         c = float(schedule(int(state.step)))
-        return _lift(lambda u: (_times(u, c),))(updates)[0], ScaleByScheduleState(_next(state.step))
+        return _times(updates, c), ScaleByScheduleState(_next(state.step))
 
     return GradientTransformation(init, update)
 
@@ -372,7 +358,8 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
     >>> u, float(state.learning_rate)
     (array([-0.2, -0.2]), 0.2)
     """
-    schedule = _as_schedule(_rate(lr))
+    example = "lr=1e-3, or a schedule such as fnn.cosine_decay(1e-3, steps=1000)"
+    schedule = lr if callable(lr) else constant(number(lr, "lr", example, 0.0))
 
     def rate(count: np.ndarray) -> np.ndarray:
         return np.asarray(float(schedule(int(count))), np.float64)
@@ -385,7 +372,7 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
         del params
         used = rate(state.step)
         c = -float(used)
-        return _lift(lambda u: (_times(u, c),))(updates)[0], ScaleByLearningRateState(_next(state.step), used)
+        return _times(updates, c), ScaleByLearningRateState(_next(state.step), used)
 
     return GradientTransformation(init, update)
 
@@ -409,7 +396,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     >>> opt.update(np.ones(1), s)[0]
     array([1.5])
     """
-    mu = _number(decay, "decay", "trace(0.9)")
+    mu = number(decay, "decay", "trace(0.9)", 0.0)
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be True or False, got {nesterov!r}.")
 
@@ -419,15 +406,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
         b += g
         return (g + b * np.asarray(mu, b.dtype) if nesterov else b), b
 
-    def init(params: PyTree) -> TraceState:
-        return TraceState(ft.map(_zeros, params))
-
-    def update(updates: PyTree, state: TraceState, params: PyTree | None = None) -> tuple[PyTree, TraceState]:
-        del params
-        updates, buf = one(updates, state.trace)
-        return updates, TraceState(buf)
-
-    return GradientTransformation(init, update)
+    return _moments(TraceState, one)
 
 
 def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
@@ -445,9 +424,9 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
     >>> u.round(6), int(s.step)
     (array([ 1., -1.]), 1)
     """
-    b1 = _number(b1, "b1", "b1=0.9", high=1.0, include_high=False)
-    b2 = _number(b2, "b2", "b2=0.999", high=1.0, include_high=False)
-    eps = _number(eps, "eps", "eps=1e-8")
+    b1 = number(b1, "b1", "b1=0.9", 0.0, 1.0, open_high=True)
+    b2 = number(b2, "b2", "b2=0.999", 0.0, 1.0, open_high=True)
+    eps = number(eps, "eps", "eps=1e-8", 0.0)
 
     def step(count: int) -> Callable[..., tuple[PyTree, ...]]:
         bc1, root_bc2 = 1.0 - b1 ** count, math.sqrt(1.0 - b2 ** count)
@@ -484,23 +463,15 @@ def scale_by_rms(decay: float = 0.99, eps: float = 1e-8) -> GradientTransformati
     >>> opt.update(np.array([2.0]), opt.init(np.zeros(1)))[0]
     array([2.])
     """
-    rho = _number(decay, "decay", "decay=0.99", high=1.0)
-    eps = _number(eps, "eps", "eps=1e-8")
+    rho = number(decay, "decay", "decay=0.99", 0.0, 1.0)
+    eps = number(eps, "eps", "eps=1e-8", 0.0)
 
     @_lift
     def one(g: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         v = _average_square(g, v, rho)
         return g / (np.sqrt(v) + np.asarray(eps, v.dtype)), v
 
-    def init(params: PyTree) -> ScaleByRmsState:
-        return ScaleByRmsState(ft.map(_zeros, params))
-
-    def update(updates: PyTree, state: ScaleByRmsState, params: PyTree | None = None):
-        del params
-        updates, nu = one(updates, state.nu)
-        return updates, ScaleByRmsState(nu)
-
-    return GradientTransformation(init, update)
+    return _moments(ScaleByRmsState, one)
 
 
 # ---------------------------------------------------------------------------
@@ -531,7 +502,7 @@ def add_decayed_weights(weight_decay: float) -> GradientTransformation:
     >>> add_decayed_weights(0.1).update((np.zeros(1), 0.0), EmptyState(), (np.full(1, 2.0), 0.5))[0]
     (array([0.2]), 0.0)
     """
-    wd = _number(weight_decay, "weight_decay", "weight_decay=1e-4")
+    wd = number(weight_decay, "weight_decay", "weight_decay=1e-4", 0.0)
     return _add_scaled_params(wd, "add_decayed_weights")
 
 
@@ -546,7 +517,7 @@ def add_l2_penalty(weight: float) -> GradientTransformation:
     >>> opt.update(np.zeros(1), opt.init(np.ones(1)), np.full(1, 2.0))[0]
     array([-0.2])
     """
-    w = _number(weight, "weight", "add_l2_penalty(1e-4)")
+    w = number(weight, "weight", "add_l2_penalty(1e-4)", 0.0)
     return _add_scaled_params(w, "add_l2_penalty")
 
 
@@ -567,12 +538,12 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     >>> clip_by_global_norm(1.0).update((np.array([3.0]), np.array([[4.0]])), EmptyState())[0]
     (array([0.6]), array([[0.8]]))
     """
-    limit = _number(max_norm, "max_norm", "clip_by_global_norm(1.0)")
+    limit = number(max_norm, "max_norm", "clip_by_global_norm(1.0)", 0.0)
 
     def clip(updates: PyTree, params: PyTree | None) -> PyTree:
         squares = [np.sum(np.square(u, dtype=np.float64)) for u in ft.leaves(updates) if is_param(u)]
         norm = math.sqrt(float(sum(squares, 0.0)))
-        return updates if norm <= limit else _lift(lambda u: (_times(u, limit / norm),))(updates)[0]
+        return updates if norm <= limit else _times(updates, limit / norm)
 
     return _stateless(clip)
 
@@ -583,7 +554,7 @@ def clip_by_value(max_abs: float) -> GradientTransformation:
     >>> clip_by_value(1.0).update(np.array([-3.0, 0.5, 2.0]), EmptyState())[0]
     array([-1. ,  0.5,  1. ])
     """
-    limit = _number(max_abs, "max_abs", "clip_by_value(1.0)")
+    limit = number(max_abs, "max_abs", "clip_by_value(1.0)", 0.0)
 
     @_lift
     def clip(u: np.ndarray) -> tuple[np.ndarray]:
@@ -612,8 +583,7 @@ def sgd(lr: ScalarOrSchedule, momentum: float = 0.0, nesterov: bool = False) -> 
     >>> u.round(6)
     array([-0.19])
     """
-    lr = _rate(lr)
-    mu = _number(momentum, "momentum", "momentum=0.9")
+    mu = number(momentum, "momentum", "momentum=0.9", 0.0)
     if nesterov and mu == 0.0:
         raise ValueError("Nesterov momentum needs momentum > 0: pass e.g. sgd(0.1, momentum=0.9, nesterov=True).")
     if mu == 0.0:
@@ -640,7 +610,7 @@ def adam(lr: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: f
     >>> opt.update(np.array([5.0, -0.2]), opt.init(np.zeros(2)))[0].round(6)
     array([-0.1,  0.1])
     """
-    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(_rate(lr)))
+    return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(lr))
 
 
 def adamw(lr: ScalarOrSchedule = 1e-3, weight_decay: float = 1e-2, b1: float = 0.9, b2: float = 0.999,
@@ -655,7 +625,7 @@ def adamw(lr: ScalarOrSchedule = 1e-3, weight_decay: float = 1e-2, b1: float = 0
     >>> opt.update(np.zeros(1), opt.init(np.ones(1)), np.ones(1))[0]
     array([-0.05])
     """
-    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay), scale_by_learning_rate(_rate(lr)))
+    return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay), scale_by_learning_rate(lr))
 
 
 def rmsprop(lr: ScalarOrSchedule = 1e-2, decay: float = 0.99, eps: float = 1e-8,
@@ -670,9 +640,9 @@ def rmsprop(lr: ScalarOrSchedule = 1e-2, decay: float = 0.99, eps: float = 1e-8,
     >>> opt.update(np.array([3.0]), opt.init(np.zeros(1)))[0]
     array([-0.02])
     """
-    mu = _number(momentum, "momentum", "momentum=0.9")
+    mu = number(momentum, "momentum", "momentum=0.9", 0.0)
     moment = (trace(mu),) if mu > 0.0 else ()
-    return chain(scale_by_rms(decay, eps), *moment, scale_by_learning_rate(_rate(lr)))
+    return chain(scale_by_rms(decay, eps), *moment, scale_by_learning_rate(lr))
 
 
 # ---------------------------------------------------------------------------

@@ -223,9 +223,7 @@ def value_and_grad(
     >>> bool(abs(value - fnn.loss(params, (x, y), fnn.cross_entropy)) < 1e-6)
     True
     """
-    validate.network(params)
-    cost = validate.cost(cost)
-    validate.logits(params, cost)
+    cost = validate.network_and_cost(params, cost)
     x, y = validate.batch(params, batch, cost)
     executor = _check_executor(executor)
     shards = _check_shards(shards, executor)

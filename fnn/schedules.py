@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import bisect
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from fnn.arguments import number, positive_int
 
 __all__ = [
     "Schedule",
@@ -36,30 +37,6 @@ __all__ = [
 ]
 
 Schedule = Callable[[int], float]
-
-
-# ---------------------------------------------------------------------------
-# Argument checks (raised when a schedule is built, never when it is called)
-# ---------------------------------------------------------------------------
-
-
-def _number(value: Any, name: str, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}; pass e.g. {example}.")
-    return float(value)
-
-
-def _positive(value: Any, name: str, example: str) -> float:
-    value = _number(value, name, example)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}; pass e.g. {example}.")
-    return value
-
-
-def _count(value: Any, name: str, example: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}; pass e.g. {example}.")
-    return int(value)
 
 
 def _step(count: Any) -> int:
@@ -78,7 +55,7 @@ def constant(value: float) -> Schedule:
     >>> constant(0.1)(0), constant(0.1)(10_000)
     (0.1, 0.1)
     """
-    value = _number(value, "value", "constant(0.1)")
+    value = number(value, "value", "constant(0.1)")
 
     def schedule(count: int) -> float:
         del count
@@ -94,9 +71,9 @@ def step_decay(init: float, every: int, factor: float) -> Schedule:
     >>> [s(t) for t in range(5)]
     [1.0, 1.0, 0.5, 0.5, 0.25]
     """
-    init = _number(init, "init", "step_decay(0.1, every=1000, factor=0.5)")
-    every = _count(every, "every", "step_decay(0.1, every=1000, factor=0.5)")
-    factor = _positive(factor, "factor", "step_decay(0.1, every=1000, factor=0.5)")
+    init = number(init, "init", "step_decay(0.1, every=1000, factor=0.5)")
+    every = positive_int(every, "every", "step_decay(0.1, every=1000, factor=0.5)")
+    factor = number(factor, "factor", "step_decay(0.1, every=1000, factor=0.5)", 0.0, open_low=True)
 
     def schedule(count: int) -> float:
         return init * factor ** (_step(count) // every)
@@ -111,9 +88,9 @@ def exponential_decay(init: float, rate: float, steps: int) -> Schedule:
     >>> [round(s(t), 4) for t in range(5)]
     [1.0, 0.7071, 0.5, 0.3536, 0.25]
     """
-    init = _number(init, "init", "exponential_decay(0.1, rate=0.5, steps=1000)")
-    rate = _positive(rate, "rate", "exponential_decay(0.1, rate=0.5, steps=1000)")
-    steps = _count(steps, "steps", "exponential_decay(0.1, rate=0.5, steps=1000)")
+    init = number(init, "init", "exponential_decay(0.1, rate=0.5, steps=1000)")
+    rate = number(rate, "rate", "exponential_decay(0.1, rate=0.5, steps=1000)", 0.0, open_low=True)
+    steps = positive_int(steps, "steps", "exponential_decay(0.1, rate=0.5, steps=1000)")
 
     def schedule(count: int) -> float:
         return init * rate ** (_step(count) / steps)
@@ -135,9 +112,9 @@ def cosine_decay(init: float, steps: int, end: float = 0.0) -> Schedule:
     >>> [round(s(t), 4) for t in range(6)]
     [1.0, 0.8682, 0.55, 0.2318, 0.1, 0.1]
     """
-    init = _number(init, "init", "cosine_decay(1e-3, steps=1000)")
-    steps = _count(steps, "steps", "cosine_decay(1e-3, steps=1000)")
-    end = _number(end, "end", "end=0.0 (decay to zero) or end=1e-5 (an absolute floor)")
+    init = number(init, "init", "cosine_decay(1e-3, steps=1000)")
+    steps = positive_int(steps, "steps", "cosine_decay(1e-3, steps=1000)")
+    end = number(end, "end", "end=0.0 (decay to zero) or end=1e-5 (an absolute floor)")
 
     def schedule(count: int) -> float:
         cos = 0.5 * (1.0 + math.cos(math.pi * min(_step(count), steps) / steps))
@@ -153,9 +130,9 @@ def linear_warmup(peak: float, steps: int, start: float = 0.0) -> Schedule:
     >>> [s(t) for t in range(6)]
     [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
     """
-    peak = _number(peak, "peak", "linear_warmup(1e-3, steps=100)")
-    steps = _count(steps, "steps", "linear_warmup(1e-3, steps=100)")
-    start = _number(start, "start", "start=0.0")
+    peak = number(peak, "peak", "linear_warmup(1e-3, steps=100)")
+    steps = positive_int(steps, "steps", "linear_warmup(1e-3, steps=100)")
+    start = number(start, "start", "start=0.0")
 
     def schedule(count: int) -> float:
         return start + (peak - start) * min(_step(count), steps) / steps
@@ -185,7 +162,7 @@ def join(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
             f"join needs one boundary between each pair of schedules: {len(schedules)} schedules need "
             f"{len(schedules) - 1} boundaries, got {len(boundaries)} ({list(boundaries)}); e.g. {example}."
         )
-    bounds = [_count(b, "each boundary", example) for b in boundaries]
+    bounds = [positive_int(b, "each boundary", example) for b in boundaries]
     if any(a >= b for a, b in zip(bounds, bounds[1:])):
         raise ValueError(f"join: boundaries must be strictly increasing, got {bounds}; e.g. {example}.")
     starts = [0, *bounds]
@@ -209,7 +186,7 @@ def warmup_cosine_decay(peak: float, warmup_steps: int, decay_steps: int, start:
     >>> [s(t) for t in range(6)]
     [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
     """
-    peak = _positive(peak, "peak", "warmup_cosine_decay(1e-3, warmup_steps=100, decay_steps=900)")
-    end = _number(end, "end", "end=0.0")
+    peak = number(peak, "peak", "warmup_cosine_decay(1e-3, warmup_steps=100, decay_steps=900)", 0.0, open_low=True)
+    end = number(end, "end", "end=0.0")
     return join([linear_warmup(peak, warmup_steps, start), cosine_decay(peak, decay_steps, end)],
-                [_count(warmup_steps, "warmup_steps", "warmup_steps=100")])
+                [positive_int(warmup_steps, "warmup_steps", "warmup_steps=100")])

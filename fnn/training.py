@@ -45,6 +45,7 @@ from fnn.network import (
     trace,
     updated_state,
 )
+from fnn.stopping import early_stopping
 from fnn.tree import freeze
 
 __all__ = [
@@ -288,48 +289,6 @@ def epoch(
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
 
 
-def _prepare(
-    params: Params,
-    data: Batch,
-    *,
-    batch_size: int,
-    lr: float | None,
-    optimizer: Any,
-    cost: Cost,
-    validation: Batch | None,
-    on_divergence: str,
-    executor: Any,
-    shards: int | None,
-) -> tuple[Batch, Settings, Batch | None]:
-    """Every argument checked once, before any work: ``(data, settings, validation)``."""
-    validate.network(params)
-    cost = validate.cost(cost)
-    validate.logits(params, cost)
-    batch_size = validate.positive_int(batch_size, "batch_size")
-    if optimizer is None:
-        if lr is None:
-            raise ValueError("train needs a learning rate or an optimizer: pass lr=0.1, or optimizer=fnn.adam(1e-3).")
-        lr = validate.learning_rate(lr)
-    elif lr is not None:
-        raise ValueError("pass either lr= (plain SGD) or optimizer=, not both; the optimizer holds its own rate.")
-    else:
-        validate.optimizer(optimizer)
-    if on_divergence not in ("raise", "continue"):
-        raise ValueError(f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}.")
-    data = validate.batch(params, data, cost, name="data")
-    if validation is not None:
-        validation = validate.batch(params, validation, cost, name="validation")
-    settings = Settings(cost, optimizer, lr, batch_size, on_divergence)
-    if executor is None and shards is None:
-        return data, settings, validation
-    if executor is None:
-        raise ValueError(f"shards={shards!r} needs an executor; pass e.g. executor=client.get_executor().")
-    if _DATA_PARALLEL is None:
-        raise RuntimeError("executor= needs fnn.parallel's data-parallel hook; import fnn (which plugs it in).")
-    rows, hook = _DATA_PARALLEL(params, data, executor, shards)  # epochs fold over row indices
-    return rows, settings._replace(value_and_grad=hook), validation
-
-
 DataParallel = Callable[[Params, Batch, Any, "int | None"], tuple[Batch, Callable[..., tuple[float, Params]]]]
 _DATA_PARALLEL: DataParallel | None = None
 
@@ -370,7 +329,7 @@ def training(
 ) -> Iterator[TrainState]:
     """The lazy, endless sequence of training states, one after each epoch.
 
-    Inputs are validated once, here. Take what you need with toolz:
+    Inputs are validated once, here, before any work. Take what you need with toolz:
 
     >>> import fnn, numpy as np, toolz
     >>> x = np.eye(4, dtype=np.float32); y = np.arange(4)
@@ -378,66 +337,35 @@ def training(
     >>> [s.epoch for s in toolz.take(3, states)]
     [1, 2, 3]
     """
-    data, settings, validation = _prepare(
-        params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost,
-        validation=validation, on_divergence=on_divergence, executor=executor, shards=shards,
-    )
+    cost = validate.network_and_cost(params, cost)
+    batch_size = validate.positive_int(batch_size, "batch_size")
+    if optimizer is None:
+        if lr is None:
+            raise ValueError("train needs a learning rate or an optimizer: pass lr=0.1, or optimizer=fnn.adam(1e-3).")
+        lr = validate.learning_rate(lr)
+    elif lr is not None:
+        raise ValueError("pass either lr= (plain SGD) or optimizer=, not both; the optimizer holds its own rate.")
+    else:
+        validate.optimizer(optimizer)
+    if on_divergence not in ("raise", "continue"):
+        raise ValueError(f"on_divergence must be 'raise' or 'continue', got {on_divergence!r}.")
+    data = validate.batch(params, data, cost, name="data")
+    if validation is not None:
+        validation = validate.batch(params, validation, cost, name="validation")
+    settings = Settings(cost, optimizer, lr, batch_size, on_divergence)
+    if executor is not None or shards is not None:
+        if executor is None:
+            raise ValueError(f"shards={shards!r} needs an executor; pass e.g. executor=client.get_executor().")
+        if _DATA_PARALLEL is None:
+            raise RuntimeError("executor= needs fnn.parallel's data-parallel hook; import fnn (which plugs it in).")
+        data, hook = _DATA_PARALLEL(params, data, executor, shards)  # epochs fold over row indices
+        settings = settings._replace(value_and_grad=hook)
     if initial_state is not None:
         validate.initial_state(initial_state, params, optimizer)
     on_batch = None if on_batch is None else validate.callbacks([on_batch], "on_batch")[0]
     state = init_state(params, optimizer, seed) if initial_state is None else initial_state
     run_epoch = partial(epoch, data=data, settings=settings, validation=validation, on_batch=on_batch)
     return toolz.drop(1, toolz.iterate(run_epoch, state))
-
-
-#: What ``patience`` may watch, and whether lower is better.
-MONITORS = {"val_loss": True, "val_accuracy": False}
-
-
-def _patience_start(start: TrainState, best_params: Params | None, monitor: str) -> tuple[Params, float, int]:
-    """``(best params, best value, epochs waited)`` as early stopping left them at ``start``.
-
-    Read from ``start.history``: a resumed run stops where the uninterrupted one would. When the best
-    epoch is not ``start``'s last, its params are ``best_params`` (a run directory keeps them). Values
-    are signed so that lower is better.
-    """
-    sign = 1.0 if MONITORS[monitor] else -1.0
-    values = [math.inf if getattr(h, monitor) is None else sign * getattr(h, monitor) for h in start.history]
-    if not values:
-        return start.params, math.inf, 0
-    best = values.index(min(values))
-    waited = len(values) - 1 - best
-    if waited == 0:
-        return start.params, values[best], 0
-    if best_params is None:
-        raise ValueError(
-            f"initial_state's best {monitor} is from epoch {best + 1}, not its last ({len(values)}): "
-            "to continue early stopping exactly, pass best_params= (the params after that epoch)."
-        )
-    return best_params, values[best], waited
-
-
-def _best_by_patience(
-    states: Iterable[TrainState], patience: int, start: TrainState, best_params: Params | None = None,
-    monitor: str = "val_loss",
-) -> Iterator[TrainState]:
-    """States until ``monitor`` has not improved for ``patience`` epochs; the last has the best params."""
-    sign = 1.0 if MONITORS[monitor] else -1.0
-    best, best_value, waited = _patience_start(start, best_params, monitor)
-    if waited >= patience:
-        return
-    for s in states:
-        value = getattr(s.history[-1], monitor)
-        if value is None:
-            raise ValueError("patience needs validation data: pass validation=(x_val, y_val).")
-        if sign * value < best_value:
-            best, best_value, waited = s.params, sign * value, 0
-            yield s
-        else:
-            waited += 1
-            yield s if waited < patience else s._replace(params=best)
-            if waited >= patience:
-                return
 
 
 def train(
@@ -463,7 +391,8 @@ def train(
 ) -> tuple[Params, tuple[EpochStats, ...]]:
     """Train a network; returns ``(params, history)``.
 
-    A fold of :func:`epoch` over the epochs, starting from ``init_state(params, optimizer, seed)``
+    A fold of :func:`epoch` over the epochs (cut by :func:`fnn.stopping.early_stopping` with
+    ``patience``), starting from ``init_state(params, optimizer, seed)``
     or from ``initial_state`` (a saved :class:`TrainState`) to resume. ``epochs`` is the total:
     a state that has done 3 epochs trains 2 more for ``epochs=5``.
 
@@ -503,12 +432,6 @@ def train(
     [1, 2, 3]
     """
     epochs = validate.positive_int(epochs, "epochs")
-    if patience is not None:
-        patience = validate.positive_int(patience, "patience")
-    if monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {', '.join(map(repr, MONITORS))}, got {monitor!r}.")
-    if patience is not None and validation is None:
-        raise ValueError(f"patience stops on {monitor}: pass validation=(x_val, y_val) as well.")
     observers = validate.callbacks(observers, "observers")
     states = training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed, validation=validation,
@@ -516,8 +439,10 @@ def train(
     )
     start = init_state(params, optimizer, seed) if initial_state is None else initial_state
     states = toolz.take(max(epochs - start.epoch, 0), states)
-    if patience is not None:
-        states = _best_by_patience(states, patience, start, best_params, monitor)
+    if patience is not None:  # patience and monitor are checked here, before any epoch runs
+        states = early_stopping(states, patience, monitor=monitor, start=start, best_params=best_params)
+        if validation is None:
+            raise ValueError(f"patience stops on {monitor}: pass validation=(x_val, y_val) as well.")
 
     def observe(_: TrainState, s: TrainState) -> TrainState:
         for watch in observers:

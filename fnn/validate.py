@@ -18,8 +18,9 @@ What is checked:
   or finite targets shaped like the output;
 - gradients or updates against params (:func:`updates`): the same tree
   structure (:class:`fnn.tree.TreeMismatchError`, printing both) and leaf shapes;
-- counts, rates and costs (:func:`positive_int`, :func:`learning_rate`, :func:`cost`), and
-  a cost on logits against a network whose last layer squashes (:func:`logits`);
+- counts, rates, optimizers and costs (:func:`positive_int`, :func:`learning_rate`, :func:`optimizer`,
+  :func:`cost`), and a cost on logits against a network whose last layer squashes (:func:`logits`;
+  :func:`network_and_cost` runs the three checks of a network and its cost);
 - a state to resume from (:func:`initial_state`) against the params and the optimizer;
 - record fields against their annotations (:func:`fits`), shared with :func:`fnn.load`.
 
@@ -41,7 +42,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import tree as ft
-from fnn.arguments import describe, positive_int
+from fnn.arguments import describe, integer, number, positive_int
 from fnn.costs import COSTS, Cost
 
 __all__ = [
@@ -50,10 +51,10 @@ __all__ = [
     "batch",
     "updates",
     "positive_int",
-    "positive_float",
     "learning_rate",
     "cost",
     "logits",
+    "network_and_cost",
     "optimizer",
     "param_dtype",
     "all_finite",
@@ -442,38 +443,17 @@ def _path(params: Any, j: int) -> str:
     return f" leaf {j}"
 
 
-def _real(value: Any, name: str, example: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {describe(value)}; pass e.g. {name}={example}.")
-    return float(value)
-
-
-def positive_float(value: Any, name: str, example: str = "1e-6") -> float:
-    """A finite number greater than zero.
-
-    >>> positive_float(1e-6, "eps")
-    1e-06
-    """
-    v = _real(value, name, example)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number greater than 0, got {value!r}; pass e.g. {name}={example}.")
-    return v
-
-
 def learning_rate(value: Any, name: str = "lr") -> float:
-    """A finite, non-negative number.
+    """A finite, non-negative number: plain SGD's rate (:func:`fnn.arguments.number` with ``low=0``).
 
     >>> learning_rate(0.1)
     0.1
     """
-    v = _real(value, name, "0.1")
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}; pass e.g. {name}=0.1.")
-    return v
+    return number(value, name, f"{name}=0.1", 0.0)
 
 
-def optimizer(value: Any) -> Any:
-    """An optimizer: anything with ``init`` and ``update`` functions (``None`` passes, meaning plain SGD).
+def optimizer(value: Any, name: str = "optimizer") -> Any:
+    """An optimizer: anything with ``init`` and ``update`` functions, such as a :func:`fnn.chain`.
 
     >>> optimizer("adam")
     Traceback (most recent call last):
@@ -481,11 +461,11 @@ def optimizer(value: Any) -> Any:
     TypeError: optimizer must have init and update functions, got the string 'adam'; \
 pass fnn.adam(1e-3), or fnn.optimizer_from_name('adam', 1e-3).
     """
-    if value is None or (callable(getattr(value, "init", None)) and callable(getattr(value, "update", None))):
+    if callable(getattr(value, "init", None)) and callable(getattr(value, "update", None)):
         return value
     given = f"the string {value!r}; pass fnn.{value}(1e-3), or " if isinstance(value, str) else f"{describe(value)}; "
     example = f"fnn.optimizer_from_name({value!r}, 1e-3)" if isinstance(value, str) else "e.g. fnn.adam(1e-3)"
-    raise TypeError(f"optimizer must have init and update functions, got {given}{example}.")
+    raise TypeError(f"{name} must have init and update functions, got {given}{example}.")
 
 
 def cost(value: Any) -> Cost:
@@ -527,6 +507,22 @@ def logits(params: Any, cost_: Cost) -> None:
             'Give the network a linear output: fnn.mlp(sizes, activation=..., output_activation="identity"), '
             "or drop the last layer (params[:-1])."
         )
+
+
+def network_and_cost(params: Any, cost_: Any) -> Cost:
+    """Check a network (:func:`network`), a cost (:func:`cost`) and that they fit (:func:`logits`); the cost.
+
+    The checks every function of a network and a cost (``loss``, ``grad``, ``train``, ...) runs first.
+
+    >>> network_and_cost((layers.Dense(np.ones((2, 3)), np.zeros(3)),), COSTS["cross_entropy"]).name
+    'cross_entropy'
+    """
+    network(params)
+    cost_ = cost(cost_)
+    logits(params, cost_)
+    return cost_
+
+
 # ---------------------------------------------------------------------------
 # Records, trees and training states
 # ---------------------------------------------------------------------------
@@ -672,10 +668,7 @@ plain SGD (lr=) starts from (). Resume with the optimizer (and learning-rate sch
         raise ValueError(f"{name}.key must be a key like fnn.random.key(0), got {describe(state.key)}.")
     epoch, step, history = state.epoch, state.step, state.history
     for field, v in (("epoch", epoch), ("step", step)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 0:
-            raise ValueError(
-                f"{name}.{field} must be an integer >= 0, got {describe(v)}; a saved state counts from 0."
-            )
+        integer(v, f"{name}.{field}", "a state that fnn saved (it counts from 0)", low=0)
     if step < epoch or not isinstance(history, tuple) or len(history) != epoch:
         entries = len(history) if isinstance(history, tuple) else "?"
         raise ValueError(

@@ -54,7 +54,7 @@ def test_missing_key_in_training_is_a_clear_error():
 
 @pytest.mark.parametrize("rate", [1.0, -0.1, 2])
 def test_bad_rates_are_clear_errors(rate):
-    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+    with pytest.raises(ValueError, match=rf"Dropout\'s rate .* must be a finite number in \[0, 1\), got {rate!r}"):
         fnn.forward((fnn.Dropout(rate),), np.ones((2, 2)), train=True, key=0)
     with pytest.raises(TypeError, match=r"field rate is str '0.5', expected float"):
         fnn.forward((fnn.Dropout("0.5"),), np.ones((2, 2)), train=True, key=0)

@@ -30,7 +30,7 @@ def test_cnn_options():
     assert fnn.forward(params, np.zeros((2, 12, 10, 3))).shape == (2, 4)
     with pytest.raises(ValueError, match="too small"):
         fnn.cnn(input_shape=(4, 4, 1), channels=(2, 2, 2))
-    with pytest.raises(ValueError, match=r"must lie in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"must be a finite number in \[0, 1\), got 1.0"):
         fnn.cnn(dropout=1.0)
 
 

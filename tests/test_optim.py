@@ -318,14 +318,15 @@ def test_optimizer_from_name():
 @pytest.mark.parametrize(
     "build, match",
     [
-        (lambda: fnn.sgd(-0.1), "lr must be a finite number in"),
+        (lambda: fnn.sgd(-0.1), r"lr must be a finite number >= 0, got -0.1; pass e.g. lr=1e-3, or a schedule"),
         (lambda: fnn.sgd(float("nan")), "lr must be"),
         (lambda: fnn.sgd(0.1, nesterov=True), "Nesterov momentum needs momentum > 0"),
-        (lambda: fnn.adam(1e-3, b1=1.0), r"b1 must be a finite number in \[0.0, 1.0\)"),
+        (lambda: fnn.adam(1e-3, b1=1.0), r"b1 must be a finite number in \[0, 1\), got 1.0; pass e.g. b1=0.9"),
         (lambda: fnn.adamw(1e-3, weight_decay=-1.0), "weight_decay must be"),
         (lambda: fnn.rmsprop(1e-3, decay=1.5), "decay must be"),
         (lambda: fnn.clip_by_global_norm(-1.0), "max_norm must be"),
-        (lambda: fnn.chain(fnn.sgd(0.1), 0.1), "chain: argument 1 is not a GradientTransformation"),
+        (lambda: fnn.chain(fnn.sgd(0.1), 0.1),
+         r"chain's argument 1 \(a transformation such as .*\) must have init and update functions, got float 0.1"),
     ],
 )
 def test_bad_arguments(build, match):

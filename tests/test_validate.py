@@ -308,9 +308,9 @@ def test_bad_learning_rate(value, exc):
         check(ValueError, r"train needs a learning rate or an optimizer", fnn.train, NET, (X, LABELS),
               epochs=1, batch_size=2, lr=None)
     else:
-        check(exc, r"lr must be a (finite non-negative|real) number", fnn.train, NET, (X, LABELS),
+        check(exc, rf"lr must be a finite number >= 0, got .*{value!r}; pass e.g. lr=0.1", fnn.train, NET, (X, LABELS),
               epochs=1, batch_size=2, lr=value)
-    check(exc, r"lr must be a (finite non-negative|real) number", fnn.sgd_step, NET, GRADS, value)
+    check(exc, rf"lr must be a finite number >= 0, got .*{value!r}; pass e.g. lr=0.1", fnn.sgd_step, NET, GRADS, value)
 
 
 def test_zero_learning_rate_is_allowed():
@@ -355,9 +355,9 @@ def test_optimizer_without_init_and_update(opt, pattern):
 
 
 @pytest.mark.parametrize("kwargs, exc, pattern", [
-    ({"eps": 0.0}, ValueError, r"eps must be a finite number greater than 0, got 0.0"),
-    ({"eps": float("nan")}, ValueError, r"eps must be a finite number greater than 0"),
-    ({"eps": "1e-6"}, TypeError, r"eps must be a real number"),
+    ({"eps": 0.0}, ValueError, r"eps must be a finite number > 0, got 0.0; pass e.g. eps=1e-6"),
+    ({"eps": float("nan")}, ValueError, r"eps must be a finite number > 0, got nan"),
+    ({"eps": "1e-6"}, TypeError, r"eps must be a finite number > 0, got str '1e-6'"),
     ({"directions": 0}, ValueError, r"directions must be a positive integer"),
     ({"mode": "exact"}, ValueError, r"mode must be 'directions' .* or 'coordinates' .*got 'exact'"),
 ])
@@ -435,18 +435,21 @@ def test_checks_leave_arguments_untouched_on_success():
 
 PAIR = (X, LABELS)
 BAD_DATA_CALLS = [
-    ("batches_size_0", lambda: fnn.data.batches(0, PAIR, 0), ValueError, r"batch_size must be at least 1, got 0"),
-    ("batches_size_float", lambda: fnn.data.batches(0, PAIR, 2.0), TypeError, r"batch_size must be an int"),
+    ("batches_size_0", lambda: fnn.data.batches(0, PAIR, 0), ValueError,
+     r"batch_size must be a positive integer, got 0"),
+    ("batches_size_float", lambda: fnn.data.batches(0, PAIR, 2.0), TypeError,
+     r"batch_size must be a positive integer, got float 2.0"),
     ("batches_lengths", lambda: fnn.data.batches(0, (X, LABELS[:5]), 2), ValueError,
      r"the arrays in data must have the same first dimension.*\[\(6, 4\), \(5,\)\]"),
     ("batches_empty", lambda: fnn.data.batches(0, (X[:0], LABELS[:0]), 2), ValueError, r"data has no examples"),
     ("batches_bare_array", lambda: fnn.data.batches(0, X, 2), TypeError, r"data must be a tuple of arrays"),
     ("shuffle_lengths", lambda: fnn.data.shuffle(0, (X, LABELS[:5])), ValueError, r"same first dimension"),
-    ("split_fraction", lambda: fnn.data.split(0, PAIR, 1.5), ValueError, r"fraction must be strictly between 0 and 1"),
+    ("split_fraction", lambda: fnn.data.split(0, PAIR, 1.5), ValueError,
+     r"split: fraction must be a finite number in \(0, 1\), got 1.5"),
     ("split_nan", lambda: fnn.data.split(0, PAIR, float("nan")), ValueError, r"fraction .* got nan"),
     ("one_hot_range", lambda: fnn.data.one_hot(LABELS + 1, 3), ValueError, r"labels must lie in \[0, 3\)"),
     ("one_hot_float", lambda: fnn.data.one_hot(LABELS * 0.5, 3), TypeError, r"labels must be integers"),
-    ("one_hot_k", lambda: fnn.data.one_hot(LABELS, 0), ValueError, r"k must be at least 1"),
+    ("one_hot_k", lambda: fnn.data.one_hot(LABELS, 0), ValueError, r"k must be a positive integer, got 0"),
     ("normalize_strings", lambda: fnn.data.normalize(X.astype(str)), TypeError, r"images must be uint8"),
 ]
 
@@ -509,7 +512,7 @@ def test_initial_state_is_checked_before_any_work(case):
                "other_opt_state": r"initial_state\.opt_state does not fit the optimizer",
                "momentum_for_adam": r"initial_state\.opt_state does not fit the optimizer: it holds \(TraceState",
                "adam_with_lr": r"initial_state\.opt_state .*plain SGD \(lr=\) starts from \(\)",
-               "negative_epoch": r"initial_state\.epoch must be an integer >= 0, got int -3",
+               "negative_epoch": r"initial_state\.epoch must be an integer >= 0, got -3",
                "not_a_state": r"initial_state must be an fnn\.TrainState"}[case]
     seen: list = []
     with pytest.raises((ValueError, TypeError), match=pattern):

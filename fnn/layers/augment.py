@@ -20,12 +20,12 @@ array([3., 2., 1., 0.], dtype=float32)
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from fnn import random as fr
+from fnn.arguments import number
 from fnn.layers.core import Context, register, training_key
 
 __all__ = ["RandomFlip"]
@@ -39,9 +39,7 @@ class RandomFlip(NamedTuple):
 
 def _chosen(layer: RandomFlip, x: np.ndarray, ctx: Context) -> np.ndarray | None:
     """Which images of the batch to flip, ``(batch, 1, 1, 1)`` bools; ``None`` when none are."""
-    p = layer.p
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-        raise ValueError(f"RandomFlip's p is the probability of flipping an image, in [0, 1]; got {p!r}.")
+    p = number(layer.p, "RandomFlip's p (the probability of flipping an image)", "RandomFlip(0.5)", 0.0, 1.0)
     if x.ndim != 4:
         raise ValueError(f"RandomFlip expects NHWC images (batch, h, w, c), got shape {x.shape}; "
                          "reshape first, e.g. fnn.Reshape((28, 28, 1)).")

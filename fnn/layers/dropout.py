@@ -23,12 +23,12 @@ array([[1., 1., 1., 1.],
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from fnn import random as fr
+from fnn.arguments import number
 from fnn.layers.core import Context, register, training_key
 
 __all__ = ["Dropout", "dropout_mask", "check_rate"]
@@ -41,21 +41,17 @@ class Dropout(NamedTuple):
 
 
 def check_rate(rate: float) -> float:
-    """A drop probability checked at the boundary: a real number in ``[0, 1)``, as a float.
+    """A drop probability checked at the boundary: a finite number in ``[0, 1)``, as a float.
 
     >>> check_rate(0.25)
     0.25
     >>> check_rate(1.0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: Dropout rate is the probability of dropping an input and must lie in [0, 1), got 1.0; ...
+    ValueError: Dropout's rate (the probability of dropping an input) must be a finite number in [0, 1), ...
     """
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-        raise ValueError(
-            f"Dropout rate is the probability of dropping an input and must lie in [0, 1), got {rate!r}; "
-            "e.g. Dropout(0.25)."
-        )
-    return float(rate)
+    return number(rate, "Dropout's rate (the probability of dropping an input)", "Dropout(0.25)", 0.0, 1.0,
+                  open_high=True)
 
 
 def dropout_mask(key: fr.KeyLike, rate: float, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

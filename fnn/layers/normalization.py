@@ -35,11 +35,11 @@ array([[-1., -1.],
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from fnn.arguments import number
 from fnn.layers.core import Context, register
 from fnn.tree import freeze
 
@@ -146,9 +146,7 @@ def _shape(n: Any) -> tuple[int, ...]:
 
 
 def _eps(eps: Any) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not float(eps) > 0:
-        raise ValueError(f"eps must be a small positive number, got {eps!r}; e.g. eps=1e-5.")
-    return float(eps)
+    return number(eps, "eps (a small positive number)", "eps=1e-5", 0.0, open_low=True)
 
 
 def _float_dtype(dtype: Any) -> np.dtype:
@@ -270,7 +268,6 @@ def batch_norm(features: int, momentum: float = 0.1, eps: float = 1e-5, dtype: A
     (array([0., 0., 0.], dtype=float32), array([1., 1., 1.], dtype=float32), 0.1)
     """
     (n,), dtype = _shape(features), _float_dtype(dtype)
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
-        raise ValueError(f"momentum is the weight of the new batch and must lie in [0, 1], got {momentum!r}; e.g. 0.1.")
+    momentum = number(momentum, "momentum (the weight of the new batch)", "momentum=0.1", 0.0, 1.0)
     ones, zeros = np.ones(n, dtype), np.zeros(n, dtype)
-    return freeze(BatchNorm(ones, zeros, zeros.copy(), ones.copy(), float(momentum), _eps(eps)))
+    return freeze(BatchNorm(ones, zeros, zeros.copy(), ones.copy(), momentum, _eps(eps)))
