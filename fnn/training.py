@@ -219,17 +219,12 @@ def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainSta
     return TrainState(new, opt_state, state.key, state.epoch, state.step + 1, state.history), value, out
 
 
-def _positions(y: np.ndarray) -> int:
-    """How many predictions ``y`` labels: one per example, or per example and step for sequences."""
-    return y.size if y.dtype.kind in "iu" else y[..., 0].size
-
-
 def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[float | None, float | None]:
     if validation is None:
         return None, None
     x, y = validation
     out = eval_forward(params, x)
-    return cost.value(out, y), metrics.correct(params, out, y) / _positions(y)
+    return cost.value(out, y), metrics.correct(params, out, y) / network.label_classes(y).size
 
 
 def _last_rate(state: TrainState, settings: Settings) -> float | None:
@@ -283,7 +278,7 @@ def epoch(
     with np.errstate(over="ignore", invalid="ignore"):
         s, total, hits, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0, 0))
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
-    positions = _positions(data[1])  # the batches cover the data once
+    positions = network.label_classes(data[1]).size  # the batches cover the data once (one per example and step)
     stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, None if hits is None else hits / positions,
                        _last_rate(s, settings), time.perf_counter() - started)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
@@ -432,6 +427,8 @@ def train(
     [1, 2, 3]
     """
     epochs = validate.positive_int(epochs, "epochs")
+    if patience is None and monitor != "val_loss":
+        raise ValueError(f"monitor={monitor!r} is what patience watches: pass patience= as well (e.g. patience=5).")
     observers = validate.callbacks(observers, "observers")
     states = training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed, validation=validation,

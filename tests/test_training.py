@@ -184,6 +184,8 @@ def test_patience_monitors_validation_accuracy():
     assert len(by_loss) > 3  # the validation loss went on improving
     with pytest.raises(ValueError, match="monitor must be one of 'val_loss', 'val_accuracy'"):
         fnn.train(fnn.mlp([8, 3]), (x, y), epochs=1, batch_size=30, lr=1.0, patience=1, monitor="accuracy")
+    with pytest.raises(ValueError, match="monitor='val_accuracy' is what patience watches: pass patience="):
+        fnn.train(fnn.mlp([8, 3]), (x, y), epochs=1, batch_size=30, lr=1.0, monitor="val_accuracy")
 
 
 def test_step_returns_a_pair_and_refuses_one_as_a_state():
