@@ -57,6 +57,7 @@ from fnn import datasets, layers, metrics, models, optim
 from fnn import io as fio
 from fnn import random as fr
 from fnn import schedules as fs
+from fnn.arguments import integer, number
 from fnn.costs import COSTS
 from fnn.describe import num_params
 from fnn.layers import ACTIVATIONS, INITS, Dropout, Reshape
@@ -209,11 +210,16 @@ def _choice(cfg: dict[str, Any], key: str, valid: Iterable[str]) -> None:
         raise ConfigError(f"unknown {key} {cfg[key]!r}; valid names: {', '.join(valid)}.")
 
 
+def _checked(cfg: dict[str, Any], key: str, check: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """``cfg[key]`` through a check of :mod:`fnn.arguments` (``check(value, *args)``), its error a ConfigError."""
+    try:
+        cfg[key] = check(cfg[key], *args, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+
+
 def _int(cfg: dict[str, Any], key: str, minimum: int) -> None:
-    v = cfg[key]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise ConfigError(f"{key} must be an integer >= {minimum}, got {v!r}.")
-    cfg[key] = int(v)
+    _checked(cfg, key, integer, key, "10" if minimum else "0", minimum)
 
 
 def _layers(value: Any) -> list[int]:
@@ -278,18 +284,13 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     _choice(cfg, "schedule", SCHEDULES)
     _regularisation(cfg)
     cfg["layers"] = _layers(cfg["layers"])
-    lr = cfg["lr"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
-        raise ConfigError(f"lr must be a positive number, got {lr!r}; e.g. 0.1.")
-    cfg["lr"] = float(lr)
+    _checked(cfg, "lr", number, "lr", "0.1", 0.0, open_low=True)
     _int(cfg, "hidden", 1)
     _int(cfg, "epochs", 1)
     _int(cfg, "batch_size", 1)
     _int(cfg, "seed", 0)
-    val = cfg["validation"]
-    if isinstance(val, bool) or not isinstance(val, (int, float)) or not 0 <= val < 1:
-        raise ConfigError(f"validation is the held-out fraction of the training data, in [0, 1); got {val!r}.")
-    cfg["validation"] = float(val)
+    _checked(cfg, "validation", number, "validation (the held-out fraction of the training data)", "0.1",
+             0.0, 1.0, open_high=True)
     if cfg["patience"] is not None:
         _int(cfg, "patience", 1)
         if cfg["validation"] == 0:
@@ -305,14 +306,10 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _regularisation(cfg: dict[str, Any]) -> None:
-    rate, wd = cfg["dropout"], cfg["weight_decay"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-        raise ConfigError(f"dropout is the probability of dropping a unit, in [0, 1); got {rate!r}; e.g. 0.2.")
-    cfg["dropout"] = float(rate)
-    if wd is not None:
-        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or not 0 <= wd < float("inf"):
-            raise ConfigError(f"weight_decay must be a non-negative number, got {wd!r}; e.g. 1e-4.")
-        cfg["weight_decay"] = float(wd)
+    _checked(cfg, "dropout", number, "dropout (the probability of dropping a unit)", "0.2", 0.0, 1.0,
+             open_high=True)
+    if cfg["weight_decay"] is not None:
+        _checked(cfg, "weight_decay", number, "weight_decay", "1e-4", 0.0)
     if not isinstance(cfg["flip"], bool):
         raise ConfigError(f"flip must be true or false, got {cfg['flip']!r}.")
     if not isinstance(cfg["batch_norm"], bool):
@@ -1063,7 +1060,7 @@ def sweep_configs(grid_or_configs: Mapping[str, Any] | Iterable[Mapping[str, Any
     >>> sweep_configs({"lr": [0.5, -1.0]})
     Traceback (most recent call last):
       ...
-    fnn.runs.ConfigError: run 2 of 2 (lr=-1.0): lr must be a positive number, got -1.0; e.g. 0.1.
+    fnn.runs.ConfigError: run 2 of 2 (lr=-1.0): lr must be a finite number > 0, got -1.0; pass e.g. 0.1.
     """
     from fnn import grid
 

@@ -35,8 +35,20 @@ def test_resolve_fills_defaults_and_checks_names() -> None:
         runs.resolve_config({"layers": "10,10"})
     with pytest.raises(runs.ConfigError, match="needs held-out data"):
         runs.resolve_config({"patience": 3})
-    with pytest.raises(runs.ConfigError, match="lr must be a positive"):
-        runs.resolve_config({"lr": -1})
+    for key, bad, message in [
+        ("lr", -1, r"lr must be a finite number > 0, got -1; pass e\.g\. 0\.1\."),
+        ("lr", True, r"lr must be a finite number > 0, got bool True"),
+        ("validation", 1.5, r"validation \(the held-out fraction of the training data\) must be a finite number in "
+                            r"\[0, 1\), got 1\.5"),
+        ("dropout", "x", r"dropout \(the probability of dropping a unit\) must be a finite number in \[0, 1\), "
+                         r"got str 'x'"),
+        ("weight_decay", -1e-4, r"weight_decay must be a finite number >= 0, got -0\.0001"),
+        ("epochs", 0, r"epochs must be a positive integer, got 0; pass e\.g\. 10\."),
+        ("seed", -1, r"seed must be an integer >= 0, got -1; pass e\.g\. 0\."),
+    ]:
+        with pytest.raises(runs.ConfigError, match=message):
+            runs.resolve_config({key: bad})
+    assert runs.resolve_config({"lr": 1, "dropout": 0, "validation": 0})["lr"] == 1.0  # ints become floats
 
 
 def test_same_config_gives_byte_identical_params_with_or_without_observers(tmp_path: Path) -> None:
@@ -335,5 +347,5 @@ def test_recurrent_models_read_images_row_by_row_and_resume_exactly(tmp_path: Pa
         runs.run(cfg, tmp_path / "cut", observers=[_stop_after(1)])
     assert fnn.tree.all_equal(timeless(runs.resume(tmp_path / "cut").state), timeless(whole.state))
     assert whole.record["history"][-1]["loss"] < whole.record["history"][0]["loss"]
-    with pytest.raises(runs.ConfigError, match="hidden must be an integer >= 1"):
+    with pytest.raises(runs.ConfigError, match="hidden must be a positive integer"):
         runs.resolve_config({"model": model, "hidden": 0})

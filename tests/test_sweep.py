@@ -76,7 +76,7 @@ def test_list_valued_keys_take_a_list_of_lists():
 
 def test_bad_grids_are_refused_before_any_run(tmp_path):
     out = tmp_path / "sweep"
-    with pytest.raises(runs.ConfigError, match=r"run 2 of 2 \(lr=-1.0\): lr must be a positive number, got -1.0"):
+    with pytest.raises(runs.ConfigError, match=r"run 2 of 2 \(lr=-1.0\): lr must be a finite number > 0, got -1.0"):
         runs.sweep({**SMALL, "lr": [15.0, -1.0]}, out=out)
     with pytest.raises(runs.ConfigError, match=r"\(optimizer='adamm'\): unknown optimizer 'adamm'"):
         runs.sweep({**SMALL, "optimizer": ["sgd", "adamm"]}, out=out)
@@ -206,7 +206,7 @@ def test_cli_sweep_of_a_json_grid_exit_codes_and_table(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "fnn", "sweep", str(bad), "--out", str(tmp_path / "b")],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and refused.stdout == ""
-    assert refused.stderr.startswith("fnn sweep: error: run 2 of 2 (lr=-1.0): lr must be a positive number")
+    assert refused.stderr.startswith("fnn sweep: error: run 2 of 2 (lr=-1.0): lr must be a finite number > 0")
     assert not (tmp_path / "b").exists()
 
 
