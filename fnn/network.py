@@ -119,11 +119,15 @@ def _places(records: Any) -> Plan:
     )
 
 
-def _leaf(p: Any, u: Any, c: np.ndarray | None) -> Any:
-    """``p + u * c`` (``c`` ``None``: ``p + u``) as a new read-only array; a setting ``p`` stays as it is."""
-    if not layers.is_param(p):
-        return p
-    out = p + (u if c is None else u * (c if u.dtype is c.dtype else np.asarray(c, u.dtype)))
+def _leaf(p: np.ndarray, u: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+    """``p + c * u`` (``c`` ``None``: ``p + u``) for one parameter array, as a new read-only array."""
+    if c is None:
+        out = p + u
+    elif u.dtype is p.dtype is c.dtype:
+        out = u * c  # a new array of this function's own: adding p into it saves a second one
+        out += p
+    else:
+        out = p + u * np.asarray(c, u.dtype)
     out.setflags(write=False)
     return out
 
@@ -155,17 +159,10 @@ def updated(params: Params, updates: Params, plan_: Plan, scale: float | None = 
         fields = []
         for p, u, code in zip(layer, upd, codes):
             if code == 1:
-                if c is None:
-                    new = p + u
-                elif u.dtype is p.dtype is c.dtype:
-                    new = u * c  # a new array of this function's own: adding p into it saves a second one
-                    new += p
-                else:
-                    new = p + u * np.asarray(scale, u.dtype)
-                new.setflags(write=False)
+                new = _leaf(p, u, c)
                 arrays.append(new)
-            elif code == 2:  # a container of parameters
-                new = ft.map(lambda a, b: _leaf(a, b, c), p, u)
+            elif code == 2:  # a container of parameters; its settings stay as they are
+                new = ft.map(lambda a, b: _leaf(a, b, c) if layers.is_param(a) else a, p, u)
                 arrays.extend(a for a in ft.leaves(new) if layers.is_param(a))
             else:
                 new = p

@@ -183,6 +183,7 @@ def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainSta
     plan = network.plan(state.params) if settings.plan is None else settings.plan
     x, y = batch
     params = state.params
+    descent = -(settings.lr or 0.0)  # plain SGD's factor on the gradients
     if plan.keyed:
         ctxs = contexts(params, True, fr.fold_in(fr.fold_in(state.key, state.epoch), state.step))
     else:
@@ -193,7 +194,7 @@ def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainSta
         out = xs[-1]  # (batch, n_out)
         value, dy = value_and_grad(settings.cost, out, y)
         if settings.optimizer is None:  # backprop is linear in dy: -lr * dy gives the SGD updates, -lr * grads
-            dy = dy * np.asarray(-(settings.lr or 0.0), dy.dtype)  # (batch, n_out)
+            dy = dy * np.asarray(descent, dy.dtype)  # (batch, n_out)
         grads = backprop(params, xs, dy, ctxs, plan.rules, plan.first)
         del dy
         if not plan.stateful:
@@ -205,7 +206,7 @@ def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainSta
         raise DivergenceError(state.epoch + 1, state.step + 1, value, state)
     if settings.optimizer is None:
         opt_state = state.opt_state
-        scale = None if settings.value_and_grad is None else -(settings.lr or 0.0)  # the hook's are gradients
+        scale = None if settings.value_and_grad is None else descent  # the hook's are gradients
         new, finite = network.updated(params, grads, plan, scale, check and xs is None)
     else:
         updates, opt_state = settings.optimizer.update(grads, state.opt_state, params)
@@ -219,12 +220,18 @@ def _step(state: TrainState, batch: Batch, settings: Settings) -> tuple[TrainSta
     return TrainState(new, opt_state, state.key, state.epoch, state.step + 1, state.history), value, out
 
 
+def _positions(y: np.ndarray) -> int:
+    """How many predictions the checked targets ``y`` label (one per example, or per example and step),
+    counted from the shape: as many as :func:`fnn.network.label_classes` gives, without computing them."""
+    return y.size if y.dtype.kind in "iu" else y[..., 0].size
+
+
 def _evaluate(params: Params, validation: Batch | None, cost: Cost) -> tuple[float | None, float | None]:
     if validation is None:
         return None, None
     x, y = validation
     out = eval_forward(params, x)
-    return cost.value(out, y), metrics.correct(params, out, y) / network.label_classes(y).size
+    return cost.value(out, y), metrics.correct(params, out, y) / _positions(y)
 
 
 def _last_rate(state: TrainState, settings: Settings) -> float | None:
@@ -278,7 +285,7 @@ def epoch(
     with np.errstate(over="ignore", invalid="ignore"):
         s, total, hits, n = toolz.reduce(fold, fdata.batches(order, data, settings.batch_size), (state, 0.0, 0, 0))
     val_loss, val_acc = _evaluate(s.params, validation, settings.cost)
-    positions = network.label_classes(data[1]).size  # the batches cover the data once (one per example and step)
+    positions = _positions(data[1])  # the batches cover the data once
     stats = EpochStats(state.epoch + 1, total / n, val_loss, val_acc, None if hits is None else hits / positions,
                        _last_rate(s, settings), time.perf_counter() - started)
     return s._replace(epoch=state.epoch + 1, history=state.history + (stats,))
