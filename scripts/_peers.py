@@ -11,6 +11,8 @@ Peers:
 
 - ``fnn``: ``fnn.train`` itself, one epoch.
 - ``fnn_on_batch``: the same with an ``on_batch`` callback that only counts the steps.
+- ``fnn_continue``: the same with ``on_divergence="continue"``: no finiteness check of the loss
+  and the new parameters after each step (what the default ``"raise"`` costs).
 - ``numpy_plain``: straightforward pure NumPy, fresh arrays each step (what one writes first).
 - ``numpy_tuned``: hand-tuned NumPy, preallocated buffers and in-place updates: the ceiling
   for a NumPy implementation of the same maths.
@@ -80,7 +82,7 @@ def _n(x: np.ndarray, limit: int | None) -> int:
 
 
 def run_fnn(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: Any, limit: int | None,
-            on_batch: Callable[..., Any] | None = None) -> float:
+            **options: Any) -> float:
     del order  # fnn draws its own order from the seed
     w = WORKLOADS[workload]
     n = _n(x, limit)
@@ -92,9 +94,7 @@ def run_fnn(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: A
     else:
         kwargs = {"lr": w.lr}
     t = time.perf_counter()
-    if on_batch is not None:
-        kwargs["on_batch"] = on_batch
-    fnn.train(params, (x[:n], y[:n]), epochs=1, batch_size=w.batch_size, cost=cost, seed=0, **kwargs)
+    fnn.train(params, (x[:n], y[:n]), epochs=1, batch_size=w.batch_size, cost=cost, seed=0, **kwargs, **options)
     return time.perf_counter() - t
 
 
@@ -107,6 +107,12 @@ def run_fnn_on_batch(workload: str, params: tuple, x: np.ndarray, y: np.ndarray,
         seen[0] += 1
 
     return run_fnn(workload, params, x, y, order, limit, on_batch=count)
+
+
+def run_fnn_continue(workload: str, params: tuple, x: np.ndarray, y: np.ndarray, order: Any,
+                     limit: int | None) -> float:
+    """``fnn.train`` with ``on_divergence="continue"``: what the per-step finiteness check costs."""
+    return run_fnn(workload, params, x, y, order, limit, on_divergence="continue")
 
 
 # ---------------------------------------------------------------------------
@@ -465,6 +471,7 @@ def gemm_seconds(workload: str, n: int, repeats: int = 5) -> float:
 RUNNERS: dict[str, Callable[..., float]] = {
     "fnn": run_fnn,
     "fnn_on_batch": run_fnn_on_batch,
+    "fnn_continue": run_fnn_continue,
     "numpy_tuned": run_numpy_tuned,
     "numpy_plain": run_numpy_plain,
     "torch": run_torch,

@@ -50,10 +50,12 @@ sys.path.insert(0, str(HERE))
 
 import _peers  # noqa: E402
 
-PEERS = ("fnn", "fnn_on_batch", "numpy_tuned", "numpy_plain", "torch", "torch_dataloader", "sklearn", "seed_loop")
+PEERS = ("fnn", "fnn_on_batch", "fnn_continue", "numpy_tuned", "numpy_plain", "torch", "torch_dataloader", "sklearn",
+         "seed_loop")
 LABELS = {
     "fnn": "fnn.train",
     "fnn_on_batch": "fnn.train, on_batch callback",
+    "fnn_continue": "fnn.train, on_divergence='continue'",
     "numpy_tuned": "tuned NumPy (preallocated, in place)",
     "numpy_plain": "straightforward NumPy (fresh arrays)",
     "torch": "PyTorch eager (CPU), tight index_select loop",
@@ -414,7 +416,9 @@ def _targets(medians: dict, gemm: dict, memory: dict | None, threads: list[int],
                        "MB: 3 x (params + momentum), 4 minibatches of activations, one permutation; the "
                        f"{memory['data_mb']:.0f} MB of data not counted, never copied)",
                        memory["peak_mb"] / memory["budget_mb"], "<=", 1.0))
-    # What the hand-tuned, in-place NumPy peer reaches on this machine, for the same targets:
+    # What the per-step divergence check costs, and what the hand-tuned, in-place NumPy peer reaches:
+    checks.append(("(reference) W1 fnn on_divergence='continue' / straightforward NumPy, 1 thread",
+                   ratio((1, "W1", "fnn_continue"), (1, "W1", "numpy_plain")), "<=", 1.10))
     checks.append(("(reference) W1 fnn / tuned NumPy (preallocated, in place), 1 thread",
                    ratio((1, "W1", "fnn"), (1, "W1", "numpy_tuned")), "<=", 1.3))
     checks.append(("(reference) W1 tuned NumPy / PyTorch, 1 thread",

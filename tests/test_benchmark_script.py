@@ -16,14 +16,15 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 def test_quick_run_prints_a_table_with_numbers_in_every_row() -> None:
     out = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--limit", "400",
-         "--peers", "fnn,fnn_on_batch,numpy_tuned,numpy_plain,seed_loop",
+         "--peers", "fnn,fnn_on_batch,fnn_continue,numpy_tuned,numpy_plain,seed_loop",
          "--no-parallel", "--no-conv", "--no-cli", "--no-sequence"],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     assert "| workload | implementation | min s | median s | max s |" in out
     rows = [line for line in out.splitlines() if line.startswith("| W") and line.count("|") == 9]
     names = {r.split("|")[2].strip() for r in rows}
-    assert {"fnn.train", "fnn.train, on_batch callback", "tuned NumPy (preallocated, in place)",
+    assert {"fnn.train", "fnn.train, on_batch callback", "fnn.train, on_divergence='continue'",
+            "tuned NumPy (preallocated, in place)",
             "seed-style per-example loop"} <= names
     assert len(rows) >= 8
     for row in rows:
@@ -48,3 +49,14 @@ def test_both_pytorch_loops_are_timed_and_both_w1_ratios_reported() -> None:
                  "W1 fnn / PyTorch DataLoader(shuffle=True) loop, 1 thread"):
         row = next(line for line in targets.splitlines() if line.startswith(f"| {name} |"))
         assert re.search(r"\| \d+\.\d\d \| <= 0.15 \| (pass|FAIL) \|$", row), row
+
+
+def test_guarantee_costs_run_with_each_guarantee_off() -> None:
+    """scripts/bench_guarantees.py times every variant, and fails itself if a switch stopped working."""
+    script = SCRIPT.parent / "bench_guarantees.py"
+    out = subprocess.run([sys.executable, str(script), "--repeats", "1", "--limit", "300"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    for name in ("all guarantees", "without divergence", "without accuracy", "without read-only", "without input",
+                 "none", "NumPy loop"):
+        assert re.fullmatch(r"\| .+ \| \d+\.\d{3} \| \d+\.\d{3} \| \d+\.\d{3} \| \d+\.\d\d \|", rows[name]), rows[name]
