@@ -33,7 +33,7 @@ _WORDS = 4
 
 def _frozen(words: np.ndarray) -> Key:
     words = np.asarray(words, dtype=np.uint32)
-    words.flags.writeable = False
+    words.setflags(False)  # write=False
     return words
 
 

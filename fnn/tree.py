@@ -336,5 +336,5 @@ def freeze(tree: PyTree) -> PyTree:
     """
     for leaf in leaves(tree):
         if isinstance(leaf, np.ndarray):
-            leaf.flags.writeable = False
+            leaf.setflags(False)  # write=False
     return tree
