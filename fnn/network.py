@@ -128,7 +128,7 @@ def _leaf(p: np.ndarray, u: np.ndarray, c: np.ndarray | None) -> np.ndarray:
         out += p
     else:
         out = p + u * np.asarray(c, u.dtype)
-    out.setflags(False)  # write=False; passed by position, the call costs half
+    out.setflags(write=False)
     return out
 
 

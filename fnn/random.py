@@ -33,7 +33,7 @@ _WORDS = 4
 
 def _frozen(words: np.ndarray) -> Key:
     words = np.asarray(words, dtype=np.uint32)
-    words.setflags(False)  # write=False
+    words.flags.writeable = False
     return words
 
 

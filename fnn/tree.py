@@ -336,5 +336,5 @@ def freeze(tree: PyTree) -> PyTree:
     """
     for leaf in leaves(tree):
         if isinstance(leaf, np.ndarray):
-            leaf.setflags(False)  # write=False
+            leaf.flags.writeable = False
     return tree
