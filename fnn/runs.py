@@ -60,7 +60,7 @@ from fnn import schedules as fs
 from fnn.arguments import integer, number
 from fnn.costs import COSTS
 from fnn.describe import num_params
-from fnn.layers import ACTIVATIONS, INITS, Dropout, Reshape
+from fnn.layers import ACTIVATIONS, INITS, Dropout, Reshape, check_rate
 from fnn.network import Params, loss
 from fnn.training import DivergenceError, TrainState, train
 
@@ -306,8 +306,7 @@ def resolve_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _regularisation(cfg: dict[str, Any]) -> None:
-    _checked(cfg, "dropout", number, "dropout (the probability of dropping a unit)", "0.2", 0.0, 1.0,
-             open_high=True)
+    _checked(cfg, "dropout", check_rate, "dropout (the probability of dropping a unit)", "0.2")
     if cfg["weight_decay"] is not None:
         _checked(cfg, "weight_decay", number, "weight_decay", "1e-4", 0.0)
     if not isinstance(cfg["flip"], bool):

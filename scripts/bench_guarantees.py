@@ -58,6 +58,12 @@ def _writeable_leaf(p: np.ndarray, u: np.ndarray, c: Any) -> np.ndarray:
     return p + u if c is None else p + u * np.asarray(c, u.dtype)
 
 
+def _let_through(a: np.ndarray) -> bool:
+    """``validate.all_finite`` switched off: every array passes, and is noted as unchecked."""
+    _UNCHECKED.append(a)
+    return True
+
+
 def _off(stack: ExitStack, guarantee: str) -> dict[str, Any]:
     """Switch ``guarantee`` off until ``stack`` closes; the keyword arguments for ``train`` that it needs.
 
@@ -69,7 +75,7 @@ def _off(stack: ExitStack, guarantee: str) -> dict[str, Any]:
     target, name, stub = {
         "accuracy": (metrics, "correct", lambda params, out, y: 0),
         "read-only": (network, "_leaf", _writeable_leaf),
-        "input": (validate, "all_finite", lambda a: _UNCHECKED.append(a) is None),
+        "input": (validate, "all_finite", _let_through),
     }[guarantee]
     stack.enter_context(mock.patch.object(target, name, stub))
     return {}

@@ -40,8 +40,11 @@ class Dropout(NamedTuple):
     rate: float = 0.5
 
 
-def check_rate(rate: float) -> float:
+def check_rate(rate: float, name: str = "Dropout's rate (the probability of dropping an input)",
+               example: str = "Dropout(0.25)") -> float:
     """A drop probability checked at the boundary: a finite number in ``[0, 1)``, as a float.
+
+    ``name`` and ``example`` word the error for where the rate came from (a config key, say).
 
     >>> check_rate(0.25)
     0.25
@@ -50,8 +53,7 @@ def check_rate(rate: float) -> float:
     ...
     ValueError: Dropout's rate (the probability of dropping an input) must be a finite number in [0, 1), ...
     """
-    return number(rate, "Dropout's rate (the probability of dropping an input)", "Dropout(0.25)", 0.0, 1.0,
-                  open_high=True)
+    return number(rate, name, example, 0.0, 1.0, open_high=True)
 
 
 def dropout_mask(key: fr.KeyLike, rate: float, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
