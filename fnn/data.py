@@ -31,9 +31,11 @@ from typing import Any
 import numpy as np
 
 from fnn import random
-from fnn.arguments import integer, number, positive_int
+from fnn.arguments import describe, integer, number, positive_int
 
-__all__ = ["Data", "batches", "num_batches", "steps_per_epoch", "shuffle", "split", "one_hot", "normalize"]
+__all__ = [
+    "Data", "batches", "num_batches", "steps_per_epoch", "shuffle", "split", "proportional", "one_hot", "normalize",
+]
 
 Data = tuple[np.ndarray, ...]
 
@@ -146,15 +148,24 @@ def shuffle(key: random.KeyLike, data: Sequence[Any]) -> Data:
     return tuple(a[order] for a in arrays)
 
 
-def _proportional(counts: np.ndarray, total: int) -> np.ndarray:
+def proportional(counts: np.ndarray, total: int) -> np.ndarray:
     """Split ``total`` into integer parts proportional to ``counts`` (largest remainder).
 
-    Exact integer arithmetic; ties go to the earlier class.
+    Part ``i`` is ``floor(total * counts[i] / sum(counts))``, and the parts with the largest
+    remainders get one more until they add up to ``total``: exact integer arithmetic, ties to
+    the earlier part. The per-class sizes of a stratified :func:`split`.
 
-    >>> _proportional(np.array([5, 3, 2]), 5).tolist()
+    >>> proportional(np.array([5, 3, 2]), 5).tolist()
     [3, 1, 1]
     """
-    counts = np.asarray(counts, dtype=np.int64)
+    total = integer(total, "total", "proportional(np.bincount(labels), 100)", low=0)
+    given = np.asarray(counts)
+    if given.ndim != 1 or given.dtype.kind not in "iu" or given.size == 0 or given.min() < 0 or given.sum() == 0:
+        raise ValueError(
+            f"proportional needs a 1-D array of non-negative integer counts with a positive sum, "
+            f"got {describe(counts)}; pass e.g. np.bincount(labels)."
+        )
+    counts = given.astype(np.int64)
     n = int(counts.sum())
     quota, remainder = np.divmod(counts * total, n)
     short = total - int(quota.sum())
@@ -202,7 +213,7 @@ def split(
         by_class = np.argsort(classes, kind="stable")  # (n,)
         rank = np.empty(n, dtype=np.int64)
         rank[by_class] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
-        in_first = rank < _proportional(counts, total)[classes]  # (n,)
+        in_first = rank < proportional(counts, total)[classes]  # (n,)
     else:
         in_first = np.arange(n) < total
     first, second = order[in_first], order[~in_first]

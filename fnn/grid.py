@@ -21,6 +21,7 @@ over seeds (mean and sample standard deviation of the completed runs).
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
@@ -28,6 +29,8 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from fnn import io as fio
 
 __all__ = ["COLUMNS", "STATUSES", "Group", "expand", "varied", "groups", "show", "markdown", "write_csv", "plot"]
 
@@ -225,13 +228,12 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], keys: Sequenc
     ['0.5', '0', 'completed', '0.9']
     """
     columns = [*[k for k in keys if k != "seed"], "seed", *COLUMNS]
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        writer.writerows([_cell(r.get(c)) for c in columns] for r in rows)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    writer.writerows([_cell(r.get(c)) for c in columns] for r in rows)
+    with fio.atomic_write(path) as f:
+        f.write(text.getvalue().encode())
 
 
 def plot(path: str | Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> str:
@@ -273,6 +275,7 @@ def plot(path: str | Path, rows: Sequence[Mapping[str, Any]], keys: Sequence[str
         ax.set_xlabel(key)
         ax.set_ylabel("test accuracy")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with fio.atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return Path(path).name

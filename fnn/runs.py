@@ -471,14 +471,8 @@ def _now() -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with fio.atomic_write(path) as f:
+        f.write((json.dumps(obj, indent=2, allow_nan=True) + "\n").encode())
 
 
 def _plot(out: Path, history: list[dict[str, Any]], held_out: str = "validation") -> str:
@@ -502,7 +496,8 @@ def _plot(out: Path, history: list[dict[str, Any]], held_out: str = "validation"
     ax2.set_xlabel("epoch")
     ax2.set_ylabel(f"{held_out} accuracy")
     fig.tight_layout()
-    fig.savefig(out / CURVE_FILE, dpi=100)
+    with fio.atomic_write(out / CURVE_FILE) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return CURVE_FILE
 
@@ -1217,9 +1212,8 @@ def _write_summary(out: Path, rows: list[dict[str, Any]], keys: list[str]) -> st
 
     grid.write_csv(out / SUMMARY_CSV, rows, keys)
     table = grid.markdown(rows, keys)
-    tmp = out / f".{SUMMARY_MD}.tmp"
-    tmp.write_text(table + "\n")
-    os.replace(tmp, out / SUMMARY_MD)
+    with fio.atomic_write(out / SUMMARY_MD) as f:
+        f.write((table + "\n").encode())
     grid.plot(out / SWEEP_PLOT, rows, keys)
     return table
 

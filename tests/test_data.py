@@ -173,6 +173,25 @@ def test_split_one_hot_labels_and_unstratified():
     np.testing.assert_array_equal(np.concatenate([xa, xb]), fnn.random.generator(0).permutation(10))
 
 
+def test_proportional_is_largest_remainder_and_adds_up():
+    assert fnn.data.proportional(np.array([5, 3, 2]), 5).tolist() == [3, 1, 1]  # remainders 0.5, 0.5, 0: earlier wins
+    assert fnn.data.proportional(np.array([1, 1, 1]), 2).tolist() == [1, 1, 0]
+    assert fnn.data.proportional(np.array([0, 4]), 3).tolist() == [0, 3]
+    counts = np.random.default_rng(0).integers(0, 50, size=(200, 7))
+    for c, total in zip(counts, range(0, 2000, 10)):
+        if c.sum():
+            parts = fnn.data.proportional(c, total)
+            assert parts.sum() == total and np.all(np.abs(parts - total * c / c.sum()) < 1)
+
+
+@pytest.mark.parametrize("counts", [[0, 0], [[1, 2]], [1.5, 2.0], [-1, 3], []])
+def test_proportional_refuses_what_has_no_proportions(counts):
+    with pytest.raises(ValueError, match="non-negative integer counts with a positive sum, got list"):
+        fnn.data.proportional(counts, 3)
+    with pytest.raises(ValueError, match="total must be an integer >= 0, got -1"):
+        fnn.data.proportional([1, 2], -1)
+
+
 @pytest.mark.parametrize(
     "fraction, error", [(0.0, ValueError), (1.0, ValueError), (1.5, ValueError), ("a", TypeError)]
 )

@@ -195,6 +195,35 @@ def test_ctrl_c_during_save_finishes_the_write(tmp_path: Path, monkeypatch: pyte
     assert np.array_equal(fnn.load(tmp_path / "k.npz")["w"], np.arange(5.0))
 
 
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    with pytest.raises(RuntimeError, match="mid-write"):
+        with fio.atomic_write(path) as f:
+            f.write(b"half")
+            raise RuntimeError("mid-write")
+    assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    with fio.atomic_write(path) as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new" and path.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_every_file_fnn_writes_gets_the_umask_mode(tmp_path: Path) -> None:
+    """One writer for every file: an IDX file, a checkpoint and a run's JSON all get ``0o666 & ~umask``
+    (an IDX file written by a temporary of its own used to be private, 0o600)."""
+    old = os.umask(0o022)
+    try:
+        fnn.datasets.write_idx(tmp_path / "x-idx1-ubyte", np.arange(3, dtype=np.uint8))
+        fnn.save(tmp_path / "p.npz", {"w": np.zeros(2)})
+        fnn.grid.write_csv(tmp_path / "summary.csv", [{"lr": 0.5, "seed": 0}], ["lr", "seed"])
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {
+        "x-idx1-ubyte": 0o644, "p.npz": 0o644, "summary.csv": 0o644}
+
+
 def test_unknown_record_type_says_only_that_and_lists_public_types(tmp_path: Path) -> None:
     path = tmp_path / "later.npz"
     fnn.save(path, fnn.mlp([2, 2], seed=0))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn.data import _proportional
+from fnn.data import proportional
 
 __all__ = ["load_digits"]
 
@@ -35,7 +35,7 @@ def _is_test(labels: np.ndarray) -> np.ndarray:
     ``floor((j + 1) * t / m) > floor(j * t / m)``. Integer arithmetic, no seed.
     """
     counts = np.bincount(labels)  # (10,)
-    tests = _proportional(counts, _TEST)  # (10,)
+    tests = proportional(counts, _TEST)  # (10,)
     by_class = np.argsort(labels, kind="stable")
     j = np.empty(len(labels), dtype=np.int64)
     j[by_class] = np.arange(len(labels)) - np.repeat(np.cumsum(counts) - counts, counts)

@@ -23,11 +23,12 @@ from __future__ import annotations
 import gzip
 import os
 import sys
-import tempfile
 import zlib
 from typing import Any
 
 import numpy as np
+
+from fnn import io as fio
 
 __all__ = ["IDXError", "read_idx", "write_idx"]
 
@@ -226,17 +227,5 @@ def write_idx(path: str | os.PathLike[str], array: Any) -> None:
     data = header + payload
     if os.fspath(path).endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    _atomic_write(path, data)
-
-
-def _atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it onto ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with fio.atomic_write(path) as f:
+        f.write(data)

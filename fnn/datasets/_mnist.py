@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fnn.datasets._idx import IDXError, _atomic_write, read_idx
+from fnn import io as fio
+from fnn.datasets._idx import IDXError, read_idx
 
 __all__ = ["DownloadError", "load_mnist", "load_fashion_mnist"]
 
@@ -100,7 +101,8 @@ def _download(source: _Source, directory: Path, filename: str) -> None:
         if digest != source.sha256[filename]:
             failures.append(f"  {url}: SHA-256 {digest}, expected {source.sha256[filename]}")
             continue
-        _atomic_write(directory / filename, data)
+        with fio.atomic_write(directory / filename) as f:
+            f.write(data)
         return
     raise DownloadError(f"could not download {source.title} file {filename}:\n" + "\n".join(failures))
 
