@@ -441,18 +441,18 @@ def train(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed, validation=validation,
         initial_state=initial_state, on_divergence=on_divergence, executor=executor, shards=shards, on_batch=on_batch,
     )
-    start = init_state(params, optimizer, seed) if initial_state is None else initial_state
-    states = toolz.take(max(epochs - start.epoch, 0), states)
+    done = 0 if initial_state is None else initial_state.epoch  # a fresh run's first state is training's own
+    states = toolz.take(max(epochs - done, 0), states)
     if patience is not None:  # patience and monitor are checked here, before any epoch runs
-        states = early_stopping(states, patience, monitor=monitor, start=start, best_params=best_params)
+        states = early_stopping(states, patience, monitor=monitor, start=initial_state, best_params=best_params)
         if validation is None:
             raise ValueError(f"patience stops on {monitor}: pass validation=(x_val, y_val) as well.")
 
-    def observe(_: TrainState, s: TrainState) -> TrainState:
+    def observe(_: TrainState | None, s: TrainState) -> TrainState:
         for watch in observers:
             watch(s)
         return s
 
-    final = toolz.reduce(observe, states, start)
+    final = toolz.reduce(observe, states, initial_state)  # epochs >= 1: a fresh run yields a state
     return final.params, final.history
 

@@ -271,3 +271,14 @@ def test_patience_resumed_from_a_state_stops_where_the_whole_run_stops():
     resumed, rest = fnn.train(params, (x[:60], y[:60]), epochs=60, patience=2, initial_state=cut,
                               best_params=best_params, **kw)
     assert len(rest) == stop and fnn.tree.all_equal(resumed, whole)
+
+
+def test_train_initialises_the_optimizer_once():
+    x, y = blobs(n=40)
+    made = []
+    adam = fnn.adam(1e-2)
+    counted = fnn.GradientTransformation(lambda p: made.append(1) or adam.init(p), adam.update)
+    trained, history = fnn.train(fnn.mlp([8, 3], seed=0), (x, y), epochs=2, batch_size=8, optimizer=counted)
+    assert len(made) == 1 and len(history) == 2
+    again, _ = fnn.train(fnn.mlp([8, 3], seed=0), (x, y), epochs=2, batch_size=8, optimizer=adam)
+    assert tree.all_equal(trained, again)
