@@ -380,10 +380,12 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """A binary file to write that replaces ``path`` all at once, when the block ends without error.
 
     The bytes go to a temporary file beside ``path``, which is flushed, fsynced and renamed
-    over ``path`` with ``os.replace``: a crash, a kill or an exception mid-write leaves the
-    old file (or no file) and no temporary behind. Ctrl-C during the block lets it finish,
-    then raises ``KeyboardInterrupt``. A new file gets the permissions the umask allows
-    (``0o666 & ~umask``), a replaced one keeps its own. Every file fnn writes goes through here.
+    over ``path`` with ``os.replace``, so ``path`` holds the old content or the new, never a
+    part. An exception in the block removes the temporary; a crash or a kill can leave one
+    (``.<name>.<random>.tmp``). Ctrl-C during the block lets it finish, then raises
+    ``KeyboardInterrupt``. A new file gets the permissions the umask allows (``0o666 & ~umask``),
+    a replaced one keeps its own. Every file fnn writes its results to (checkpoints, IDX files,
+    downloads, a run's JSON, CSV and plots) goes through here.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
