@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import fnn
+from fnn import grid
 from fnn import io as fio
 
 
@@ -217,7 +218,7 @@ def test_every_file_fnn_writes_gets_the_umask_mode(tmp_path: Path) -> None:
     try:
         fnn.datasets.write_idx(tmp_path / "x-idx1-ubyte", np.arange(3, dtype=np.uint8))
         fnn.save(tmp_path / "p.npz", {"w": np.zeros(2)})
-        fnn.grid.write_csv(tmp_path / "summary.csv", [{"lr": 0.5, "seed": 0}], ["lr", "seed"])
+        grid.write_csv(tmp_path / "summary.csv", [{"lr": 0.5, "seed": 0}], ["lr", "seed"])
     finally:
         os.umask(old)
     assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {
