@@ -176,20 +176,20 @@ def _lift(f: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[PyTree, ...]
     ((array([2.]), 0.5), (array([1.]), 0.0))
     """
 
+    def one(*xs: Any) -> tuple[Any, ...]:
+        return f(*xs) if is_param(xs[0]) else xs
+
     def lifted(updates: PyTree, *states: PyTree) -> tuple[PyTree, ...]:
-        leaves, treedef = ft.flatten(updates)
-        columns = [leaves]
-        for i, state in enumerate(states, 1):
-            state_leaves, state_def = ft.flatten(state)
-            if state_def != treedef:
-                raise ft.TreeMismatchError(
-                    f"{f.__qualname__}: state {i} does not have the structure of the updates.\n"
-                    f"  updates: {treedef}\n  state {i}: {state_def}\n"
-                    "Pass the state that this transformation's init made for these params."
-                )
-            columns.append(state_leaves)
-        outs = [f(*xs) if is_param(xs[0]) else xs for xs in zip(*columns)]
-        return tuple(treedef.build(iter(col)) for col in (list(zip(*outs)) or [()] * len(columns)))
+        try:
+            return ft.map(one, updates, *states, outputs=1 + len(states))
+        except ft.TreeMismatchError:
+            want = ft.structure(updates)
+            i, got = next((i, d) for i, d in enumerate(map(ft.structure, states), 1) if d != want)
+            raise ft.TreeMismatchError(
+                f"{f.__qualname__}: state {i} does not have the structure of the updates.\n"
+                f"  updates: {want}\n  state {i}: {got}\n"
+                "Pass the state that this transformation's init made for these params."
+            ) from None
 
     return lifted
 

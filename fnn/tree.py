@@ -25,7 +25,6 @@ the same structure, and say so, printing both, when they do not.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -210,25 +209,77 @@ def _mismatch(name: str, a: TreeDef, b: TreeDef, index: int) -> TreeMismatchErro
     )
 
 
-def map(f: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
+def map(f: Callable[..., Any], tree: PyTree, *rest: PyTree, outputs: int | None = None) -> PyTree:
     """Apply ``f`` leaf by leaf, returning a tree of the structure of ``tree``.
 
     ``map(f, t, u)`` calls ``f(leaf_t, leaf_u)`` for each pair of matching
-    leaves; ``t`` and ``u`` must have the same structure.
+    leaves; ``t`` and ``u`` must have the same structure. With ``outputs=k``, ``f``
+    returns a ``k``-tuple and ``map`` returns ``k`` trees, the first of every ``f``'s
+    first output, and so on (an optimizer's new updates and new states). One walk over
+    the trees, whatever ``k``: no structure is built unless they differ.
 
     >>> map(lambda a, b: a + b, (1, [2]), (10, [20]))
     (11, [22])
+    >>> map(lambda a, b: (a + b, a * b), (1, [2]), (10, [20]), outputs=2)
+    ((11, [22]), (10, [40]))
     """
-    leaves_, treedef = flatten(tree)
-    if not rest:
-        return treedef.build(builtins.map(f, leaves_))
-    others = []
-    for i, other in enumerate(rest, start=1):
-        other_leaves, other_def = flatten(other)
-        if other_def != treedef:
-            raise _mismatch("fnn.tree.map", treedef, other_def, i)
-        others.append(other_leaves)
-    return treedef.build(builtins.map(f, leaves_, *others))
+    try:
+        return _map(f, outputs, tree, *rest)
+    except _Differ as e:
+        raise _mismatch("fnn.tree.map", structure(tree), structure(rest[e.index]), e.index + 1) from None
+
+
+class _Differ(Exception):
+    """Raised inside :func:`_map` where tree ``index`` of ``rest`` stops matching."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+_PLAIN = (tuple, list, dict, type(None))
+
+
+def _is_node(x: Any) -> bool:
+    """Whether ``x`` is a container of the tree (what :func:`_children` opens), not a leaf."""
+    return type(x) in _PLAIN or _is_namedtuple(x)
+
+
+def _map(f: Callable[..., Any], outputs: int | None, node: Any, *rest: Any) -> Any:
+    """:func:`map` below ``node``, matching ``rest`` node by node as it goes (containers as :func:`_children`)."""
+    kind = type(node)
+    if kind is np.ndarray or not _is_node(node):  # a leaf (arrays, the common one, decided first)
+        for i, other in enumerate(rest):
+            if type(other) is not np.ndarray and _is_node(other):
+                raise _Differ(i)
+        return f(node, *rest)
+    for i, other in enumerate(rest):
+        if type(other) is not kind or (node is not None and len(other) != len(node)):
+            raise _Differ(i)
+    keys = None
+    if kind is dict:
+        keys = tuple(sorted(node))
+        for i, other in enumerate(rest):
+            if other.keys() != node.keys():
+                raise _Differ(i)
+        outs = [_map(f, outputs, node[k], *[other[k] for other in rest]) for k in keys]
+    else:
+        outs = [] if node is None else [_map(f, outputs, *kids) for kids in zip(node, *rest)]
+    if outputs is None:
+        return _node(kind, keys, outs)
+    return tuple([_node(kind, keys, list(column)) for column in (zip(*outs) if outs else [()] * outputs)])
+
+
+def _node(kind: Any, meta: Any, kids: list[Any]) -> Any:
+    """A container of ``kind`` (and dict keys ``meta``) holding ``kids``."""
+    if kind is tuple:
+        return tuple(kids)
+    if kind is list:
+        return kids
+    if kind is dict:
+        return dict(zip(meta, kids))
+    if kind is type(None):
+        return None
+    return kind(*kids)
 
 
 def all_equal(a: PyTree, b: PyTree) -> bool:

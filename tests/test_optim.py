@@ -334,6 +334,16 @@ def test_bad_arguments(build, match):
         build()
 
 
+def test_a_state_of_other_params_is_named_with_both_structures():
+    small, big = fnn.mlp([3, 2], seed=0), fnn.mlp([3, 4, 2], seed=0)
+    adam = fnn.adam(0.1)
+    with pytest.raises(fnn.tree.TreeMismatchError) as e:
+        adam.update(big, adam.init(small), big)
+    assert "state 1 does not have the structure of the updates" in str(e.value)
+    assert "updates: (Dense(w=*, b=*), Sigmoid(), Dense(w=*, b=*), Sigmoid())" in str(e.value)
+    assert "state 1: (Dense(w=*, b=*), Sigmoid())" in str(e.value)
+
+
 def test_chain_state_mismatch_and_missing_params():
     opt = fnn.chain(fnn.sgd(0.1), fnn.clip_by_value(1.0))
     with pytest.raises(ValueError, match="chain of 2 transformations needs a tuple of 2 states"):

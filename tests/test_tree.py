@@ -50,6 +50,24 @@ def test_map_preserves_structure(t):
         np.testing.assert_array_equal(after, np.asarray(before) * 2)
 
 
+@settings(max_examples=150, deadline=None)
+@given(trees_st, trees_st)
+def test_map_walks_like_flatten_and_finds_any_difference(t, u):
+    """One walk: leaves in flatten order, ``outputs=k`` gives k trees, and two trees match exactly when
+    their flattened structures are equal (else the error shows both)."""
+    seen = []
+    tree.map(seen.append, t)
+    assert len(seen) == len(tree.leaves(t)) and all(a is b for a, b in zip(seen, tree.leaves(t)))
+    doubled, same = tree.map(lambda a, b: (a * 2, b), t, t, outputs=2)
+    assert tree.all_equal(doubled, tree.map(lambda a: a * 2, t)) and tree.all_equal(same, t)
+    if tree.structure(t) == tree.structure(u):
+        tree.map(lambda a, b: a, t, u)
+    else:
+        with pytest.raises(tree.TreeMismatchError) as e:
+            tree.map(lambda a, b: a, t, u, outputs=None)
+        assert str(tree.structure(t)) in str(e.value) and str(tree.structure(u)) in str(e.value)
+
+
 def test_conventions_match_jax_tree_util():
     # None has no leaves; dict children in sorted key order; NamedTuple fields are children.
     t = {"b": 1, "a": (2, None, Rec(3, [4]))}
