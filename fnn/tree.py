@@ -216,7 +216,9 @@ def map(f: Callable[..., Any], tree: PyTree, *rest: PyTree, outputs: int | None 
     leaves; ``t`` and ``u`` must have the same structure. With ``outputs=k``, ``f``
     returns a ``k``-tuple and ``map`` returns ``k`` trees, the first of every ``f``'s
     first output, and so on (an optimizer's new updates and new states). One walk over
-    the trees, whatever ``k``: no structure is built unless they differ.
+    the trees, whatever ``k``: no structure is built unless they differ, and a difference
+    raises :class:`TreeMismatchError` when the walk reaches it (``f`` may have run on the
+    leaves before it).
 
     >>> map(lambda a, b: a + b, (1, [2]), (10, [20]))
     (11, [22])
