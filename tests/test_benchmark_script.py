@@ -60,3 +60,15 @@ def test_guarantee_costs_run_with_each_guarantee_off() -> None:
     for name in ("all guarantees", "without divergence", "without accuracy", "without read-only", "without input",
                  "none", "NumPy loop"):
         assert re.fullmatch(r"\| .+ \| \d+\.\d{3} \| \d+\.\d{3} \| \d+\.\d{3} \| \d+\.\d\d \|", rows[name]), rows[name]
+
+
+def test_optimizer_benchmark_reports_every_row() -> None:
+    """scripts/bench_optim.py times fnn's update for both nets and optimizers (PyTorch's beside it where installed)."""
+    script = SCRIPT.parent / "bench_optim.py"
+    out = subprocess.run([sys.executable, str(script), "--repeats", "1", "--calls", "20"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| W")]
+    assert [r.split("|")[1:3] for r in rows] == [[" W1 ", " momentum "], [" W1 ", " adam "],
+                                                 [" W2 ", " momentum "], [" W2 ", " adam "]]
+    for row in rows:
+        assert re.fullmatch(r"\| W\d \| \w+ \| \d+\.\d \| (\d+\.\d \| \d+\.\d\d|- \| -) \|", row), row
