@@ -61,20 +61,35 @@ def _is_namedtuple(x: Any) -> bool:
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
 
 
+_PLAIN = (tuple, list, dict, type(None))
+
+
+def _is_node(x: Any) -> bool:
+    """Whether ``x`` is a container of the tree (a tuple, list, dict, ``None`` or ``NamedTuple``), not a leaf."""
+    return type(x) in _PLAIN or _is_namedtuple(x)
+
+
 def _children(node: Any) -> tuple[Any, Any, list[Any]] | None:
     """``(kind, meta, children)`` for a container node, ``None`` for a leaf."""
-    if node is None:
-        return type(None), None, []
-    if _is_namedtuple(node):
-        return type(node), None, list(node)
-    if type(node) is tuple:
-        return tuple, None, list(node)
-    if type(node) is list:
-        return list, None, list(node)
+    if not _is_node(node):
+        return None
     if type(node) is dict:
         keys = tuple(sorted(node))
         return dict, keys, [node[k] for k in keys]
-    return None
+    return type(node), None, [] if node is None else list(node)
+
+
+def _node(kind: Any, meta: Any, kids: list[Any]) -> Any:
+    """A container of ``kind`` (and dict keys ``meta``) holding ``kids``: the inverse of :func:`_children`."""
+    if kind is tuple:
+        return tuple(kids)
+    if kind is list:
+        return kids
+    if kind is dict:
+        return dict(zip(meta, kids))
+    if kind is type(None):
+        return None
+    return kind(*kids)
 
 
 class TreeDef:
@@ -125,19 +140,9 @@ class TreeDef:
 
     def build(self, it: Any) -> Any:
         """Rebuild a tree of this structure, taking leaves from iterator ``it``."""
-        kind = self.kind
-        if kind is None:
+        if self.kind is None:
             return next(it)
-        if kind is type(None):
-            return None
-        kids = [c.build(it) for c in self.children]
-        if kind is tuple:
-            return tuple(kids)
-        if kind is list:
-            return kids
-        if kind is dict:
-            return dict(zip(self.meta, kids))
-        return kind(*kids)
+        return _node(self.kind, self.meta, [c.build(it) for c in self.children])
 
 
 _LEAF = TreeDef(None, None, ())
@@ -238,16 +243,8 @@ class _Differ(Exception):
         self.index = index
 
 
-_PLAIN = (tuple, list, dict, type(None))
-
-
-def _is_node(x: Any) -> bool:
-    """Whether ``x`` is a container of the tree (what :func:`_children` opens), not a leaf."""
-    return type(x) in _PLAIN or _is_namedtuple(x)
-
-
 def _map(f: Callable[..., Any], outputs: int | None, node: Any, *rest: Any) -> Any:
-    """:func:`map` below ``node``, matching ``rest`` node by node as it goes (containers as :func:`_children`)."""
+    """:func:`map` below ``node``, matching ``rest`` node by node as it goes."""
     kind = type(node)
     if kind is np.ndarray or not _is_node(node):  # a leaf (arrays, the common one, decided first)
         for i, other in enumerate(rest):
@@ -269,19 +266,6 @@ def _map(f: Callable[..., Any], outputs: int | None, node: Any, *rest: Any) -> A
     if outputs is None:
         return _node(kind, keys, outs)
     return tuple([_node(kind, keys, list(column)) for column in (zip(*outs) if outs else [()] * outputs)])
-
-
-def _node(kind: Any, meta: Any, kids: list[Any]) -> Any:
-    """A container of ``kind`` (and dict keys ``meta``) holding ``kids``."""
-    if kind is tuple:
-        return tuple(kids)
-    if kind is list:
-        return kids
-    if kind is dict:
-        return dict(zip(meta, kids))
-    if kind is type(None):
-        return None
-    return kind(*kids)
 
 
 def all_equal(a: PyTree, b: PyTree) -> bool:
