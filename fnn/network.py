@@ -120,7 +120,10 @@ def _places(records: Any) -> Plan:
 
 
 def _leaf(p: np.ndarray, u: np.ndarray, c: np.ndarray | None) -> np.ndarray:
-    """``p + c * u`` (``c`` ``None``: ``p + u``) for one parameter array, as a new read-only array."""
+    """``p + c * u`` (``c`` ``None``: ``p + u``) for one parameter array, as a new read-only array.
+
+    A 0-d ``p`` (a single learned number) stays a 0-d array, which NumPy's arithmetic on it is not.
+    """
     if c is None:
         out = p + u
     elif u.dtype is p.dtype is c.dtype:
@@ -128,6 +131,8 @@ def _leaf(p: np.ndarray, u: np.ndarray, c: np.ndarray | None) -> np.ndarray:
         out += p
     else:
         out = p + u * np.asarray(c, u.dtype)
+    if not p.ndim:  # NumPy gave a scalar (np.float64 is no array: no parameter any more)
+        out = np.array(out)
     out.setflags(write=False)
     return out
 

@@ -25,7 +25,8 @@ The math of each transformation is written once, for one array, in one function
 through untouched, are never decayed, and do not count in a global norm;
 :func:`fnn.apply_updates` ignores their updates. Updates keep each array's dtype.
 
-``learning_rate(state)`` reads the rate the next update will use, for logging.
+``learning_rate(state)`` reads the rate of the latest update (before any, the rate of the first),
+for logging.
 
 >>> import fnn, numpy as np
 >>> params = (fnn.Dense(np.ones((2, 1)), np.zeros(1)),)
@@ -169,15 +170,22 @@ def _lift(f: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[PyTree, ...]
     ``lifted(updates, *states)`` calls ``f`` on each parameter leaf of ``updates`` with the
     matching leaves of the ``states`` (trees shaped like the params) and returns the trees of
     its outputs: the new updates and the new states. Leaves that are settings rather than
-    parameters pass through untouched, as do their state leaves.
+    parameters pass through untouched, as do their state leaves. For a 0-d parameter (a single
+    learned number), whose math NumPy does in scalars, the outputs are read-only 0-d arrays of
+    their dtype again (:func:`_array0`), so the next transformation still sees a parameter.
 
     >>> double = _lift(lambda u, m: (2 * u, m + u))
     >>> double((np.ones(1), 0.5), (np.zeros(1), 0.0))
     ((array([2.]), 0.5), (array([1.]), 0.0))
+    >>> double(np.array(1.0), np.array(0.0))
+    (array(2.), array(1.))
     """
 
     def one(*xs: Any) -> tuple[Any, ...]:
-        return f(*xs) if is_param(xs[0]) else xs
+        if not is_param(xs[0]):
+            return xs
+        out = f(*xs)
+        return out if xs[0].ndim else tuple(map(_array0, out))  # a 0-d param: NumPy gave scalars
 
     def lifted(updates: PyTree, *states: PyTree) -> tuple[PyTree, ...]:
         try:
@@ -192,6 +200,21 @@ def _lift(f: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[PyTree, ...]
             ) from None
 
     return lifted
+
+
+def _array0(x: Any) -> Any:
+    """A NumPy scalar (``np.float64``...) as the read-only 0-d array of its dtype; anything else as it is.
+
+    Arithmetic on 0-d arrays returns scalars, which :func:`fnn.layers.is_param` rejects as settings:
+    the math of a 0-d parameter (a single learned number) goes back into arrays here.
+
+    >>> _array0(np.array(2.0) * np.array(3.0)), _array0(0.5)
+    (array(6.), 0.5)
+    """
+    if isinstance(x, np.generic):
+        x = np.array(x)
+        x.setflags(write=False)
+    return x
 
 
 def _zeros(p: Any) -> np.ndarray:
@@ -391,10 +414,15 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     This is PyTorch's ``SGD(momentum=mu, nesterov=...)`` with ``dampening=0``: its
     buffer starts as the first gradient, which is what ``b_0 = 0`` gives.
 
+    The heavy-ball update is the new buffer itself, returned read-only (no copy): a later
+    transformation cannot change the state by writing into its updates.
+
     >>> opt = trace(0.5)
     >>> u, s = opt.update(np.ones(1), opt.init(np.ones(1)))
     >>> opt.update(np.ones(1), s)[0]
     array([1.5])
+    >>> u is s.trace, u.flags.writeable
+    (True, False)
     """
     mu = number(decay, "decay", "trace(0.9)", 0.0)
     if not isinstance(nesterov, bool):
@@ -404,6 +432,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     def one(g: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         b = b * np.asarray(mu, b.dtype)  # a new array: the state passed in is never written
         b += g
+        b.setflags(write=False)  # the state, and the heavy-ball update too: nobody may write into it
         return (g + b * np.asarray(mu, b.dtype) if nesterov else b), b
 
     return _moments(TraceState, one)
@@ -440,8 +469,7 @@ def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Grad
         return one
 
     def init(params: PyTree) -> ScaleByAdamState:
-        zeros = ft.map(_zeros, params)
-        return ScaleByAdamState(_count0(), zeros, zeros)
+        return ScaleByAdamState(_count0(), ft.map(_zeros, params), ft.map(_zeros, params))
 
     def update(updates: PyTree, state: ScaleByAdamState, params: PyTree | None = None):
         del params
@@ -487,7 +515,14 @@ def _add_scaled_params(weight: float, name: str) -> GradientTransformation:
     def update(updates: PyTree, params: PyTree | None) -> PyTree:
         if params is None:
             raise ValueError(f"{name} needs the params: call update(grads, state, params).")
-        return add(updates, params)[0]
+        try:
+            return add(updates, params)[0]
+        except ft.TreeMismatchError:
+            raise ft.TreeMismatchError(
+                f"{name}: the params do not have the structure of the updates.\n"
+                f"  updates: {ft.structure(updates)}\n  params:  {ft.structure(params)}\n"
+                "Pass the params that the gradients were computed for: update(grads, state, params)."
+            ) from None
 
     return _stateless(update)
 

@@ -78,31 +78,48 @@ def early_stopping(
     return _until_patience_runs_out(states, patience, monitor, start, best_params)
 
 
+def _watch(best_value: float, waited: int, value: float) -> tuple[bool, float, int]:
+    """One more epoch of early stopping, with the signed statistic ``value`` (lower is better):
+    ``(improved, best value, epochs waited)``. Only a strictly lower value is an improvement: not a
+    tie, nor a NaN, nor an inf while nothing finite came before (the best value starts at inf).
+
+    >>> _watch(math.inf, 0, 0.5), _watch(0.5, 0, 0.5), _watch(math.inf, 0, math.nan)
+    ((True, 0.5, 0), (False, 0.5, 1), (False, inf, 1))
+    """
+    if value < best_value:
+        return True, value, 0
+    return False, best_value, waited + 1
+
+
 def _resume(start: State | None, best_params: Any, monitor: str) -> tuple[Any, float, int]:
     """``(best params, best value, epochs waited)`` as early stopping left them at ``start``.
 
-    Read from ``start.history``: a resumed run stops where the uninterrupted one would. When the best
-    epoch is not ``start``'s last, its params are ``best_params``. Values are signed so that lower is
-    better. A fresh run (no ``start``) has no best params yet: if patience runs out before any epoch has
-    a finite value, the last state is yielded as it is.
+    Replays ``start.history`` through :func:`_watch`, as the running loop would have met it (an epoch
+    that did not record ``monitor`` counts as no improvement): a resumed run stops where the
+    uninterrupted one would. When the best epoch is not ``start``'s last, its params are ``best_params``.
+    Values are signed so that lower is better. Until an epoch improves on inf, there are no best params
+    (``None``): if patience runs out before any epoch has a finite value, the last state is yielded
+    as it is, resumed or not.
     """
     if start is None:
         return None, math.inf, 0
     sign = 1.0 if MONITORS[monitor] else -1.0
-    values = [math.inf if getattr(h, monitor) is None else sign * getattr(h, monitor) for h in start.history]
-    if not values:
-        return start.params, math.inf, 0
-    best = values.index(min(values))
-    waited = len(values) - 1 - best
+    best, best_value, waited = None, math.inf, 0  # best: the index of the best epoch so far
+    for e, h in enumerate(start.history):
+        value = getattr(h, monitor)
+        improved, best_value, waited = _watch(best_value, waited, math.inf if value is None else sign * value)
+        best = e if improved else best
+    if best is None:  # no epoch has improved on inf: no best params yet, as in a fresh run
+        return None, best_value, waited
     if waited == 0:
-        return start.params, values[best], 0
+        return start.params, best_value, 0
     if best_params is None:
         raise ValueError(
             f"the state resumed from (start=, or train's initial_state=) has its best {monitor} in epoch "
-            f"{best + 1}, not its last ({len(values)}): to continue early stopping exactly, pass best_params= "
-            "(the params after that epoch)."
+            f"{best + 1}, not its last ({len(start.history)}): to continue early stopping exactly, pass "
+            "best_params= (the params after that epoch)."
         )
-    return best_params, values[best], waited
+    return best_params, best_value, waited
 
 
 def _until_patience_runs_out(
@@ -119,11 +136,11 @@ def _until_patience_runs_out(
                 f"early stopping watches {monitor}, which epoch {len(s.history)} did not record: "
                 "train with validation data, e.g. fnn.training(..., validation=(x_val, y_val))."
             )
-        if sign * value < best_value:
-            best, best_value, waited = s.params, sign * value, 0
+        improved, best_value, waited = _watch(best_value, waited, sign * value)
+        if improved:
+            best = s.params
             yield s
         else:
-            waited += 1
             yield s if waited < patience or best is None else s._replace(params=best)
             if waited >= patience:
                 return

@@ -4,8 +4,12 @@ A pytree is a nested structure of tuples, lists, dicts, ``NamedTuple`` records
 and ``None``, whose leaves are numpy arrays or Python scalars. These are the
 conventions of ``jax.tree_util``: ``None`` is a node with no children, dict
 children are ordered by sorted key, a ``NamedTuple`` is a node whose children
-are its fields. A network (a tuple of layer records), its gradients and an
-optimizer's state are all pytrees, so one set of functions serves them all.
+are its fields. A ``collections.OrderedDict`` and a ``collections.defaultdict``
+are dicts too, rebuilt as their own type: an ``OrderedDict``'s children in its
+insertion order, a ``defaultdict``'s by sorted key and with its
+``default_factory`` (part of its structure). Other subclasses of tuple, list or
+dict are leaves, as in jax. A network (a tuple of layer records), its gradients
+and an optimizer's state are all pytrees, so one set of functions serves them all.
 
 Every function here is pure: it builds new containers and never writes into
 the ones it is given. Functions that take several trees require them to have
@@ -25,6 +29,7 @@ the same structure, and say so, printing both, when they do not.
 
 from __future__ import annotations
 
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -61,32 +66,55 @@ def _is_namedtuple(x: Any) -> bool:
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
 
 
-_PLAIN = (tuple, list, dict, type(None))
+_DICTS = (dict, OrderedDict, defaultdict)
+_PLAIN = (tuple, list, type(None), *_DICTS)
 
 
 def _is_node(x: Any) -> bool:
-    """Whether ``x`` is a container of the tree (a tuple, list, dict, ``None`` or ``NamedTuple``), not a leaf."""
+    """Whether ``x`` is a container of the tree (a tuple, list, dict, ``OrderedDict``, ``defaultdict``,
+    ``None`` or ``NamedTuple``), not a leaf."""
     return type(x) in _PLAIN or _is_namedtuple(x)
+
+
+def _dict_meta(node: dict[Any, Any]) -> Any:
+    """What a dict node's structure holds besides its type: its keys in children order (sorted; an
+    ``OrderedDict``'s as inserted), with a ``defaultdict``'s ``default_factory`` before them.
+
+    >>> _dict_meta({"b": 1, "a": 2}), _dict_meta(OrderedDict(b=1, a=2)), _dict_meta(defaultdict(list, b=1))
+    (('a', 'b'), ('b', 'a'), (<class 'list'>, ('b',)))
+    """
+    if type(node) is OrderedDict:
+        return tuple(node)
+    keys = tuple(sorted(node))
+    return (node.default_factory, keys) if type(node) is defaultdict else keys
+
+
+def _keys(kind: Any, meta: Any) -> tuple[Any, ...]:
+    """The keys of a dict node of ``kind`` in children order, from its :func:`_dict_meta`."""
+    return meta[1] if kind is defaultdict else meta
 
 
 def _children(node: Any) -> tuple[Any, Any, list[Any]] | None:
     """``(kind, meta, children)`` for a container node, ``None`` for a leaf."""
     if not _is_node(node):
         return None
-    if type(node) is dict:
-        keys = tuple(sorted(node))
-        return dict, keys, [node[k] for k in keys]
+    if isinstance(node, dict):
+        kind, meta = type(node), _dict_meta(node)
+        return kind, meta, [node[k] for k in _keys(kind, meta)]
     return type(node), None, [] if node is None else list(node)
 
 
 def _node(kind: Any, meta: Any, kids: list[Any]) -> Any:
-    """A container of ``kind`` (and dict keys ``meta``) holding ``kids``: the inverse of :func:`_children`."""
+    """A container of ``kind`` (and dict :func:`_dict_meta` ``meta``) holding ``kids``: the inverse of
+    :func:`_children`."""
     if kind is tuple:
         return tuple(kids)
     if kind is list:
         return kids
-    if kind is dict:
-        return dict(zip(meta, kids))
+    if kind is dict or kind is OrderedDict:
+        return kind(zip(meta, kids))
+    if kind is defaultdict:
+        return defaultdict(meta[0], zip(meta[1], kids))
     if kind is type(None):
         return None
     return kind(*kids)
@@ -133,8 +161,12 @@ class TreeDef:
             return "(" + ", ".join(kids) + ("," if len(kids) == 1 else "") + ")"
         if kind is list:
             return "[" + ", ".join(kids) + "]"
-        if kind is dict:
-            return "{" + ", ".join(f"{k!r}: {c}" for k, c in zip(self.meta, kids)) + "}"
+        if kind in _DICTS:
+            items = "{" + ", ".join(f"{k!r}: {c}" for k, c in zip(_keys(kind, self.meta), kids)) + "}"
+            if kind is dict:
+                return items
+            factory = f"{getattr(self.meta[0], '__name__', self.meta[0])}, " if kind is defaultdict else ""
+            return f"{kind.__name__}({factory}{items})"
         fields = ", ".join(f"{f}={c}" for f, c in zip(kind._fields, kids))
         return f"{kind.__name__}({fields})"
 
@@ -254,18 +286,18 @@ def _map(f: Callable[..., Any], outputs: int | None, node: Any, *rest: Any) -> A
     for i, other in enumerate(rest):
         if type(other) is not kind or (node is not None and len(other) != len(node)):
             raise _Differ(i)
-    keys = None
-    if kind is dict:
-        keys = tuple(sorted(node))
+    meta = None
+    if kind in _DICTS:
+        meta = _dict_meta(node)
         for i, other in enumerate(rest):
-            if other.keys() != node.keys():
+            if _dict_meta(other) != meta:
                 raise _Differ(i)
-        outs = [_map(f, outputs, node[k], *[other[k] for other in rest]) for k in keys]
+        outs = [_map(f, outputs, node[k], *[other[k] for other in rest]) for k in _keys(kind, meta)]
     else:
         outs = [] if node is None else [_map(f, outputs, *kids) for kids in zip(node, *rest)]
     if outputs is None:
-        return _node(kind, keys, outs)
-    return tuple([_node(kind, keys, list(column)) for column in (zip(*outs) if outs else [()] * outputs)])
+        return _node(kind, meta, outs)
+    return tuple([_node(kind, meta, list(column)) for column in (zip(*outs) if outs else [()] * outputs)])
 
 
 def all_equal(a: PyTree, b: PyTree) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,6 +255,82 @@ def test_float32_stays_float32(name):
     assert floats <= {np.dtype(np.float32)}
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_0d_param_is_trained_as_a_1_element_array_is(name, dtype):
+    """A single learned number (a 0-d float array) is a parameter: NumPy's scalars from its math must not
+    turn it into a setting on the way (passed through unscaled) or in the new params (frozen after)."""
+    opt = OPTIMIZERS[name]()
+    zero_d, one_d = (np.array(2.0, dtype), 0.1), (np.array([2.0], dtype), 0.1)  # 0.1: a setting beside it
+    s0, s1 = opt.init(zero_d), opt.init(one_d)
+    for g in [1.0, -0.5, 0.25]:
+        u0, s0 = opt.update((np.array(g, dtype), 0.0), s0, zero_d)
+        u1, s1 = opt.update((np.array([g], dtype), 0.0), s1, one_d)
+        assert type(u0[0]) is np.ndarray and u0[0].shape == () and u0[0].dtype == dtype
+        assert not u0[0].flags.writeable
+        np.testing.assert_array_equal(u0[0], u1[0][0])
+        zero_d, one_d = fnn.apply_updates(zero_d, u0), fnn.apply_updates(one_d, u1)
+        assert type(zero_d[0]) is np.ndarray and zero_d[0].shape == () and zero_d[0].dtype == dtype
+        assert not zero_d[0].flags.writeable and zero_d[1] == 0.1
+        np.testing.assert_array_equal(zero_d[0], one_d[0][0])
+    assert zero_d[0] != 2.0
+
+
+def test_a_0d_param_takes_the_first_step_of_torch():
+    # lr 0.1, grad 1: every optimizer here moves the param by -0.1 (RMSprop by -0.1 / sqrt(0.01))
+    p, g = np.array(2.0), np.array(1.0)
+    for opt, want in [(fnn.sgd(0.1), -0.1), (fnn.sgd(0.1, momentum=0.9), -0.1), (fnn.adam(0.1, eps=0.0), -0.1),
+                      (fnn.rmsprop(0.1, eps=0.0), -1.0)]:
+        u, _ = opt.update(g, opt.init(p), p)
+        assert float(u) == pytest.approx(want, rel=1e-12)
+
+
+def test_an_ordered_dict_of_params_is_trained_as_a_dict_is():
+    params = OrderedDict([("w", np.ones(3)), ("b", np.zeros(2))])
+    grads = [OrderedDict([("w", np.full(3, 0.5)), ("b", np.ones(2))])] * 2
+    out, _ = _run(fnn.adam(0.1), params, grads)
+    plain, _ = _run(fnn.adam(0.1), dict(params), [dict(g) for g in grads])
+    assert type(out) is OrderedDict and list(out) == ["w", "b"]
+    np.testing.assert_allclose(out["w"], 0.8)
+    assert ft.all_equal(dict(out), plain)
+
+
+def test_trace_returns_its_buffer_read_only_so_the_state_cannot_change_through_the_update():
+    p, g = np.zeros(2), np.ones(2)
+    for nesterov in [False, True]:
+        opt = fnn.trace(0.9, nesterov=nesterov)
+        u, s = opt.update(g, opt.init(p))
+        assert not s.trace.flags.writeable
+        assert (u is s.trace) is not nesterov  # the heavy-ball update is the buffer itself, not a copy
+    opt = fnn.trace(0.9)
+    u, s = opt.update(g, opt.init(p))
+    with pytest.raises(ValueError, match="read-only"):
+        u *= 0.0  # a user editing the update they got
+    np.testing.assert_array_equal(s.trace, [1.0, 1.0])
+    def scale_in_place(u, state, params=None):  # a user's transformation that writes into its updates
+        return ft.map(lambda a: np.multiply(a, -0.1, out=a), u), state
+
+    opt = fnn.chain(fnn.trace(0.9), fnn.GradientTransformation(lambda params: optim.EmptyState(), scale_in_place))
+    with pytest.raises(ValueError, match="read-only"):
+        opt.update(g, opt.init(p), p)
+
+
+def test_adam_init_gives_its_two_moments_arrays_of_their_own():
+    state = fnn.scale_by_adam().init(np.zeros(2))
+    assert state.mu is not state.nu and not np.shares_memory(state.mu, state.nu)
+
+
+def test_learning_rate_is_documented_as_the_rate_of_the_update_just_made():
+    schedule = fnn.step_decay(0.1, every=1, factor=0.5)
+    opt = fnn.sgd(schedule)
+    u, state = opt.update(np.ones(1), opt.init(np.zeros(1)))
+    assert fnn.learning_rate(state) == -u[0] == schedule(0) == 0.1 != schedule(1)
+    doc = (Path(__file__).parents[1] / "docs" / "optimizers.md").read_text()
+    line = next(x for x in doc.splitlines() if "print(fnn.learning_rate(state))" in x)
+    assert line.endswith("# the rate of the update just made")
+    assert "next update" not in optim.__doc__
+
+
 def test_settings_are_not_decayed_or_counted():
     params = (np.ones(2), 0.5, 3)
     grads = (np.zeros(2), 0.0, 0)
@@ -342,6 +420,23 @@ def test_a_state_of_other_params_is_named_with_both_structures():
     assert "state 1 does not have the structure of the updates" in str(e.value)
     assert "updates: (Dense(w=*, b=*), Sigmoid(), Dense(w=*, b=*), Sigmoid())" in str(e.value)
     assert "state 1: (Dense(w=*, b=*), Sigmoid())" in str(e.value)
+
+
+@pytest.mark.parametrize("name, make", [
+    ("add_decayed_weights", lambda: fnn.adamw(0.1)),
+    ("add_decayed_weights", lambda: fnn.add_decayed_weights(0.1)),
+    ("add_l2_penalty", lambda: fnn.chain(fnn.add_l2_penalty(0.1), fnn.sgd(0.1))),
+])
+def test_params_of_other_structure_are_named_as_the_params(name, make):
+    params, grads = (np.ones(2), np.ones(3)), (np.ones(2), np.ones(3))
+    opt = make()
+    with pytest.raises(fnn.tree.TreeMismatchError) as e:
+        opt.update(grads, opt.init(params), params[:1])
+    msg = str(e.value)
+    assert msg.startswith(f"{name}: the params do not have the structure of the updates.")
+    assert "updates: (*, *)" in msg and "params:  (*,)" in msg
+    assert "Pass the params that the gradients were computed for: update(grads, state, params)." in msg
+    assert "state" not in msg.split("\n")[0]
 
 
 def test_chain_state_mismatch_and_missing_params():

@@ -79,6 +79,31 @@ def test_resumed_from_any_epoch_it_stops_where_the_whole_run_stops(patience, cut
     assert rest[-1].params == whole[-1].params
 
 
+@pytest.mark.parametrize("values", [
+    [math.nan, 0.5, 0.4, 0.3, 0.2, 0.1],  # a NaN first: no best epoch yet, one epoch waited
+    [math.inf, 0.9, 0.8, 0.85, 0.9],  # an inf first is no improvement either (inf < inf is false)
+    [math.nan, math.inf, 0.4, 0.4, 0.5, 0.3],
+    [0.5, math.nan, 0.5, math.inf, 0.4, 0.45, 0.6],
+])
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_resumed_after_epochs_without_a_finite_value_it_stops_where_the_whole_run_stops(values, patience):
+    whole = list(early_stopping(states(values), patience))
+    all_states = states(values)
+    for cut in range(1, len(whole)):  # resume after epoch `cut`, while the whole run still went on
+        best = None  # the first epoch strictly below all before it and below inf
+        for e, v in enumerate(values[:cut], 1):
+            best = e if v < (math.inf if best is None else values[best - 1]) else best
+        rest = list(early_stopping(all_states[cut:], patience, start=all_states[cut - 1],
+                                   best_params=None if best in (None, cut) else best))
+        assert [(len(s.history), s.params) for s in rest] == [(len(s.history), s.params) for s in whole[cut:]]
+
+
+def test_a_start_before_any_epoch_is_a_fresh_run():
+    values = [math.nan, math.nan]  # patience runs out before any finite value: the last state as it is
+    assert [s.params for s in early_stopping(states(values), 2, start=State(0, ()))] == [1, 2]
+    assert [s.params for s in early_stopping(states(values), 2)] == [1, 2]
+
+
 def test_resuming_needs_the_best_params_when_the_best_epoch_is_not_the_last():
     s = states(LOSSES)
     stopper = early_stopping(s[3:], 3, start=s[2])  # epoch 2 was the best, epoch 3 waited

@@ -1,5 +1,6 @@
 """fnn.tree: flatten/unflatten round trips, structure-preserving map, arithmetic, mismatch errors."""
 
+from collections import OrderedDict, defaultdict
 from typing import NamedTuple
 
 import numpy as np
@@ -27,6 +28,9 @@ trees_st = st.recursive(
         st.lists(kids, max_size=3),
         st.lists(kids, max_size=3).map(tuple),
         st.dictionaries(st.text("abc", min_size=1, max_size=2), kids, max_size=3),
+        st.dictionaries(st.text("abc", min_size=1, max_size=2), kids, max_size=3).map(OrderedDict),
+        st.builds(defaultdict, st.sampled_from([list, int]), st.dictionaries(st.text("ab", min_size=1), kids,
+                                                                             max_size=2)),
         st.builds(Rec, kids, kids),
     ),
     max_leaves=12,
@@ -73,6 +77,33 @@ def test_conventions_match_jax_tree_util():
     t = {"b": 1, "a": (2, None, Rec(3, [4]))}
     assert tree.leaves(t) == [2, 3, 4, 1]
     assert str(tree.structure(t)) == "{'a': (*, None, Rec(a=*, b=[*])), 'b': *}"
+
+
+def test_ordered_dict_and_defaultdict_are_nodes_as_in_jax():
+    # An OrderedDict keeps its insertion order, a defaultdict its default_factory; both rebuilt as themselves.
+    t = OrderedDict([("b", 1), ("a", defaultdict(list, {"y": 2, "x": 3}))])
+    leaves, treedef = tree.flatten(t)
+    assert leaves == [1, 3, 2]
+    assert str(treedef) == "OrderedDict({'b': *, 'a': defaultdict(list, {'x': *, 'y': *})})"
+    doubled = tree.map(lambda v: v * 2, t)
+    assert type(doubled) is OrderedDict and list(doubled) == ["b", "a"] and doubled["b"] == 2
+    assert type(doubled["a"]) is defaultdict and doubled["a"].default_factory is list
+    assert doubled["a"] == {"x": 6, "y": 4} and doubled["a"]["new"] == []
+    rebuilt = tree.unflatten(treedef, leaves)
+    assert rebuilt == t and type(rebuilt) is OrderedDict and rebuilt["a"].default_factory is list
+    # Key order is part of an OrderedDict's structure, the factory part of a defaultdict's, the type of both.
+    assert tree.structure(OrderedDict(a=1, b=2)) != tree.structure(OrderedDict(b=2, a=1))
+    assert tree.structure(defaultdict(list, a=1)) != tree.structure(defaultdict(int, a=1))
+    assert tree.structure(OrderedDict(a=1)) != tree.structure({"a": 1})
+    with pytest.raises(tree.TreeMismatchError, match=r"OrderedDict\({'a': \*, 'b': \*}\)"):
+        tree.map(lambda x, y: x, OrderedDict(a=1, b=2), OrderedDict(b=2, a=1))
+    with pytest.raises(tree.TreeMismatchError, match=r"defaultdict\(int, {'a': \*}\)"):
+        tree.map(lambda x, y: x, defaultdict(list, a=1), defaultdict(int, a=1))
+
+    class Custom(dict):
+        pass
+
+    assert tree.leaves(Custom(a=1)) == [Custom(a=1)]  # other subclasses are leaves, as in jax
 
 
 def test_network_structure():
