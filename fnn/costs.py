@@ -186,7 +186,9 @@ def _ce_grad_logp(logp: np.ndarray, y: np.ndarray) -> np.ndarray:
     if _are_labels(logp, y):
         p.reshape(-1)[np.arange(0, p.size, p.shape[-1]) + y.reshape(-1)] -= 1  # position i, column y[i]
     else:
-        p -= targets_like(logp, y)
+        t = targets_like(logp, y)  # (batch, k)
+        p *= t.sum(axis=-1, keepdims=True)  # (batch, 1): a row's mass, 1 for one-hot or probability rows
+        p -= t
     p *= np.asarray(1.0 / _positions(logp), dtype=logp.dtype)
     return p
 
@@ -197,7 +199,9 @@ def _ce_value_and_grad(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.nda
 
 
 #: Softmax cross-entropy on logits, mean over the positions (examples, or examples times steps):
-#: ``-mean(log_softmax(z)[label])``; gradient ``(softmax(z) - onehot(y)) / positions``.
+#: ``-mean(log_softmax(z)[label])``; gradient ``(softmax(z) - onehot(y)) / positions``. For real
+#: targets ``t`` (rows of any sum, as PyTorch takes them) ``-sum(t * log_softmax(z)) / positions``,
+#: gradient ``(softmax(z) * rowsum(t) - t) / positions``: the same when each row sums to 1.
 cross_entropy = Cost(_ce_value, _ce_grad, "cross_entropy", _ce_value_and_grad, softmax)
 
 

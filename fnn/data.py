@@ -179,9 +179,12 @@ def split(
     """Split ``data`` at random into ``(first, second)``, ``first`` holding ``fraction`` of it.
 
     ``first`` gets ``round(fraction * n)`` examples and ``second`` the rest,
-    each set in a random order. With ``stratify`` the last array of ``data``
-    is taken as the labels and every class is split in the same proportion
-    (largest-remainder rounding), so both sets keep the class balance.
+    each set in a random order. With ``stratify``, when the last array of ``data``
+    holds class labels (integers or bools ``(n,)``, or one-hot rows ``(n, k)``), every
+    class is split in the same proportion (:func:`proportional`, its ties broken in
+    an order of the classes drawn from ``key``), so both sets keep the class balance;
+    any other last array (real-valued targets, sequences, the inputs alone) is split
+    plainly at random, as with ``stratify=False``.
 
     Args:
       key: an ``int`` seed or an ``fnn.random`` key.
@@ -204,20 +207,40 @@ def split(
     fraction = number(fraction, "split: fraction", "split(key, data, 0.8)", 0.0, 1.0, open_low=True, open_high=True)
     n = len(arrays[0])
     total = int(np.floor(fraction * n + 0.5))
-    order = random.generator(key).permutation(n)  # (n,)
-    if stratify:
-        labels = arrays[-1][order]
-        _, classes = np.unique(labels, return_inverse=True, axis=0 if labels.ndim > 1 else None)
-        classes = classes.reshape(n)  # (n,) class index of each example, in shuffled order
+    draw = random.generator(key)
+    order = draw.permutation(n)  # (n,)
+    classes = _classes(arrays[-1]) if stratify else None
+    if classes is None:
+        in_first = np.arange(n) < total
+    else:
+        classes = classes[order]  # (n,) class index of each example, in shuffled order
         counts = np.bincount(classes)  # (k,)
+        drawn = draw.permutation(len(counts))  # (k,): tied remainders go to the class drawn first
+        quota = np.empty_like(counts)
+        quota[drawn] = proportional(counts[drawn], total)  # (k,) examples of each class in first
         by_class = np.argsort(classes, kind="stable")  # (n,)
         rank = np.empty(n, dtype=np.int64)
         rank[by_class] = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
-        in_first = rank < proportional(counts, total)[classes]  # (n,)
-    else:
-        in_first = np.arange(n) < total
+        in_first = rank < quota[classes]  # (n,)
     first, second = order[in_first], order[~in_first]
     return tuple(a[first] for a in arrays), tuple(a[second] for a in arrays)
+
+
+def _classes(labels: np.ndarray) -> np.ndarray | None:
+    """The class index of each example, ``(n,)``, if ``labels`` are class labels; ``None`` otherwise.
+
+    Class labels are integers or bools ``(n,)`` (one class per distinct value) or one-hot rows
+    ``(n, k)`` (the class of a row is the column of its 1).
+
+    >>> _classes(np.array([5, 2, 5])).tolist(), _classes(np.eye(3)[[2, 0]]).tolist(), _classes(np.ones(2))
+    ([1, 0, 1], [2, 0], None)
+    """
+    if labels.ndim == 1 and labels.dtype.kind in "biu":
+        return np.unique(labels, return_inverse=True)[1]
+    if labels.ndim == 2 and labels.dtype.kind in "biuf" and labels.shape[1] > 0:
+        if ((labels == 0) | (labels == 1)).all() and (np.count_nonzero(labels, axis=1) == 1).all():
+            return labels.argmax(axis=1)
+    return None
 
 
 def one_hot(labels: Any, k: int, dtype: Any = np.float32) -> np.ndarray:
@@ -265,9 +288,16 @@ def normalize(images: Any) -> np.ndarray:
             f"normalize: images must be uint8 pixels (0-255) or floats in [0, 1], got dtype "
             f"{images.dtype}; convert with images.astype(np.uint8) or scale them to [0, 1] first."
         )
-    if images.size and not (np.all(np.isfinite(images)) and images.min() >= 0 and images.max() <= 1):
+    bad = np.count_nonzero(~np.isfinite(images))
+    if bad:
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(images))[0])
         raise ValueError(
-            f"normalize: floating images must lie in [0, 1], got values from {np.nanmin(images)} to "
-            f"{np.nanmax(images)}; pass uint8 pixels or divide by the maximum pixel value first."
+            f"normalize: images hold NaN or inf ({bad} of {images.size} values, the first at index {first}); "
+            "clean or drop those images first, e.g. with np.nan_to_num or a mask."
+        )
+    if images.size and not (images.min() >= 0 and images.max() <= 1):
+        raise ValueError(
+            f"normalize: floating images must lie in [0, 1], got values from {images.min()} to "
+            f"{images.max()}; pass uint8 pixels or divide by the maximum pixel value first."
         )
     return rows.astype(np.float32)  # (n, features)

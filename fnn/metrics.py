@@ -3,7 +3,8 @@
 Each takes the network and the data as :func:`fnn.accuracy` does and runs the
 network once, in evaluation mode, a slice of examples at a time; :func:`correct`
 counts from outputs already computed (a training step's), by the same rule. Labels
-are integer classes ``(n,)`` or one-hot rows ``(n, k)`` (their argmax).
+are integer classes ``(n,)`` or one-hot rows ``(n, k)`` (their argmax); a sequence
+network's ``(n, time)`` labels are counted per position.
 
 >>> import fnn, numpy as np
 >>> params = (fnn.Dense(np.eye(2), np.zeros(2)),)
@@ -90,22 +91,25 @@ def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:
 
 
 def _labels_and_predictions(params: Params, data: Batch) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(labels, predicted, k)`` for validated ``data``; ``k`` classes (2 for a one-output network)."""
+    """``(labels, predicted, k)`` for validated ``data``, one entry per position (example, or example and
+    step for sequences); ``k`` classes (2 for a one-output network)."""
     validate.network(params)
     x, y = validate.batch(params, data, name="data")
-    out = eval_forward(params, x)  # (n, outputs)
-    return label_classes(y), predicted_classes(params, out), max(out.shape[-1], 2)
+    out = eval_forward(params, x)  # (n, outputs) or (n, time, outputs)
+    return label_classes(y).reshape(-1), predicted_classes(params, out).reshape(-1), max(out.shape[-1], 2)
 
 
 def confusion_matrix(params: Params, data: Batch) -> np.ndarray:
     """Counts of (true class, predicted class) pairs: ``(k, k)`` int64, rows true, columns predicted.
 
     ``k`` is the number of the network's outputs; the diagonal holds the correct
-    predictions, so ``trace / sum`` is :func:`fnn.accuracy`.
+    predictions, so ``trace / sum`` is :func:`fnn.accuracy`. A sequence network's
+    predictions are counted per position, as :func:`fnn.accuracy` counts them.
 
     Args:
       params: the network.
-      data: ``(x, y)``, ``y`` integer labels ``(n,)`` or one-hot rows ``(n, k)``.
+      data: ``(x, y)``, ``y`` integer labels ``(n,)`` or one-hot rows ``(n, k)``;
+        ``(n, time)`` labels or ``(n, time, k)`` rows for a sequence network.
 
     >>> import fnn, numpy as np
     >>> params = (fnn.Dense(np.eye(3), np.zeros(3)),)
@@ -123,7 +127,7 @@ def per_class_accuracy(params: Params, data: Batch) -> np.ndarray:
     """The fraction of each class's examples predicted as that class (its recall): ``(k,)`` float64.
 
     Row ``i`` of :func:`confusion_matrix`: ``diag / row sums``; ``nan`` for a class with
-    no examples in ``data``.
+    no examples in ``data``. Sequences count per position.
 
     >>> import fnn, numpy as np
     >>> params = (fnn.Dense(np.eye(3), np.zeros(3)),)

@@ -15,7 +15,8 @@ What is checked:
   shape mismatch names its layer (Dense, Conv2D, pooling: any registered layer);
 - a batch (:func:`batch`): ``x`` as above and ``y`` of the same length: integer
   labels in ``[0, n_outputs)`` (``(n,)``, or ``(n, time)`` for ``(n, time, k)`` outputs),
-  or finite targets shaped like the output;
+  or finite targets shaped like the output (0/1 labels are the targets of a one-output network);
+  a softmax cost over one output is refused;
 - gradients or updates against params (:func:`updates`): the same tree
   structure (:class:`fnn.tree.TreeMismatchError`, printing both) and leaf shapes;
 - counts, rates, optimizers and costs (:func:`positive_int`, :func:`learning_rate`, :func:`optimizer`,
@@ -240,18 +241,26 @@ def _inputs(params: Any, x: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]
         raise ValueError(f"{name} is empty (shape {a.shape}); pass a batch of at least one example.")
     if a.dtype.kind in "iu" and layers.rule(params[0]).indices:  # ids stay integers for an Embedding
         return a, _shapes(params, a, name)
+    cast = _finite_in(a, param_dtype(params), name, "examples", "the inputs (e.g. fnn.data.normalize)")
+    return cast, _shapes(params, cast, name)
+
+
+def _finite_in(a: np.ndarray, dtype: np.dtype, name: str, what: str, scale: str) -> np.ndarray:
+    """``a`` cast to ``dtype``, refused if it holds NaN or inf or finite values too large for ``dtype``.
+
+    ``what`` names the rows to clean ("examples", "targets"), ``scale`` what to scale.
+    """
     if not all_finite(a):
-        raise _nonfinite(a, name, "examples")
-    dtype = param_dtype(params)
-    with np.errstate(over="ignore"):
+        raise _nonfinite(a, name, what)
+    with np.errstate(over="ignore", under="ignore"):  # overflow is reported below; underflow to 0 is rounding
         cast = a.astype(dtype, copy=False)
     if cast is not a and not all_finite(cast):  # a narrower dtype can overflow; the same array was checked
         raise ValueError(
             f"{name} holds finite values too large for the network's {dtype} (largest magnitude "
             f"{float(np.abs(a).max()):.3g}, {dtype} ends at {float(np.finfo(dtype).max):.3g}); "
-            "scale the inputs (e.g. fnn.data.normalize) or use a float64 network."
+            f"scale {scale} or use a float64 network."
         )
-    return cast, _shapes(params, cast, name)
+    return cast
 
 
 #: Layer types whose output has the shape of their input: ``_shapes`` steps over them without running them.
@@ -310,9 +319,12 @@ def batch(params: Any, data: Any, cost_: Cost | None = None, name: str = "batch"
     """``(x, y)`` checked: same length, finite, labels in range or targets of the output width.
 
     ``y`` is integer labels ``(n,)`` in ``[0, n_outputs)``, or real targets ``(n, n_outputs)``
-    (one-hot rows or values). For a one-output network a ``(n,)`` of 0/1 integers or of reals is
-    taken as the targets ``(n, 1)`` (never one-hot: label 0 is target 0).
-    Integer labels come back as ``intp``, targets in the params' dtype.
+    (one-hot rows or values); for ``(n, time, k)`` outputs, labels ``(n, time)`` or targets
+    ``(n, time, k)``. For a one-output network a ``(n,)`` (``(n, time)``) of 0/1 integers or of reals
+    is taken as the targets ``(n, 1)`` (``(n, time, 1)``), never one-hot: label 0 is target 0.
+    Integer labels come back as ``intp``, targets in the params' dtype (whatever the dtype of ``x``:
+    an Embedding takes integer ids). A ``cost_`` on the softmax of the outputs (:data:`fnn.cross_entropy`)
+    is refused for a network with one output: its loss is always 0.
 
     >>> net = (layers.Dense(np.ones((2, 3)), np.zeros(3)),)
     >>> batch(net, (np.ones((2, 2)), np.array([0, 2])))[1]
@@ -323,7 +335,6 @@ def batch(params: Any, data: Any, cost_: Cost | None = None, name: str = "batch"
     ValueError: batch[1] (y): labels must lie in [0, 3) for a network with 3 outputs, got labels \
 from 0 to 3. Fix the labels or widen the last layer.
     """
-    del cost_  # every cost takes the same targets; kept for a uniform signature
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         got = f"a {type(data).__name__} of length {len(data)}" if isinstance(data, (tuple, list)) else describe(data)
         raise TypeError(f"{name} must be a pair (x, y), got {got}; pass {name}=(x, y).")
@@ -338,20 +349,20 @@ from 0 to 3. Fix the labels or widen the last layer.
             "pass x and y with one row per example."
         )
     n_out = int(out[-1])
-    if y.ndim == 1 and out[1:] == (1,) and y.dtype.kind in "biu":
-        if y.size and (int(y.min()) < 0 or int(y.max()) > 1):
+    if cost_ is not None:
+        _softmax_outputs(cost_, n_out)
+    if n_out == 1 and y.shape[1:] == out[1:-1]:  # (n,), or (n, time) for (n, time, 1) outputs
+        if y.dtype.kind in "biu" and y.size and (int(y.min()) < 0 or int(y.max()) > 1):
             raise ValueError(
                 f"{yname}: a one-output network takes 0/1 targets, got integers from {int(y.min())} to "
                 f"{int(y.max())}. For more classes widen the last layer to one output per class."
             )
-        y = y.astype(x.dtype).reshape(-1, 1)  # (n, 1): 0/1 labels are the targets themselves, never one-hot
+        y = y[..., None]  # (n, 1) or (n, time, 1): 0/1 labels are the targets themselves, never one-hot
     if y.ndim == 1 and y.dtype.kind == "f":
-        if out[1:] != (1,):
-            raise TypeError(
-                f"{yname} is a 1-D float array; class labels must be integers. "
-                "Pass y.astype(np.int64), or one-hot targets of shape (batch, n_outputs)."
-            )
-        y = y.reshape(-1, 1)  # (n, 1) targets of a one-output network
+        raise TypeError(
+            f"{yname} is a 1-D float array; class labels must be integers. "
+            "Pass y.astype(np.int64), or one-hot targets of shape (batch, n_outputs)."
+        )
     if y.dtype.kind in "iu" and y.ndim >= 2 and len(out) == y.ndim + 1 and y.shape[1:] == out[1:-1]:
         return x, _labels(y, n_out, yname)  # (batch, time) labels of (batch, time, k) outputs
     if y.ndim == 1:
@@ -371,25 +382,27 @@ from 0 to 3. Fix the labels or widen the last layer.
                 else "shaped like the network's output."
             )
         )
-    y = y.astype(x.dtype, copy=False)
-    if not all_finite(y):
-        raise _nonfinite(y, yname, "targets")
-    return x, y
+    return x, _finite_in(y, param_dtype(params), yname, "targets", "the targets (e.g. y / np.abs(y).max())")
+
+
+def _softmax_outputs(cost_: Cost, n_out: int) -> None:
+    """Refuse a cost on the softmax of the outputs (:data:`fnn.cross_entropy`) for a network with one output."""
+    if n_out == 1 and cost_.probabilities is layers.softmax:
+        raise ValueError(
+            f"{cost_.name} takes the softmax over the outputs, but the network has one output: the softmax "
+            "of one logit is always 1, so the loss is always 0 and nothing is learnt. For two classes use "
+            "fnn.binary_cross_entropy with one output (0/1 targets), or two outputs (e.g. fnn.mlp([n_in, ..., 2], "
+            f'output_activation="identity")) with {cost_.name}.'
+        )
 
 
 def _labels(y: np.ndarray, n_out: int, yname: str) -> np.ndarray:
     """Integer class labels checked to lie in ``[0, n_out)``, as ``intp``."""
     lo, hi = int(y.min()), int(y.max())
     if lo < 0 or hi >= n_out:
-        hint = (
-            " A one-output network (e.g. with binary_cross_entropy) takes float targets: pass "
-            "y.astype(np.float32).reshape(-1, 1)."
-            if n_out == 1
-            else ""
-        )
         raise ValueError(
             f"{yname}: labels must lie in [0, {n_out}) for a network with {n_out} outputs, "
-            f"got labels from {lo} to {hi}. Fix the labels or widen the last layer.{hint}"
+            f"got labels from {lo} to {hi}. Fix the labels or widen the last layer."
         )
     return y.astype(np.intp, copy=False)
 

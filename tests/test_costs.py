@@ -27,13 +27,16 @@ ALL = COST_LIST + [_user_cost()]
 
 
 @pytest.mark.parametrize("cost", ALL, ids=lambda c: c.name)
-@pytest.mark.parametrize("targets", ["labels", "one_hot"])
+@pytest.mark.parametrize("targets", ["labels", "one_hot", "real"])
 def test_cost_derivative_matches_finite_differences(cost, targets):
     g = np.random.default_rng(0)
     pred = g.standard_normal((6, 4))
     y = g.integers(0, 4, 6)
     if targets == "one_hot":
         y = np.eye(4)[y]
+    if targets == "real":  # rows that do not sum to 1: multi-hot, soft, all zero
+        y = g.random((6, 4)) * 2
+        y[0], y[1] = [1.0, 1.0, 0.0, 0.0], 0.0
     d = cost.grad(pred, y)
     assert d.shape == pred.shape
     eps = 1e-6
@@ -87,6 +90,20 @@ def test_costs_equal_pytorch(cost):
     t.backward()
     assert cost.value(pred, labels) == pytest.approx(t.item(), rel=1e-12)
     np.testing.assert_allclose(cost.grad(pred, labels), p.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_cross_entropy_on_rows_that_do_not_sum_to_one_equals_pytorch():
+    torch = pytest.importorskip("torch")
+    z = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.5], [0.0, 2.0, 1.0]])
+    t = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.2, 0.3, 0.1]])  # multi-hot, all zero, soft
+    zt = torch.tensor(z, requires_grad=True)
+    value = torch.nn.functional.cross_entropy(zt, torch.tensor(t))
+    value.backward()
+    assert fnn.cross_entropy.value(z, t) == pytest.approx(value.item(), rel=1e-12)
+    np.testing.assert_allclose(fnn.cross_entropy.grad(z, t), zt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    v, d = fnn.costs.value_and_grad(fnn.cross_entropy, z, t)
+    assert v == fnn.cross_entropy.value(z, t) and np.array_equal(d, fnn.cross_entropy.grad(z, t))
+    np.testing.assert_array_equal(fnn.cross_entropy.grad(z, t)[1], 0.0)  # no target mass, no gradient
 
 
 # ---------------------------------------------------------------------------

@@ -160,8 +160,45 @@ def test_split_stratified_keeps_class_proportions():
 def test_split_rounds_to_the_requested_total():
     y = np.repeat([0, 1, 2], [7, 7, 7])
     (_, ya), (_, yb) = fnn.data.split(0, (np.arange(21), y), 0.5)
-    assert len(ya) == 11 and len(yb) == 10  # round(10.5) with ties to the earlier class
-    assert np.bincount(ya).tolist() == [4, 4, 3]
+    assert len(ya) == 11 and len(yb) == 10  # round(10.5); the two extra examples go to tied classes
+    assert sorted(np.bincount(ya).tolist()) == [3, 4, 4]
+
+
+def test_split_breaks_ties_between_classes_by_the_key():
+    y = np.arange(10)  # ten classes of one example: every quota ties
+    firsts = [sorted(fnn.data.split(k, (np.zeros((10, 1)), y), 0.3)[0][1].tolist()) for k in range(20)]
+    assert all(len(f) == 3 for f in firsts)
+    assert len({tuple(f) for f in firsts}) > 10  # not always the same classes held out
+    assert set().union(*firsts) == set(range(10))  # every class lands in the first set for some key
+    assert firsts == [sorted(fnn.data.split(k, (np.zeros((10, 1)), y), 0.3)[0][1].tolist()) for k in range(20)]
+    extra = {tuple(np.bincount(fnn.data.split(k, (np.arange(21), np.repeat([0, 1, 2], 7)), 0.5)[0][1]))
+             for k in range(20)}
+    assert extra == {(3, 4, 4), (4, 3, 4), (4, 4, 3)}
+
+
+@pytest.mark.parametrize("last", ["real", "inputs", "sequences"])
+def test_split_of_anything_but_class_labels_is_plain_random(last):
+    g = np.random.default_rng(0)
+    x = g.standard_normal((100, 3))
+    data = {"real": (x, g.standard_normal(100)), "inputs": (x,),
+            "sequences": (x, g.integers(0, 3, (100, 5)))}[last]
+    for key in range(3):
+        first, second = fnn.data.split(key, data, 0.2)
+        order = fnn.random.generator(key).permutation(100)
+        np.testing.assert_array_equal(first[0], x[order[:20]])  # as stratify=False: the key's first 20
+        np.testing.assert_array_equal(second[0], x[order[20:]])
+    if last == "real":
+        (_, ya), _ = fnn.data.split(0, data, 0.2)
+        assert not np.array_equal(np.sort(ya), np.sort(data[1])[:20])  # not the smallest targets
+
+
+def test_split_stratifies_bool_labels_and_integer_one_hot_rows():
+    y = np.repeat([False, True], [16, 4])
+    (_, ya), (_, yb) = fnn.data.split(1, (np.arange(20), y), 0.5)
+    assert np.bincount(ya).tolist() == [8, 2] and np.bincount(yb).tolist() == [8, 2]
+    rows = np.eye(3, dtype=np.int64)[np.repeat([0, 1, 2], [10, 6, 4])]
+    (_, ra), (_, rb) = fnn.data.split(2, (np.arange(20), rows), 0.5)
+    assert ra.sum(0).tolist() == [5, 3, 2] and rb.sum(0).tolist() == [5, 3, 2]
 
 
 def test_split_one_hot_labels_and_unstratified():
@@ -226,6 +263,19 @@ def test_normalize():
         fnn.data.normalize(np.array([[0.5, 2.0]]))
     with pytest.raises(TypeError, match="uint8"):
         fnn.data.normalize(np.array([[0, 300]]))
+
+
+@pytest.mark.parametrize("images, count, first", [
+    (np.array([[np.nan, 0.5]]), "1 of 2", "(0, 0)"),
+    (np.array([[0.5, 0.2], [0.1, np.inf]]), "1 of 4", "(1, 1)"),
+    (np.array([[np.nan]]), "1 of 1", "(0, 0)"),
+    (np.full((2, 2, 2), -np.inf), "8 of 8", "(0, 0, 0)"),
+])
+def test_normalize_names_nan_and_inf(images, count, first):
+    with pytest.raises(ValueError) as info:
+        fnn.data.normalize(images)
+    assert str(info.value) == (f"normalize: images hold NaN or inf ({count} values, the first at index {first}); "
+                               "clean or drop those images first, e.g. with np.nan_to_num or a mask.")
 
 
 # pipelines -------------------------------------------------------------------------------------------

@@ -56,3 +56,18 @@ def test_metrics_validate_their_data():
     params, x, y = _net_and_data(5)
     with pytest.raises(ValueError, match="labels must lie in"):
         fnn.confusion_matrix(params, (x, y + 4))
+
+
+def test_confusion_matrix_and_per_class_accuracy_count_sequence_positions():
+    g = np.random.default_rng(0)
+    params = (fnn.embedding(0, 5, 4), fnn.dense(1, 4, 3, init="torch"))  # ids (n, t) -> (n, t, 3)
+    ids, y = g.integers(0, 5, (4, 6)), g.integers(0, 3, (4, 6))
+    pred = fnn.predict(params, ids)  # (4, 6)
+    expected = np.zeros((3, 3), np.int64)
+    np.add.at(expected, (y.ravel(), pred.ravel()), 1)
+    got = fnn.confusion_matrix(params, (ids, y))
+    assert np.array_equal(got, expected) and got.sum() == 24
+    assert np.trace(got) / got.sum() == fnn.accuracy(params, (ids, y))
+    assert np.array_equal(fnn.confusion_matrix(params, (ids, np.eye(3)[y])), got)  # (n, t, k) one-hot rows
+    recall = [np.mean(pred[y == k] == k) for k in range(3)]
+    np.testing.assert_allclose(fnn.per_class_accuracy(params, (ids, y)), recall, rtol=1e-15)

@@ -101,6 +101,8 @@ BAD_BATCHES = [
      r"{b}\[1\] \(y\) has shape \(6, 4\) but the network gives \(3,\) outputs"),
     ("y_3d", X, np.zeros((6, 3, 1)), ValueError, r"{b}\[1\] \(y\) has shape \(6, 3, 1\)"),
     ("y_nan", X, np.where(np.eye(6, 3, dtype=bool), np.nan, 0.0), ValueError, r"{b}\[1\] \(y\) holds NaN or inf"),
+    ("y_too_large", X, np.full((6, 3), 1e300), ValueError,
+     r"{b}\[1\] \(y\) holds finite values too large for the network's float32 \(largest magnitude 1e\+300"),
     ("y_string", X, LABELS.astype(str), TypeError, r"{b}\[1\] \(y\) must be a real numeric array"),
     ("y_object", X, LABELS.astype(object), TypeError, r"{b}\[1\] \(y\) must be a real numeric array, got dtype object"),
     ("y_complex", X, LABELS + 0j, TypeError, r"{b}\[1\] \(y\) .*complex"),
@@ -114,6 +116,8 @@ def test_bad_batch(entry, name, x, y, exc, pattern):
     fn, arg = BATCH_ENTRIES[entry]
     if entry == "train_validation" and name == "x_empty":
         pattern = r"validation\[0\] \(x\) is empty"
+    if entry == "check_grad" and name == "y_too_large":
+        return  # check_grad runs in float64, where 1e300 fits
     check(exc, pattern.format(b=re.escape(arg)), fn, NET, (x, y), fnn.mse)
 
 
@@ -138,6 +142,62 @@ def test_one_output_network_takes_integer_0_1_labels_as_targets_never_one_hot():
     assert fnn.loss(net, (X, zeros), fnn.binary_cross_entropy) != fnn.loss(net, (X, ones), fnn.binary_cross_entropy)
     check(ValueError, r"one-output network takes 0/1 targets, got integers from 0 to 2",
           fnn.loss, net, (X, np.array([0, 1, 2, 0, 1, 0])), fnn.binary_cross_entropy)
+
+
+def test_one_output_sequence_network_takes_time_steps_of_0_1_labels_as_targets():
+    net = (fnn.embedding(0, 5, 4, dtype=np.float64), fnn.dense(1, 4, 1, init="torch", dtype=np.float64))
+    ids, y = np.array([[1, 2, 3], [4, 0, 1]]), np.array([[0, 1, 1], [1, 0, 0]])  # (batch, time) -> (2, 3, 1)
+    expected = fnn.loss(net, (ids, y[..., None].astype(np.float64)), fnn.binary_cross_entropy)
+    assert fnn.loss(net, (ids, y), fnn.binary_cross_entropy) == expected
+    assert fnn.loss(net, (ids, y.astype(np.float64)), fnn.binary_cross_entropy) == expected
+    assert fnn.loss(net, (ids, y.astype(bool)), fnn.binary_cross_entropy) == expected
+    assert fnn.accuracy(net, (ids, y)) == np.mean(fnn.predict(net, ids) == y)
+    check(ValueError, r"batch\[1\] \(y\): a one-output network takes 0/1 targets, got integers from 0 to 2",
+          fnn.loss, net, (ids, y * 2), fnn.binary_cross_entropy)
+
+
+def test_targets_take_the_params_dtype_not_the_inputs():
+    """An Embedding's x holds integer ids: real targets must not be cast (truncated) to them."""
+    net = (fnn.embedding(0, 5, 4, dtype=np.float64), layers.Last(), fnn.dense(1, 4, 2, init="torch", dtype=np.float64))
+    ids, y = np.array([[1, 2, 3], [4, 0, 1]]), np.array([[0.7, -0.4], [1.9, 0.3]])
+    out = fnn.forward(net, ids)
+    assert fnn.loss(net, (ids, y), fnn.mse) == pytest.approx(np.mean((out - y) ** 2), rel=1e-12)
+    assert validate.batch(net, (ids, y))[1].dtype == np.float64
+    one = net[:2] + (fnn.dense(1, 4, 1, init="torch", dtype=np.float64),)
+    p, z = np.array([0.8, 0.3]), fnn.forward(one, ids)[:, 0]
+    bce = np.mean(np.logaddexp(0, z) - p * z)
+    assert fnn.loss(one, (ids, p), fnn.binary_cross_entropy) == pytest.approx(bce, rel=1e-12)
+    x, t = validate.batch(NET, (X.astype(np.float64), np.eye(3)[LABELS].astype(np.int64)))
+    assert x.dtype == t.dtype == np.float32  # targets follow the params (float32), like the inputs
+
+
+@pytest.mark.parametrize("entry", ["loss", "grad", "value_and_grad", "check_grad", "train", "training", "parallel"])
+@pytest.mark.parametrize("sequence", [False, True], ids=["dense", "sequence"])
+def test_cross_entropy_over_one_output_is_refused_before_any_work(entry, sequence):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if sequence:
+        net = (fnn.embedding(0, 5, 4), fnn.dense(1, 4, 1, init="torch"))
+        batch = (np.array([[1, 2, 3], [4, 0, 1]]), np.array([[0, 1, 1], [1, 0, 0]]))
+    else:
+        net, batch = fnn.mlp([4, 1], "tanh", "identity", seed=0), (X, LABELS % 2)
+    seen = []
+    with ThreadPoolExecutor(1) as executor:
+        calls = {
+            "loss": lambda: fnn.loss(net, batch, fnn.cross_entropy),
+            "grad": lambda: fnn.grad(net, batch, fnn.cross_entropy),
+            "value_and_grad": lambda: fnn.value_and_grad(net, batch, fnn.cross_entropy),
+            "check_grad": lambda: fnn.check_grad(net, batch, fnn.cross_entropy),
+            "train": lambda: fnn.train(net, batch, epochs=2, batch_size=2, lr=1.0, cost=fnn.cross_entropy,
+                                       observers=[seen.append]),
+            "training": lambda: fnn.training(net, batch, batch_size=2, lr=1.0, cost=fnn.cross_entropy),
+            "parallel": lambda: fnn.parallel.value_and_grad(net, batch, fnn.cross_entropy, executor, shards=1),
+        }
+        check(ValueError, r"cross_entropy takes the softmax over the outputs, but the network has one output: "
+              r"the softmax of one logit is always 1, so the loss is always 0.*fnn\.binary_cross_entropy with "
+              r"one output.*two outputs", calls[entry])
+    assert seen == []
+    assert np.isfinite(fnn.loss(net, batch, fnn.binary_cross_entropy)) and np.isfinite(fnn.loss(net, batch))
 
 
 # ---------------------------------------------------------------------------
@@ -567,3 +627,21 @@ def test_finite_inputs_that_overflow_the_params_dtype_are_named_as_such():
     big = np.full((2, 4), 1e300)
     check(ValueError, r"x holds finite values too large for the network's float32 \(largest magnitude 1e\+300",
           fnn.forward, NET, big)
+
+
+def test_finite_targets_that_overflow_the_params_dtype_are_named_as_such_under_any_errstate():
+    y = np.array([[1.0, 0.0, 0.0]] * 5 + [[0.0, 0.0, 1e300]])
+    for state in ({}, {"all": "raise"}):
+        with np.errstate(**state):
+            check(ValueError, r"batch\[1\] \(y\) holds finite values too large for the network's float32 "
+                  r"\(largest magnitude 1e\+300, float32 ends at 3.4e\+38\); scale the targets",
+                  fnn.loss, NET, (X, y), fnn.mse)
+            check(ValueError, r"batch\[1\] \(y\) holds NaN or inf \(1 of 18 values, the first at index \(5, 2\)\)",
+                  fnn.loss, NET, (X, np.where(y > 1, np.inf, y)), fnn.mse)
+
+
+def test_tiny_inputs_and_targets_round_to_zero_in_float32_without_an_error():
+    tiny = np.full((6, 4), 1e-300)
+    with np.errstate(all="raise"):
+        x, y = validate.batch(NET, (tiny, tiny[:, :3]))
+    assert x.dtype == y.dtype == np.float32 and not x.any() and not y.any()
