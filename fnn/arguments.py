@@ -5,8 +5,8 @@ Each check raises a ``TypeError`` for the wrong kind of thing (a string, a bool,
 and a ``ValueError`` for the right kind with a wrong value; the message names the argument,
 says what was expected and what was given, and ends with an example that fixes it.
 
->>> positive_int(3, "heads"), number(0.9, "b1", "b1=0.9", 0.0, 1.0, open_high=True)
-(3, 0.9)
+>>> positive_int(3, "heads"), number(0.9, "b1", "b1=0.9", 0.0, 1.0, open_high=True), float_dtype("float64")
+(3, 0.9, dtype('float64'))
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["describe", "integer", "positive_int", "number"]
+__all__ = ["describe", "integer", "positive_int", "number", "float_dtype", "FLOAT_DTYPES"]
+
+#: The parameter dtypes every fnn function takes.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def describe(value: Any) -> str:
@@ -100,3 +103,26 @@ def number(value: Any, name: str, example: str, low: float = -math.inf, high: fl
         error = TypeError if wrong_kind else ValueError
         raise error(f"{name} must be a finite number{where}, got {given}; pass e.g. {example}.")
     return x
+
+
+def float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """A parameter dtype, one of :data:`FLOAT_DTYPES` (float32, float64), as an ``np.dtype``.
+
+    The layer builders check ``dtype`` with it, so a network they build is one fnn can train.
+
+    >>> float_dtype(np.float32), float_dtype("float64")
+    (dtype('float32'), dtype('float64'))
+    >>> float_dtype(np.float16)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: dtype must be np.float32 or np.float64 (...), got float16; pass e.g. dtype=np.float32.
+    """
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        dt = None  # not a dtype at all: a string like "abc", an object
+    if dt is None or dt not in FLOAT_DTYPES:
+        given = describe(dtype) if dt is None else str(dt)
+        raise TypeError(f"{name} must be np.float32 or np.float64 (the parameter dtypes fnn computes in), "
+                        f"got {given}; pass e.g. {name}=np.float32.")
+    return dt

@@ -33,6 +33,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import random as fr
+from fnn.arguments import describe, positive_int
 from fnn.layers import (
     Dropout,
     Flatten,
@@ -44,7 +45,6 @@ from fnn.layers import (
     get_activation,
 )
 from fnn.layers import batch_norm as _batch_norm
-from fnn.validate import positive_int
 
 __all__ = ["mlp", "cnn", "dropout_mlp"]
 
@@ -87,6 +87,16 @@ def mlp(
     return tuple(net)
 
 
+def _image_shape(shape: Any) -> tuple[int, int, int]:
+    """``cnn``'s ``input_shape``, checked: ``(height, width, channels)``, three positive ints."""
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 3):
+        raise TypeError(f"input_shape must be (height, width, channels) of one image, got {describe(shape)}; "
+                        "pass e.g. input_shape=(28, 28, 1) for grey 28x28 images.")
+    h, w, c = (positive_int(v, f"input_shape's {n}", "input_shape=(28, 28, 1)")
+               for v, n in zip(shape, ("height", "width", "channels")))
+    return h, w, c
+
+
 def cnn(
     seed: fr.KeyLike = 0,
     *,
@@ -122,10 +132,12 @@ def cnn(
     >>> [type(l).__name__ for l in cnn(channels=(8,), hidden=0, dropout=0.0)]
     ['Conv2D', 'ReLU', 'MaxPool2D', 'Flatten', 'Dense']
     """
-    h, w, c = (positive_int(v, "input_shape") for v in input_shape)
+    h, w, c = _image_shape(input_shape)
     channels = [positive_int(ch, "channels") for ch in channels]
     if hidden != 0:
         positive_int(hidden, "hidden")
+    dropout = check_rate(dropout, "dropout", "cnn(dropout=0.25)")
+    hidden_dropout = check_rate(hidden_dropout, "hidden_dropout", "cnn(hidden_dropout=0.5)")
     keys = fr.split(seed, len(channels) + 2)
     net: list[Any] = [RandomFlip()] if flip else []
     for i, c_out in enumerate(channels):
@@ -140,13 +152,13 @@ def cnn(
                 "use fewer entries in channels."
             )
     net.append(Flatten())
-    if check_rate(dropout) > 0:
-        net.append(Dropout(float(dropout)))
+    if dropout > 0:
+        net.append(Dropout(dropout))
     n_in = h * w * c
     if hidden:
         net += [dense(keys[-2], n_in, hidden, init="he", dtype=dtype), layers.ReLU()]
-        if check_rate(hidden_dropout) > 0:
-            net.append(Dropout(float(hidden_dropout)))
+        if hidden_dropout > 0:
+            net.append(Dropout(hidden_dropout))
         n_in = hidden
     net.append(dense(keys[-1], n_in, positive_int(n_classes, "n_classes"), dtype=dtype))
     return tuple(net)
@@ -171,13 +183,15 @@ def dropout_mlp(
     sizes = [positive_int(n, "sizes") for n in sizes]
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least an input and an output size, got {sizes}; e.g. [784, 512, 10].")
+    rate = check_rate(rate, "rate", "dropout_mlp(sizes, rate=0.2)")
+    input_rate = check_rate(input_rate, "input_rate", "dropout_mlp(sizes, input_rate=0.1)")
     keys = fr.split(seed, len(sizes) - 1)
-    net: list[Any] = [Dropout(float(input_rate))] if check_rate(input_rate) > 0 else []
+    net: list[Any] = [Dropout(input_rate)] if input_rate > 0 else []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
         net.append(dense(keys[i], n_in, n_out, init="xavier" if last else "he", dtype=dtype))
         if not last:
             net.append(layers.ReLU())
-            if check_rate(rate) > 0:
-                net.append(Dropout(float(rate)))
+            if rate > 0:
+                net.append(Dropout(rate))
     return tuple(net)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fnn.arguments import integer, number, positive_int
+from fnn.arguments import float_dtype, integer, number, positive_int
 
 
 @pytest.mark.parametrize("value, bounds, expected", [
@@ -67,3 +67,15 @@ def test_integer_refuses_with_the_bound_the_value_and_a_fix(value, low, exc, mes
         integer(value, "n", low=low)
     assert str(info.value) == message
     assert integer(np.uint8(low), "n", low=low) == low and type(integer(low, "n", low=low)) is int
+
+
+def test_float_dtype_takes_float32_and_float64_only():
+    assert float_dtype(np.float32) == np.float32 and float_dtype("float64") == np.float64
+    assert type(float_dtype(np.float64)) is type(np.dtype(np.float64))
+    message = "dtype must be np.float32 or np.float64 (the parameter dtypes fnn computes in), got {}; " \
+              "pass e.g. dtype=np.float32."
+    for given, shown in [(np.float16, "float16"), (np.longdouble, str(np.dtype(np.longdouble))), (int, "int64"),
+                         (">f4", ">f4"), ("abc", "str 'abc'")]:
+        with pytest.raises(TypeError) as info:
+            float_dtype(given)
+        assert str(info.value) == message.format(shown)

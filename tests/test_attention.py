@@ -68,3 +68,28 @@ def test_gelu_equals_torch_tanh_approximation():
     _, dx = layers.vjp(fnn.GELU(), x, y, dy)
     np.testing.assert_allclose(y, out.detach().numpy(), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)  # cancellation in the far tail
+
+
+@pytest.mark.parametrize("causal", ["False", None, 0, 1.0])
+def test_causal_must_be_a_bool(causal):
+    with pytest.raises(TypeError, match=rf"attention: causal must be True or False, got {type(causal).__name__} "
+                                        r".*; pass e.g. causal=False"):
+        fnn.attention(0, 4, 2, causal=causal)
+    assert fnn.attention(0, 4, 2, causal=np.bool_(False)).causal is False
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_is_finite_and_right_for_huge_finite_inputs(dtype):
+    """Past |x| = 10, tanh u is exactly +-1: y = x or -0 and dy/dx = 1 or 0, with no overflow (x^3) or inf * 0."""
+    big = np.finfo(dtype).max
+    x = np.array([[3e13, -3e13, 1e20, -1e20, big, -big, 10.0, -10.0, 9.99]], dtype)
+    with np.errstate(all="raise"):
+        y = layers.apply(fnn.GELU(), x)
+        _, dx = layers.vjp(fnn.GELU(), x, y, np.ones_like(x))
+    assert y.dtype == dx.dtype == dtype
+    np.testing.assert_array_equal(y[0, :8], np.maximum(x[0, :8], 0))
+    np.testing.assert_array_equal(dx[0, :8], x[0, :8] > 0)
+    np.testing.assert_allclose([y[0, 8], dx[0, 8]], [9.99, 1], rtol=1e-6)
+    params = (fnn.Dense(np.array([[1e14]], dtype), np.zeros(1, dtype)), fnn.GELU())
+    g = fnn.grad(params, (np.ones((1, 1), dtype), np.zeros((1, 1), dtype)), fnn.mse)
+    assert np.isfinite(g[0].w).all() and g[0].w[0, 0] > 0

@@ -80,6 +80,23 @@ def test_padding_resolution():
         fnn.conv2d(0, 1, 1, 3, padding="full")
 
 
+@pytest.mark.parametrize("size, exc, message", [
+    (5, TypeError, r"size must be the input \(h, w\), a pair of positive ints, got int 5; pass e.g. size=\(28, 28\)"),
+    ((5,), TypeError, r"size must be the input \(h, w\), a pair of positive ints, got tuple \(5,\)"),
+    ((5, 5, 1), TypeError, r"a pair of positive ints, got tuple \(5, 5, 1\)"),
+    ((5.5, 5), TypeError, r"size's h must be a positive integer, got float 5.5; pass e.g. size=\(28, 28\)"),
+    ((0, 5), ValueError, r"size's h must be a positive integer, got 0; pass e.g. size=\(28, 28\)"),
+    ((5, -3), ValueError, r"size's w must be a positive integer, got -3"),
+    ((True, 5), TypeError, r"size's h must be a positive integer, got bool True"),
+])
+def test_same_padding_size_must_be_a_pair_of_positive_ints(size, exc, message):
+    with pytest.raises(exc, match=message):
+        fnn.conv2d(0, 1, 1, 3, stride=2, padding="same", size=size)
+    with pytest.raises(exc, match=message):  # checked wherever it is given
+        fnn.conv2d(0, 1, 1, 3, size=size)
+    assert fnn.conv2d(0, 1, 1, 3, stride=2, padding="same", size=[np.int64(7), 7]).padding == ((1, 1), (1, 1))
+
+
 def test_conv_wrong_input_is_a_clear_error():
     params = (fnn.conv2d(0, 3, 4, 3),)
     with pytest.raises(ValueError, match=r"expects NHWC images \(batch, h, w, 3\).*reshape"):

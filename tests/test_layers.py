@@ -180,6 +180,34 @@ def test_batch_equals_row_by_row_outside_training(layer, shape, ctx):
     np.testing.assert_allclose(whole, rows, rtol=1e-12, atol=1e-12)
 
 
+# every builder that takes a dtype, with an input it takes: a network of one layer
+BUILDERS = {
+    "dense": (lambda dtype: fnn.dense(0, 3, 2, dtype=dtype), (2, 3)),
+    "conv2d": (lambda dtype: fnn.conv2d(0, 1, 2, 3, dtype=dtype), (2, 5, 5, 1)),
+    "layer_norm": (lambda dtype: fnn.layer_norm(3, dtype=dtype), (2, 3)),
+    "batch_norm": (lambda dtype: fnn.batch_norm(3, dtype=dtype), (2, 3)),
+    "embedding": (lambda dtype: fnn.embedding(0, 4, 3, dtype=dtype), None),
+    "positional_embedding": (lambda dtype: fnn.positional_embedding(0, 4, 3, dtype=dtype), (2, 4, 3)),
+    "rnn": (lambda dtype: fnn.rnn(0, 3, 2, dtype=dtype), (2, 4, 3)),
+    "lstm": (lambda dtype: fnn.lstm(0, 3, 2, dtype=dtype), (2, 4, 3)),
+    "gru": (lambda dtype: fnn.gru(0, 3, 2, dtype=dtype), (2, 4, 3)),
+    "attention": (lambda dtype: fnn.attention(0, 4, 2, dtype=dtype), (2, 3, 4)),
+}
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_builders_build_only_networks_fnn_takes(name):
+    """float32 and float64 build networks that run; every other dtype is refused by the builder, not later."""
+    build, shape = BUILDERS[name]
+    for dtype in (np.float32, np.float64):
+        x = np.zeros((2, 4), np.int64) if shape is None else np.zeros(shape, dtype)
+        assert fnn.forward((build(dtype),), x).dtype == dtype
+    for dtype, shown in [(np.float16, "float16"), (np.longdouble, str(np.dtype(np.longdouble))), (np.int32, "int32")]:
+        with pytest.raises(TypeError, match=rf"dtype must be np.float32 or np.float64 .*, got {shown}; "
+                                            r"pass e.g. dtype=np.float32."):
+            build(dtype)
+
+
 def test_unregistered_layer_is_a_clear_error():
     class Mystery(NamedTuple):
         w: np.ndarray

@@ -34,6 +34,35 @@ def test_cnn_options():
         fnn.cnn(dropout=1.0)
 
 
+@pytest.mark.parametrize("shape, exc, message", [
+    ((28, 28), TypeError, r"input_shape must be \(height, width, channels\) of one image, got tuple \(28, 28\); "
+                          r"pass e.g. input_shape=\(28, 28, 1\)"),
+    (28, TypeError, r"input_shape must be \(height, width, channels\) of one image, got int 28"),
+    ((28, 28, 1, 1), TypeError, r"got tuple \(28, 28, 1, 1\)"),
+    ((28, 28, 0), ValueError, r"input_shape's channels must be a positive integer, got 0; pass e.g. input_shape="),
+    ((28, 2.5, 1), TypeError, r"input_shape's width must be a positive integer, got float 2.5"),
+])
+def test_cnn_input_shape_is_height_width_channels(shape, exc, message):
+    with pytest.raises(exc, match=message):
+        fnn.cnn(input_shape=shape)
+    assert fnn.cnn(input_shape=[8, 6, 2], channels=(2,), hidden=0)[0].w.shape == (3, 3, 2, 2)
+
+
+def test_dropout_rates_are_checked_even_where_no_dropout_is_built():
+    with pytest.raises(ValueError, match=r"hidden_dropout must be a finite number in \[0, 1\), got 2.0; "
+                                         r"pass e.g. cnn\(hidden_dropout=0.5\)"):
+        fnn.cnn(hidden=0, hidden_dropout=2.0)
+    with pytest.raises(TypeError, match=r"dropout must be a finite number in \[0, 1\), got str '0.1'"):
+        fnn.cnn(dropout="0.1")
+    with pytest.raises(ValueError, match=r"rate must be a finite number in \[0, 1\), got 5.0; "
+                                         r"pass e.g. dropout_mlp\(sizes, rate=0.2\)"):
+        dropout_mlp([3, 2], rate=5.0)
+    with pytest.raises(ValueError, match=r"input_rate must be a finite number in \[0, 1\), got -1"):
+        dropout_mlp([3, 2], input_rate=-1)
+    assert [type(l).__name__ for l in dropout_mlp([3, 4, 2], rate=np.float32(0.5))] == [
+        "Dense", "ReLU", "Dropout", "Dense"]
+
+
 def test_dropout_mlp_structure():
     params = dropout_mlp([784, 64, 32, 10], rate=0.3, input_rate=0.1, seed=0)
     assert [type(l).__name__ for l in params] == [

@@ -1,5 +1,7 @@
 """LayerNorm and BatchNorm: finite differences, PyTorch equality, running statistics, save/load/resume."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -149,6 +151,25 @@ def test_bad_shapes_and_settings_are_clear_errors():
         fnn.batch_norm(3, momentum=1.5)
     with pytest.raises(ValueError, match="eps"):
         fnn.layer_norm(3, eps=0)
+
+
+@pytest.mark.parametrize("shape", [4.0, None, "4", True, (), (2, 0), (2, 1.5), 0])
+def test_a_bad_normalised_shape_is_a_clear_error(shape):
+    with pytest.raises(ValueError, match=rf"the normalised shape must be a positive int or a tuple of them, "
+                                         rf"got {re.escape(repr(shape))}; e.g. 128."):
+        fnn.layer_norm(shape)
+    assert fnn.layer_norm([2, 3]).gamma.shape == (2, 3) and fnn.layer_norm(np.int64(3)).gamma.shape == (3,)
+
+
+@pytest.mark.parametrize("features, exc, shown", [
+    (3.0, TypeError, "float 3.0"), ((3, 4), TypeError, r"tuple \(3, 4\)"), ((3,), TypeError, r"tuple \(3,\)"),
+    (None, TypeError, "NoneType None"), (True, TypeError, "bool True"), (0, ValueError, "0"),
+])
+def test_batch_norm_features_is_one_positive_int(features, exc, shown):
+    with pytest.raises(exc, match=rf"features \(the size of the last axis\) must be a positive integer, got {shown}; "
+                                  r"pass e.g. batch_norm\(128\)"):
+        fnn.batch_norm(features)
+    assert fnn.batch_norm(np.int64(3)).gamma.shape == (3,)
 
 
 def test_optimizer_updates_never_touch_running_statistics():

@@ -169,18 +169,28 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return _gelu_forward(GELU(), x)[0]
 
 
+#: ``|x|`` beyond which ``tanh u`` is exactly ``±1`` in float32 and float64 (``u(10) = 43.6``, ``tanh`` rounds
+#: to 1 from ``u = 19.1``): clipping ``x`` there changes no value and keeps ``x^3`` from overflowing.
+_GELU_SATURATES = 10.0
+
+
 def _gelu_forward(layer: GELU, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``y`` and the saved local derivative ``dy/dx``: the backward pass is then one product."""
+    """``y`` and the saved local derivative ``dy/dx``: the backward pass is then one product.
+
+    ``u`` and ``k`` are computed from ``x`` clipped to ``±10``, where ``tanh u = ±1`` already: for a
+    huge ``|x|``, ``x^3`` would overflow and ``k (1 - t^2)`` be ``inf * 0``; clipped, it is ``k * 0 = 0``.
+    """
     del layer
-    x2 = x * x
+    xc = np.clip(x, -_GELU_SATURATES, _GELU_SATURATES)
+    x2 = xc * xc
     t = x2 * (_GELU_C * 0.044715)
     t += _GELU_C
-    t *= x
+    t *= xc
     np.tanh(t, out=t)  # t = tanh u
     k = x2  # k = 0.5 x du/dx, in x2's place
     k *= _GELU_C * 1.5 * 0.044715
     k += _GELU_C * 0.5
-    k *= x
+    k *= xc
     y = t + 1
     y *= 0.5  # 0.5 (1 + t)
     np.multiply(t, t, out=t)

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.arguments import positive_int
+from fnn.arguments import describe, float_dtype, positive_int
 from fnn.layers.core import register
 from fnn.tree import freeze
 
@@ -215,6 +215,14 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
     raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}; pass e.g. {name}=3 or {name}=(3, 3).")
 
 
+def _size(size: Any) -> tuple[int, int]:
+    """The input ``(h, w)``, checked: a pair of positive ints."""
+    if not (isinstance(size, (tuple, list)) and len(size) == 2):
+        raise TypeError(f"size must be the input (h, w), a pair of positive ints, got {describe(size)}; "
+                        "pass e.g. size=(28, 28).")
+    return positive_int(size[0], "size's h", "size=(28, 28)"), positive_int(size[1], "size's w", "size=(28, 28)")
+
+
 def resolve_padding(
     padding: Any, kernel: tuple[int, int], stride: int = 1, size: tuple[int, int] | None = None
 ) -> Padding:
@@ -226,21 +234,20 @@ def resolve_padding(
     >>> resolve_padding("same", (3, 3)), resolve_padding("valid", (3, 3)), resolve_padding(2, (5, 5))
     (((1, 1), (1, 1)), ((0, 0), (0, 0)), ((2, 2), (2, 2)))
     """
+    size = None if size is None else _size(size)
     if isinstance(padding, str):
         if padding == "valid":
             return ((0, 0), (0, 0))
         if padding == "same":
             if stride == 1:
-                totals = (kernel[0] - 1, kernel[1] - 1)
+                th, tw = kernel[0] - 1, kernel[1] - 1
             elif size is None:
                 raise ValueError(
                     "padding='same' with stride > 1 depends on the image size; pass size=(h, w) or ints."
                 )
             else:
-                totals = tuple(
-                    max((-(-n // stride) - 1) * stride + k - n, 0) for n, k in zip(size, kernel)
-                )  # type: ignore[assignment]
-            return ((totals[0] // 2, totals[0] - totals[0] // 2), (totals[1] // 2, totals[1] - totals[1] // 2))
+                th, tw = (max((-(-n // stride) - 1) * stride + k - n, 0) for n, k in zip(size, kernel))
+            return ((th // 2, th - th // 2), (tw // 2, tw - tw // 2))
         raise ValueError(f"padding must be 'same', 'valid', an int or a pair of ints, got {padding!r}.")
     ph, pw = _pair(padding, "padding")
     if ph < 0 or pw < 0:
@@ -281,9 +288,7 @@ def conv2d(
     if kh < 1 or kw < 1:
         raise ValueError(f"kernel sizes must be positive, got {kernel!r}.")
     stride = positive_int(stride, "stride")
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype must be a float type such as np.float32, got {dtype}.")
+    dtype = float_dtype(dtype)
     pads = resolve_padding(padding, (kh, kw), stride, size)
     fan_in = kh * kw * c_in
     w = fr.generator(key).normal(0.0, np.sqrt(2.0 / fan_in), (kh, kw, c_in, c_out))

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.arguments import positive_int
+from fnn.arguments import float_dtype, positive_int
 from fnn.layers.core import register
 from fnn.tree import freeze
 
@@ -116,9 +116,7 @@ register(PositionalEmbedding, lambda layer, x: x + _positions(layer, x), _positi
 
 def _table(key: fr.KeyLike, rows: Any, dim: Any, dtype: Any, names: tuple[str, str]) -> np.ndarray:
     rows, dim = positive_int(rows, names[0]), positive_int(dim, names[1])
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype must be a float type such as np.float32, got {dtype}.")
+    dtype = float_dtype(dtype)
     return fr.generator(key).standard_normal((rows, dim)).astype(dtype)  # N(0, 1), as nn.Embedding
 
 

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.arguments import positive_int
+from fnn.arguments import float_dtype, positive_int
 from fnn.layers.core import register
 from fnn.layers.initializers import get_init
 from fnn.tree import freeze
@@ -93,8 +93,6 @@ def dense(key: fr.KeyLike, n_in: int, n_out: int, init: str = "xavier", dtype: A
 
     n_in, n_out = positive_int(n_in, "n_in"), positive_int(n_out, "n_out")
     make = get_init(init)
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype must be a float type such as np.float32, got {dtype}.")
+    dtype = float_dtype(dtype)
     w, b = make(fr.generator(key), n_in, n_out)  # (n_in, n_out), (n_out,)
     return freeze(Dense(w.astype(dtype), b.astype(dtype)))

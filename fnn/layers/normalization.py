@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fnn.arguments import number
+from fnn.arguments import float_dtype, number, positive_int
 from fnn.layers.core import Context, register
 from fnn.tree import freeze
 
@@ -139,7 +139,7 @@ register(LayerNorm, vjp=_ln_vjp, forward=_ln_forward)
 
 
 def _shape(n: Any) -> tuple[int, ...]:
-    shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
+    shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n) if isinstance(n, (tuple, list)) else ()
     if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
         raise ValueError(f"the normalised shape must be a positive int or a tuple of them, got {n!r}; e.g. 128.")
     return tuple(int(s) for s in shape)
@@ -149,20 +149,13 @@ def _eps(eps: Any) -> float:
     return number(eps, "eps (a small positive number)", "eps=1e-5", 0.0, open_low=True)
 
 
-def _float_dtype(dtype: Any) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype must be a float type such as np.float32, got {dtype}.")
-    return dtype
-
-
 def layer_norm(shape: int | tuple[int, ...], eps: float = 1e-5, dtype: Any = np.float32) -> LayerNorm:
     """A :class:`LayerNorm` over trailing axes of ``shape`` with ``gamma = 1``, ``beta = 0``.
 
     >>> layer_norm(4).gamma
     array([1., 1., 1., 1.], dtype=float32)
     """
-    shape, dtype = _shape(shape), _float_dtype(dtype)
+    shape, dtype = _shape(shape), float_dtype(dtype)
     return freeze(LayerNorm(np.ones(shape, dtype), np.zeros(shape, dtype), _eps(eps)))
 
 
@@ -267,7 +260,7 @@ def batch_norm(features: int, momentum: float = 0.1, eps: float = 1e-5, dtype: A
     >>> bn.mean, bn.var, bn.momentum
     (array([0., 0., 0.], dtype=float32), array([1., 1., 1.], dtype=float32), 0.1)
     """
-    (n,), dtype = _shape(features), _float_dtype(dtype)
+    n, dtype = positive_int(features, "features (the size of the last axis)", "batch_norm(128)"), float_dtype(dtype)
     momentum = number(momentum, "momentum (the weight of the new batch)", "momentum=0.1", 0.0, 1.0)
     ones, zeros = np.ones(n, dtype), np.zeros(n, dtype)
     return freeze(BatchNorm(ones, zeros, zeros.copy(), ones.copy(), momentum, _eps(eps)))

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.arguments import positive_int
+from fnn.arguments import float_dtype, positive_int
 from fnn.layers.core import register
 from fnn.tree import freeze
 
@@ -427,9 +427,7 @@ register(Last, _last_apply, _last_vjp)
 def _uniform(key: fr.KeyLike, n_in: Any, n_hidden: Any, gates: int, dtype: Any, biases: int) -> list[np.ndarray]:
     """``w_x, w_h`` and the bias draws ``~ U(-k, k)``, ``k = 1/sqrt(n_hidden)`` (PyTorch's default)."""
     n_in, n_hidden = positive_int(n_in, "n_in"), positive_int(n_hidden, "n_hidden")
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype must be a float type such as np.float32, got {dtype}.")
+    dtype = float_dtype(dtype)
     g, k, m = fr.generator(key), 1.0 / np.sqrt(n_hidden), gates * n_hidden
     shapes = [(n_in, m), (n_hidden, m)] + [(m,)] * biases
     return [g.uniform(-k, k, shape).astype(dtype) for shape in shapes]
