@@ -87,7 +87,9 @@ def probabilities(params: Params, x: np.ndarray, cost: Cost) -> np.ndarray:
             f"probabilities needs a cost on logits (fnn.cross_entropy: softmax; fnn.binary_cross_entropy: "
             f"sigmoid), got {cost.name}, which compares the outputs themselves: fnn.forward(params, x) gives them."
         )
-    return cost.probabilities(eval_forward(params, validate.inputs(params, x)))
+    out = eval_forward(params, validate.inputs(params, x))  # (batch, k)
+    validate.softmax_outputs(cost, out.shape[-1])
+    return cost.probabilities(out)
 
 
 def _labels_and_predictions(params: Params, data: Batch) -> tuple[np.ndarray, np.ndarray, int]:

@@ -43,7 +43,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import tree as ft
-from fnn.arguments import describe, integer, number, positive_int
+from fnn.arguments import FLOAT_DTYPES, describe, integer, number, positive_int
 from fnn.costs import COSTS, Cost
 
 __all__ = [
@@ -64,10 +64,11 @@ __all__ = [
     "same_layout",
     "initial_state",
     "callbacks",
+    "softmax_outputs",
 ]
 
 #: The parameter dtypes fnn computes in.
-PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+PARAM_DTYPES = FLOAT_DTYPES
 
 
 def all_finite(a: np.ndarray) -> bool:
@@ -350,7 +351,7 @@ from 0 to 3. Fix the labels or widen the last layer.
         )
     n_out = int(out[-1])
     if cost_ is not None:
-        _softmax_outputs(cost_, n_out)
+        softmax_outputs(cost_, n_out)
     if n_out == 1 and y.shape[1:] == out[1:-1]:  # (n,), or (n, time) for (n, time, 1) outputs
         if y.dtype.kind in "biu" and y.size and (int(y.min()) < 0 or int(y.max()) > 1):
             raise ValueError(
@@ -385,8 +386,15 @@ from 0 to 3. Fix the labels or widen the last layer.
     return x, _finite_in(y, param_dtype(params), yname, "targets", "the targets (e.g. y / np.abs(y).max())")
 
 
-def _softmax_outputs(cost_: Cost, n_out: int) -> None:
-    """Refuse a cost on the softmax of the outputs (:data:`fnn.cross_entropy`) for a network with one output."""
+def softmax_outputs(cost_: Cost, n_out: int) -> None:
+    """Refuse a cost on the softmax of the outputs (:data:`fnn.cross_entropy`) for a network with one output.
+
+    >>> softmax_outputs(COSTS["binary_cross_entropy"], 1)
+    >>> softmax_outputs(COSTS["cross_entropy"], 1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: cross_entropy takes the softmax over the outputs, but the network has one output: ...
+    """
     if n_out == 1 and cost_.probabilities is layers.softmax:
         raise ValueError(
             f"{cost_.name} takes the softmax over the outputs, but the network has one output: the softmax "

@@ -52,6 +52,15 @@ def test_probabilities_refuse_mse_and_squashed_outputs():
         fnn.probabilities(params + (fnn.Softmax(),), x, fnn.cross_entropy)
 
 
+def test_probabilities_refuse_a_softmax_over_one_output():
+    """A softmax of one logit is always 1: refused as train refuses it, not returned as all ones."""
+    params, x = fnn.mlp([5, 1], "identity", "identity", seed=0), _net_and_data(5)[1]
+    with pytest.raises(ValueError, match="softmax over the outputs, but the network has one output"):
+        fnn.probabilities(params, x, fnn.cross_entropy)
+    sig = fnn.probabilities(params, x, fnn.binary_cross_entropy)
+    np.testing.assert_allclose(sig, 1 / (1 + np.exp(-fnn.forward(params, x).astype(np.float64))), rtol=1e-5)
+
+
 def test_metrics_validate_their_data():
     params, x, y = _net_and_data(5)
     with pytest.raises(ValueError, match="labels must lie in"):
