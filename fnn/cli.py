@@ -198,9 +198,15 @@ def _train(args: argparse.Namespace) -> int:
         else:
             result = runs.run(cfg, out, progress=progress, log=say, overwrite=args.overwrite)
     except KeyboardInterrupt:
-        if (out / runs.CHECKPOINT_FILE).exists():
+        if _status(out) == "completed":  # the Ctrl-C came while the last files were saved, which finished
+            print(f"\ninterrupted after the run completed; its results are in {out} (fnn info {out}).",
+                  file=sys.stderr)
+        elif (out / runs.CHECKPOINT_FILE).exists():
             print(f"\ninterrupted: the checkpoint of the last complete epoch is in {out}; "
                   f"continue with: fnn train --resume {out}", file=sys.stderr)
+        elif (out / runs.CONFIG_FILE).exists():
+            print("\ninterrupted before the first epoch finished; no checkpoint to resume from. Start again with: "
+                  f"fnn train --config {out / runs.CONFIG_FILE} --out {out} --overwrite", file=sys.stderr)
         else:
             print("\ninterrupted before the first epoch finished; no checkpoint to resume from.", file=sys.stderr)
         return 130
@@ -210,6 +216,14 @@ def _train(args: argparse.Namespace) -> int:
     final = result.record["final"]
     _say(f"test accuracy {final['test_accuracy']:.4f}  ({result.record['wall_time_s']:.1f}s)  run: {out}")
     return 0
+
+
+def _status(run_dir: Path) -> Any:
+    """The status in a run directory's record; None when it has no readable record."""
+    try:
+        return json.loads((run_dir / runs.RECORD_FILE).read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _evaluate(args: argparse.Namespace) -> int:

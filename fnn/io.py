@@ -47,6 +47,7 @@ import struct
 import sys
 import tempfile
 import threading
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -60,7 +61,7 @@ from fnn import tree as ft
 
 __all__ = [
     "CheckpointError", "UnknownRecordError", "save", "load", "check_like", "register_record", "known_records",
-    "atomic_write",
+    "atomic_write", "hold_interrupts",
 ]
 
 FORMAT = "fnn.save"
@@ -274,10 +275,19 @@ def _decode(desc: Any, leaf: Any, records: dict[str, type], where: str) -> Any:
 
 
 @contextlib.contextmanager
-def _finish_before_interrupt() -> Iterator[None]:
+def hold_interrupts() -> Iterator[None]:
     """Hold Ctrl-C (and SIGTERM, when Python handles it) until the block is done, then deliver it.
 
+    A signal that arrives in the block is delivered when it ends (``KeyboardInterrupt`` for
+    Ctrl-C), so that several writes that must agree (a checkpoint and the record describing
+    it) are all done or none started. Blocks nest: an inner one passes what it held to the
+    outer one. An exception in the block drops what was held (the block failed anyway).
     Main thread only; elsewhere the block runs as is.
+
+    >>> with hold_interrupts():
+    ...     done = "both files written"
+    >>> done
+    'both files written'
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -395,7 +405,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     (['notes.txt'], 'done')
     """
     path = Path(path)
-    with _finish_before_interrupt():
+    with hold_interrupts():
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
@@ -467,7 +477,10 @@ def _read_leaf(archive: zipfile.ZipFile, name: str, dtype: Any, shape: Any, wher
         if version not in ((1, 0), (2, 0)):
             raise ValueError(f"{name} has .npy format version {version}")
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        got_shape, fortran, got_dtype = read_header(f)
+        try:
+            got_shape, fortran, got_dtype = read_header(f)
+        except (SyntaxError, tokenize.TokenError) as e:  # numpy re-parses a header it cannot read with tokenize
+            raise ValueError(f"{name} ({where}) has a damaged .npy header ({type(e).__name__}: {e})") from None
         if got_dtype.str != dtype or list(got_shape) != shape:
             raise ValueError(
                 f"{name} ({where}) is {got_dtype.str}{list(got_shape)} but the description says {dtype}{shape}"

@@ -11,7 +11,9 @@ files. With ``out`` it writes a run directory, which holds one run:
 - ``record.json``: ``status`` (``running``, ``completed``, ``interrupted``,
   ``diverged`` or ``failed``), per-epoch history, final metrics, seed, wall time,
   versions, OS, CPU, BLAS threads and the SHA-256 of the training data;
-- ``params.npz``: the final params (:func:`fnn.load` reads them);
+- ``params.npz``: the final params (:func:`fnn.load` reads them), only while the run is
+  finished: a completed run resumed for more epochs removes it (and ``curve.png``) with its
+  first new epoch, and writes both again when it completes;
 - ``checkpoint.npz``: a :class:`Checkpoint`: the latest :class:`fnn.TrainState`,
   the hash of the config and of the training data it belongs to, and the
   early-stopping state; saved atomically after every epoch, :func:`resume`
@@ -53,10 +55,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import data as fdata
-from fnn import datasets, layers, metrics, models, optim
+from fnn import datasets, layers, metrics, models, optim, validate
 from fnn import io as fio
 from fnn import random as fr
 from fnn import schedules as fs
+from fnn import tree as ft
 from fnn.arguments import integer, number
 from fnn.costs import COSTS
 from fnn.describe import num_params
@@ -595,10 +598,16 @@ def _claim(out: Path, *, resuming: bool, overwrite: bool) -> _Lock:
         held = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE)
         if held and not resuming:
             if not overwrite:
+                if CHECKPOINT_FILE in held:
+                    ways = f"Continue that run with --resume {out}, clear it with --overwrite, or"
+                elif CONFIG_FILE in held or RECORD_FILE in held:
+                    why = "" if PARAMS_FILE in held else " (its run stopped before the first epoch ended)"
+                    ways = f"It has no {CHECKPOINT_FILE} to resume from{why}: clear it with --overwrite, or"
+                else:
+                    ways = "It is not a run directory, which --overwrite never clears:"
                 raise RunError(
                     f"{out} is not empty (it holds {', '.join(held[:6])}{', ...' if len(held) > 6 else ''}): a run "
-                    f"directory holds one run. Continue that run with --resume {out}, clear it with --overwrite, "
-                    "or write this one to another --out."
+                    f"directory holds one run. {ways} write this one to another --out."
                 )
             if CONFIG_FILE not in held and RECORD_FILE not in held:
                 raise RunError(
@@ -643,6 +652,7 @@ class _Recorder:
                  resumed_from: int | None) -> None:
         self.setup, self.cfg, self.out, self.log, self.observers = setup, setup.cfg, out, log, observers
         self.resumed_from, self.last = resumed_from, start
+        self.completed = False  # the record says completed and the checkpoint finished: no stop changes them
         self.bar: Any = None
         self.started, self.t0 = _now(), time.perf_counter()
         self.wall_before = 0.0
@@ -686,9 +696,12 @@ class _Recorder:
         if val_loss is not None and val_loss < self.best_loss:
             self.best_loss, self.best_params = val_loss, state.params
         if self.out is not None:
-            fio.save(self.out / CHECKPOINT_FILE, self.checkpoint(state))
-            self.last = state  # the record tells of the last saved epoch
-            _write_json(self.out / RECORD_FILE, self.record(state, "running"))
+            with fio.hold_interrupts():  # a Ctrl-C waits: the record tells of the epoch the checkpoint holds
+                for name in (PARAMS_FILE, CURVE_FILE):  # a finished run's (resumed for more epochs): stale now
+                    (self.out / name).unlink(missing_ok=True)
+                fio.save(self.out / CHECKPOINT_FILE, self.checkpoint(state))
+                self.last = state
+                _write_json(self.out / RECORD_FILE, self.record(state, "running"))
         self.last = state
         if self.log is not None:
             h = state.history[-1]
@@ -723,9 +736,13 @@ class _Recorder:
         }
 
     def stopped(self, status: str, **extra: Any) -> None:
-        """Write the record of a run that stops here (interrupted, diverged, failed), best effort."""
+        """Write the record of a run that stops here (interrupted, diverged, failed), best effort.
+
+        A run whose completed record and finished checkpoint are written keeps them: a Ctrl-C that
+        arrived while they were saved stops the process, not the run, which is complete.
+        """
         self.close_bar()
-        if self.out is not None:
+        if self.out is not None and not self.completed:
             with contextlib.suppress(OSError):
                 _write_json(self.out / RECORD_FILE, self.record(self.last, status, **extra))
 
@@ -759,9 +776,11 @@ def _finish(setup: _Setup, params: Params, recorder: _Recorder) -> dict[str, Any
         extra["checkpoint_path"] = str((out / CHECKPOINT_FILE).resolve())
         extra["plot"] = _plot(out, recorder.history(state), "validation" if setup.val_set is not None else "test")
     rec = recorder.record(state, "completed", **extra)
-    if out is not None:  # the checkpoint says "finished" last: a stop before that leaves a run resume finishes
-        _write_json(out / RECORD_FILE, rec)
-        fio.save(out / CHECKPOINT_FILE, recorder.checkpoint(state, "stopped_early" if early else "completed"))
+    if out is not None:  # a stop before this leaves a run that resume finishes; a Ctrl-C here waits for both
+        with fio.hold_interrupts():
+            _write_json(out / RECORD_FILE, rec)
+            fio.save(out / CHECKPOINT_FILE, recorder.checkpoint(state, "stopped_early" if early else "completed"))
+            recorder.completed = True
     return rec
 
 
@@ -889,6 +908,12 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _read_checkpoint(run_dir: Path) -> Checkpoint:
+    if not (run_dir / CHECKPOINT_FILE).exists():
+        raise RunError(
+            f"{run_dir} has no {CHECKPOINT_FILE}: its run stopped before the first epoch ended (or the file was "
+            f"removed), so there is no state to continue or params to read. Start the run again with: "
+            f"fnn train --config {run_dir / CONFIG_FILE} --out {run_dir} --overwrite"
+        )
     found = fio.load(run_dir / CHECKPOINT_FILE)
     if not isinstance(found, Checkpoint):
         raise ConfigError(
@@ -966,18 +991,49 @@ def resume(
             f"{setup.data_info['train_sha256'][:16]}... instead of {ckpt.train_sha256[:16]}...); "
             "resume with the same data files."
         )
+    _check_state(run_dir, ckpt, setup)
     return _execute(setup, run_dir, ckpt.state, best_params=ckpt.best_params, resumed_from=ckpt.state.epoch,
                     **kwargs)
 
 
+def _damaged(path: Path, reason: str) -> fio.CheckpointError:
+    run_dir = path.parent
+    return fio.CheckpointError(
+        f"{path} is damaged: {reason} Restore it, or start the run again with: "
+        f"fnn train --config {run_dir / CONFIG_FILE} --out {run_dir} --overwrite"
+    )
+
+
+def _check_finite(path: Path, *trees: Any) -> None:
+    """Refuse params holding NaN or inf: fnn never saves them (a diverged run keeps its last finite state)."""
+    if not all(np.isfinite(x).all() for t in trees for x in ft.leaves(t)
+               if isinstance(x, np.ndarray) and x.dtype.kind == "f"):
+        raise _damaged(path, "its params hold NaN or inf, which fnn never saves.")
+
+
+def _check_state(run_dir: Path, ckpt: Checkpoint, setup: _Setup) -> None:
+    """Refuse a checkpoint whose state cannot continue the run ``setup`` describes, before any write."""
+    path = run_dir / CHECKPOINT_FILE
+    try:
+        validate.initial_state(ckpt.state, setup.params, setup.optimizer, name="state")
+        if ckpt.best_params is not None and not validate.same_layout(ckpt.best_params, setup.params):
+            raise ValueError("its best_params do not have the layout of the network in config.json.")
+    except (TypeError, ValueError) as e:
+        raise _damaged(path, str(e).splitlines()[0]) from None
+    _check_finite(path, ckpt.state.params, ckpt.best_params)
+
+
 def _final_params(run_dir: Path, cfg: Mapping[str, Any]) -> Params:
     """The params of a run directory: the params file, or the checkpoint's when the run did not finish."""
-    params_path = run_dir / PARAMS_FILE
-    if params_path.exists():
-        return fio.load(params_path, like=build(cfg))
-    state = _read_checkpoint(run_dir).state
-    fio.check_like(run_dir / CHECKPOINT_FILE, state.params, build(cfg))
-    return state.params
+    path = run_dir / PARAMS_FILE
+    if path.exists():
+        params = fio.load(path, like=build(cfg))
+    else:
+        path = run_dir / CHECKPOINT_FILE
+        params = _read_checkpoint(run_dir).state.params
+        fio.check_like(path, params, build(cfg))
+    _check_finite(path, params)
+    return params
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> RunResult:
@@ -1275,7 +1331,12 @@ def sweep(
     out = Path(out)
     keys = grid.varied(configs)
     dirs = [out / RUNS_DIR / config_hash(c) for c in configs]
-    (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+    try:
+        (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunError(f"{out} is a file (or lies under one), not a directory; choose another --out.") from None
+    except OSError as e:
+        raise RunError(f"cannot create the sweep directory {out}: {e.strerror}; choose another --out.") from e
 
     rows: list[dict[str, Any] | None] = [None] * len(configs)
     for i, d in enumerate(dirs):

@@ -11,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fnn
+import fnn.cli
 from fnn import runs
 from tests.timeless import timeless
 
@@ -125,6 +127,7 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], int, str]]:
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "dir.toml").mkdir()
     (tmp_path / "afile").write_text("not a directory")
+    (tmp_path / "g.toml").write_text("layers = [784, 8, 10]\nepochs = 1\nseed = [0, 1]\n")
     for name, config in [("garbled", "{oops"), ("nonobject", "[]")]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(config)
@@ -144,6 +147,8 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], int, str]]:
         (["train", "--out", "afile", *SMALL], 2, "afile is a file (or lies under one)"),
         (["train", "--out", "afile/run", *SMALL], 2, "afile/run is a file (or lies under one)"),
         (["train", "--resume", "afile"], 2, "afile is a file"),
+        (["sweep", "g.toml", "--out", "afile"], 2, "fnn sweep: error: afile is a file (or lies under one), not a "
+                                                   "directory; choose another --out."),
         (["train", "--resume", "garbled"], 2, "garbled/config.json: cannot read the config"),
         (["train", "--resume", "nonobject"], 2, "expected an object of config keys, got list"),
         (["train", "--validation", "1e-9", "--out", "v", *SMALL], 2, "holds out 0"),
@@ -245,3 +250,43 @@ def test_info_and_evaluate_into_a_closed_pipe_say_nothing_more(tmp_path: Path) -
                               stderr=subprocess.PIPE, text=True, timeout=300)
         os.close(write)
         assert proc.returncode == 0 and proc.stderr == "", (command, proc.stderr)
+
+
+def test_a_damaged_checkpoint_state_is_one_line_exit_2_and_changes_nothing(tmp_path: Path) -> None:
+    runs.run({"layers": [784, 8, 10], "batch_size": 100, "lr": 5.0, "epochs": 1}, tmp_path / "r")
+    ckpt = fnn.load(tmp_path / "r" / "checkpoint.npz")
+    nan = ckpt.state.params[0]._replace(b=np.full_like(ckpt.state.params[0].b, np.nan))
+    fnn.save(tmp_path / "r" / "checkpoint.npz", ckpt._replace(state=ckpt.state._replace(
+        epoch=5, step=5, params=(nan,) + ckpt.state.params[1:]), finished=""))
+    (tmp_path / "r" / "params.npz").unlink()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    for args, reason in [(["train", "--resume", "r", "--epochs", "6"], "state is inconsistent: epoch 5"),
+                         (["evaluate", "r"], "its params hold NaN or inf")]:
+        res = fnn_cmd(*args, cwd=tmp_path)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.startswith(f"fnn {args[0]}: error: r/checkpoint.npz is damaged: {reason}"), res.stderr
+        assert res.stderr.count("\n") == 1 and res.stderr.rstrip().endswith("--out r --overwrite"), res.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before  # config.json kept epochs 1
+
+
+def test_ctrl_c_messages_say_what_was_kept_and_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_runs import _signal_in_checkpoint_save
+
+    monkeypatch.chdir(tmp_path)
+    with _signal_in_checkpoint_save(2, signal.SIGINT):  # epoch 1's checkpoint, then the "completed" one
+        assert fnn.cli.main(["train", "--epochs", "1", *SMALL, "--out", "done", "--quiet"]) == 130
+    assert "interrupted after the run completed; its results are in done" in capsys.readouterr().err
+    assert json.loads((tmp_path / "done" / "record.json").read_text())["status"] == "completed"
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(runs, "_train", interrupted)  # Ctrl-C in epoch 1
+        assert fnn.cli.main(["train", "--epochs", "1", *SMALL, "--out", "early", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "Start again with: fnn train --config early/config.json --out early --overwrite" in err, err
+    assert fnn.cli.main(["train", "--resume", "early", "--quiet"]) == 2
+    assert "early has no checkpoint.npz: its run stopped before the first epoch ended" in capsys.readouterr().err
+    assert fnn.cli.main(["train", "--config", "early/config.json", "--out", "early", "--overwrite", "--quiet"]) == 0

@@ -254,3 +254,23 @@ def test_a_record_that_gained_fields_with_defaults_loads(tmp_path: Path) -> None
         for n, b in entries.items():
             z.writestr(n, b)
     assert fnn.load(path) == fnn.EpochStats(1, 0.5, 0.4, 0.9, None, None, None)
+
+
+def test_a_damaged_npy_header_is_a_checkpoint_error(tmp_path: Path) -> None:
+    # numpy re-parses a header it cannot read with tokenize, whose TokenError used to escape fnn.load
+    fnn.save(tmp_path / "good.npz", fnn.mlp([5, 4, 3], seed=0))
+    with zipfile.ZipFile(tmp_path / "good.npz") as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    leaf = entries["leaf_0.npy"]
+    bad, reasons = tmp_path / "bad.npz", set()
+    for pos in range(11, leaf.index(b"\n")):  # every byte of its header's dict but the opening brace
+        for char in b"{(['":
+            with zipfile.ZipFile(bad, "w") as z:  # a sound zip (CRCs right) of a damaged .npy header
+                for name, content in entries.items():
+                    z.writestr(name, leaf[:pos] + bytes([char]) + leaf[pos + 1:] if name == "leaf_0.npy" else content)
+            try:
+                fnn.load(bad)
+            except fio.CheckpointError as e:
+                assert str(e).startswith(f"cannot load {bad}: "), e
+                reasons.add(str(e).split(": ")[1].split(" (")[0])
+    assert "leaf_0" in reasons, reasons  # "leaf_0 (tree[0].w) has a damaged .npy header (TokenError: ...)"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fnn
+import fnn.cli
 from fnn import runs
 from tests.timeless import timeless
 
@@ -215,6 +219,9 @@ def test_a_run_directory_holds_one_run(tmp_path: Path) -> None:
     other = tmp_path.parent / (tmp_path.name + "-not-a-run")
     other.mkdir()
     (other / "notes.txt").write_text("mine")
+    with pytest.raises(runs.RunError, match=r"holds one run\. It is not a run directory, which --overwrite never "
+                                            r"clears: write this one to another --out\.$"):
+        runs.run({**TINY, "epochs": 1}, other)
     with pytest.raises(runs.RunError, match="not a run directory, and --overwrite clears only run directories"):
         runs.run({**TINY, "epochs": 1}, other, overwrite=True)
     assert (other / "notes.txt").read_text() == "mine"
@@ -349,3 +356,127 @@ def test_recurrent_models_read_images_row_by_row_and_resume_exactly(tmp_path: Pa
     assert whole.record["history"][-1]["loss"] < whole.record["history"][0]["loss"]
     with pytest.raises(runs.ConfigError, match="hidden must be a positive integer"):
         runs.resolve_config({"model": model, "hidden": 0})
+
+
+# ---------------------------------------------------------------------------
+# A run directory's files always describe one run, at every stop
+# ---------------------------------------------------------------------------
+
+
+def test_a_completed_run_resumed_then_interrupted_keeps_no_stale_params(tmp_path: Path) -> None:
+    runs.run(TINY, tmp_path)  # completed after 2 epochs: params.npz and curve.png of epoch 2
+    with pytest.raises(KeyboardInterrupt):
+        runs.resume(tmp_path, {"epochs": 4}, observers=[_stop_after(3)])
+    rec = json.loads((tmp_path / "record.json").read_text())
+    state = fnn.load(tmp_path / "checkpoint.npz").state
+    assert rec["status"] == "interrupted" and rec["epochs_done"] == state.epoch == 3
+    assert not (tmp_path / "params.npz").exists() and not (tmp_path / "curve.png").exists()  # of epoch 2: gone
+    loaded = runs.load_run(tmp_path)
+    assert fnn.tree.all_equal(loaded.params, state.params)
+    test_set = runs._load_data(runs.resolve_config(TINY))[2]
+    assert runs.evaluate(tmp_path)["accuracy"] == fnn.accuracy(state.params, test_set)
+    done = runs.resume(tmp_path)  # epochs 4, from config.json
+    assert done.record["epochs_done"] == 4 and (tmp_path / "curve.png").exists() == (done.record["plot"] == "curve.png")
+    assert fnn.tree.all_equal(fnn.load(tmp_path / "params.npz"), done.state.params)
+
+
+@contextlib.contextmanager
+def _signal_in_checkpoint_save(n: int, signum: int):
+    """Send ``signum`` to this process from inside the ``n``-th checkpoint write (fnn holds it until
+    the save is done), as a Ctrl-C or a ``kill`` arriving mid-save does."""
+    write, count = fnn.io._write_zip, [0]
+
+    def writing(f, entries):  # type: ignore[no-untyped-def]
+        entries = list(entries)
+        if b'"fnn.runs.Checkpoint"' in entries[0][1]:
+            count[0] += 1
+            if count[0] == n:
+                os.kill(os.getpid(), signum)
+        write(f, iter(entries))
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    fnn.io._write_zip = writing
+    try:
+        yield
+    finally:
+        fnn.io._write_zip = write
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_checkpoint_save_is_recorded_with_the_epoch_saved(tmp_path: Path, signum: int) -> None:
+    with _signal_in_checkpoint_save(2, signum), pytest.raises(KeyboardInterrupt):
+        runs.run({**TINY, "epochs": 4}, tmp_path)
+    rec = json.loads((tmp_path / "record.json").read_text())
+    state = fnn.load(tmp_path / "checkpoint.npz").state
+    assert rec["status"] == "interrupted" and rec["epochs_done"] == state.epoch == 2  # was 1 in the record
+    assert [h["epoch"] for h in rec["history"]] == [1, 2]
+    assert runs.resume(tmp_path).record["resumed_from_epoch"] == 2
+
+
+def test_a_ctrl_c_during_the_final_save_leaves_a_completed_run(tmp_path: Path) -> None:
+    with _signal_in_checkpoint_save(3, signal.SIGINT), pytest.raises(KeyboardInterrupt):
+        runs.run(TINY, tmp_path)  # checkpoints of epoch 1, epoch 2, then the one that says "completed"
+    rec = json.loads((tmp_path / "record.json").read_text())
+    ckpt = fnn.load(tmp_path / "checkpoint.npz")
+    assert ckpt.finished == "completed" and ckpt.state.epoch == 2
+    assert rec["status"] == "completed" and rec["epochs_done"] == 2 and rec["final"]["test_accuracy"] > 0.5
+    assert fnn.tree.all_equal(fnn.load(tmp_path / "params.npz"), ckpt.state.params)
+    before = _files(tmp_path)
+    with pytest.raises(runs.RunError, match="has done 2 epochs and is complete"):
+        runs.resume(tmp_path)
+    assert _files(tmp_path) == before
+
+
+def _tampered(tmp_path: Path, edit) -> Path:
+    """A completed run directory whose checkpoint is a sound file holding ``edit(state)``."""
+    runs.run(TINY, tmp_path)
+    ckpt = fnn.load(tmp_path / "checkpoint.npz")
+    fnn.save(tmp_path / "checkpoint.npz", ckpt._replace(state=edit(ckpt.state), finished=""))
+    return tmp_path
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda s: s._replace(epoch=5, step=5), r"state is inconsistent: epoch 5, step 5, 2 history entries"),
+    (lambda s: s._replace(params=fnn.mlp([784, 9, 10], seed=0)), r"state\.params does not have the layout"),
+    (lambda s: s._replace(params=(s.params[0]._replace(b=np.full_like(s.params[0].b, np.nan)),) + s.params[1:]),
+     r"its params hold NaN or inf"),
+], ids=["epoch", "shape", "nan"])
+def test_a_checkpoint_holding_a_state_that_cannot_continue_is_damaged(tmp_path: Path, edit, reason: str) -> None:
+    run_dir = _tampered(tmp_path, edit)
+    before = _files(run_dir)
+    with pytest.raises(fnn.io.CheckpointError, match=f"{run_dir / 'checkpoint.npz'} is damaged: {reason}.*"
+                                                     f"--config {run_dir / 'config.json'} --out {run_dir} --overwrite"):
+        runs.resume(run_dir, {"epochs": 6})
+    assert _files(run_dir) == before  # config.json too: checked before any write
+
+
+def test_evaluate_refuses_nan_params_as_damaged(tmp_path: Path) -> None:
+    run_dir = _tampered(tmp_path, lambda s: s._replace(
+        params=(s.params[0]._replace(b=np.full_like(s.params[0].b, np.nan)),) + s.params[1:]))
+    (run_dir / "params.npz").unlink()
+    with pytest.raises(fnn.io.CheckpointError, match="checkpoint.npz is damaged: its params hold NaN or inf"):
+        runs.evaluate(run_dir)
+
+
+def test_a_run_stopped_before_its_first_epoch_says_how_to_start_again(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(runs, "_train", interrupted)  # Ctrl-C in epoch 1
+        with pytest.raises(KeyboardInterrupt):
+            runs.run(TINY, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "record.json"]
+    before = _files(tmp_path)
+    with pytest.raises(runs.RunError, match=r"It has no checkpoint.npz to resume from \(its run stopped before the "
+                                            r"first epoch ended\): clear it with --overwrite") as refused:
+        runs.run(TINY, tmp_path)
+    assert "--resume" not in str(refused.value)
+    again = f"fnn train --config {tmp_path / 'config.json'} --out {tmp_path} --overwrite"
+    with pytest.raises(runs.RunError, match=f"has no checkpoint.npz: its run stopped before the first epoch.*{again}"):
+        runs.resume(tmp_path)
+    assert _files(tmp_path) == before
+    assert fnn.cli.main(again.split()[1:] + ["--quiet"]) == 0  # the advice works
+    assert json.loads((tmp_path / "record.json").read_text())["status"] == "completed"

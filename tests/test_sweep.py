@@ -12,6 +12,7 @@ import importlib.util
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -276,3 +277,24 @@ def _on_a_local_cluster(tmp_path, processes):
     if processes:
         record = json.loads((first / runs.RECORD_FILE).read_text())
         assert record["resumed_from_epoch"] is not None  # the worker died; the run went on from its checkpoint
+
+
+def test_a_ctrl_c_during_a_runs_final_save_leaves_it_completed_for_the_rerun(tmp_path):
+    from tests.test_runs import _signal_in_checkpoint_save
+
+    out, config = tmp_path / "sweep", {**SMALL, "seed": 0}
+    with _signal_in_checkpoint_save(3, signal.SIGINT), pytest.raises(KeyboardInterrupt):
+        runs.sweep([config], out=out)  # epochs 2: the checkpoints of epoch 1, epoch 2, then the "completed" one
+    rerun = runs.sweep([config], out=out)
+    assert [(r["status"], r["error"]) for r in rerun.rows] == [("completed", None)]  # was failed: "is complete"
+    assert rerun.rows[0]["test_accuracy"] > 0.5 and rerun.rows[0]["epochs_done"] == 2
+    assert runs.sweep([config], out=out).rows == rerun.rows
+
+
+def test_a_sweep_out_that_is_a_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "afile").write_text("not a directory")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sweep"):
+        with pytest.raises(runs.RunError, match=f"{out} is a file \\(or lies under one\\), not a directory; choose "
+                                                "another --out"):
+            runs.sweep([SMALL], out=out)
+    assert (tmp_path / "afile").read_text() == "not a directory"
