@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["describe", "integer", "positive_int", "number", "float_dtype", "FLOAT_DTYPES"]
+__all__ = ["describe", "integer", "positive_int", "number", "flag", "float_dtype", "FLOAT_DTYPES"]
 
 #: The parameter dtypes every fnn function takes.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -103,6 +103,23 @@ def number(value: Any, name: str, example: str, low: float = -math.inf, high: fl
         error = TypeError if wrong_kind else ValueError
         raise error(f"{name} must be a finite number{where}, got {given}; pass e.g. {example}.")
     return x
+
+
+def flag(value: Any, name: str, example: str) -> bool:
+    """A switch: ``True`` or ``False`` (numpy's bools too), as a ``bool``; anything else is refused.
+
+    ``"False"``, ``None`` or ``0`` are not switches: Python would take ``"False"`` as true.
+
+    >>> flag(np.True_, "causal", "causal=False")
+    True
+    >>> flag("False", "causal", "causal=False")
+    Traceback (most recent call last):
+    ...
+    TypeError: causal must be True or False, got str 'False'; pass e.g. causal=False.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {describe(value)}; pass e.g. {example}.")
+    return bool(value)
 
 
 def float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:

@@ -33,7 +33,7 @@ import numpy as np
 
 from fnn import layers
 from fnn import random as fr
-from fnn.arguments import describe, positive_int
+from fnn.arguments import describe, flag, integer, positive_int
 from fnn.layers import (
     Dropout,
     Flatten,
@@ -134,8 +134,8 @@ def cnn(
     """
     h, w, c = _image_shape(input_shape)
     channels = [positive_int(ch, "channels") for ch in channels]
-    if hidden != 0:
-        positive_int(hidden, "hidden")
+    hidden = integer(hidden, "hidden", "cnn(hidden=128), or hidden=0 for no hidden layer", low=0)
+    batch_norm, flip = flag(batch_norm, "batch_norm", "cnn(batch_norm=True)"), flag(flip, "flip", "cnn(flip=True)")
     dropout = check_rate(dropout, "dropout", "cnn(dropout=0.25)")
     hidden_dropout = check_rate(hidden_dropout, "hidden_dropout", "cnn(hidden_dropout=0.5)")
     keys = fr.split(seed, len(channels) + 2)

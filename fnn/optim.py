@@ -51,7 +51,7 @@ import toolz
 
 from fnn import tree as ft
 from fnn import validate
-from fnn.arguments import number
+from fnn.arguments import flag, number
 from fnn.layers import is_param
 from fnn.schedules import Schedule, constant
 
@@ -425,8 +425,7 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     (True, False)
     """
     mu = number(decay, "decay", "trace(0.9)", 0.0)
-    if not isinstance(nesterov, bool):
-        raise TypeError(f"nesterov must be True or False, got {nesterov!r}.")
+    nesterov = flag(nesterov, "nesterov", "trace(0.9, nesterov=True)")
 
     @_lift
     def one(g: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

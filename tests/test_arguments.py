@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fnn.arguments import float_dtype, integer, number, positive_int
+from fnn.arguments import flag, float_dtype, integer, number, positive_int
 
 
 @pytest.mark.parametrize("value, bounds, expected", [
@@ -79,3 +79,15 @@ def test_float_dtype_takes_float32_and_float64_only():
         with pytest.raises(TypeError) as info:
             float_dtype(given)
         assert str(info.value) == message.format(shown)
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_, np.False_])
+def test_flag_takes_bools(value):
+    got = flag(value, "causal", "causal=False")
+    assert got is bool(value)
+
+
+@pytest.mark.parametrize("value", ["False", None, 0, 1, 1.0, np.array([True])])
+def test_flag_refuses_what_python_would_take_as_a_truth_value(value):
+    with pytest.raises(TypeError, match=r"causal must be True or False, got .*; pass e.g. causal=False\."):
+        flag(value, "causal", "causal=False")

@@ -63,6 +63,20 @@ def test_dropout_rates_are_checked_even_where_no_dropout_is_built():
         "Dense", "ReLU", "Dropout", "Dense"]
 
 
+def test_cnn_switches_and_hidden_size_are_what_they_say():
+    """batch_norm="no" is true in Python and hidden=False equals 0: both are refused, not taken."""
+    for kwargs, match in [({"batch_norm": "no"}, "batch_norm must be True or False, got str 'no'"),
+                          ({"flip": 1}, "flip must be True or False, got int 1"),
+                          ({"hidden": False}, "hidden must be an integer >= 0, got bool False"),
+                          ({"hidden": 2.0}, "hidden must be an integer >= 0, got float 2.0")]:
+        with pytest.raises(TypeError, match=match):
+            fnn.cnn(**kwargs)
+    with pytest.raises(ValueError, match="hidden must be an integer >= 0, got -1"):
+        fnn.cnn(hidden=-1)
+    names = [type(layer).__name__ for layer in fnn.cnn(channels=(4,), hidden=0, batch_norm=np.True_, flip=True)]
+    assert names == ["RandomFlip", "Conv2D", "BatchNorm", "ReLU", "MaxPool2D", "Flatten", "Dropout", "Dense"]
+
+
 def test_dropout_mlp_structure():
     params = dropout_mlp([784, 64, 32, 10], rate=0.3, input_rate=0.1, seed=0)
     assert [type(l).__name__ for l in params] == [

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fnn import io as fio
+from fnn.arguments import flag
 from fnn.datasets._idx import IDXError, read_idx
 
 __all__ = ["DownloadError", "load_mnist", "load_fashion_mnist"]
@@ -137,8 +138,7 @@ def _download_message(source: _Source, places: list[Path], fn: str, error: OSErr
 def _load(
     source: _Source, path: str | os.PathLike[str] | None, download: bool, fn: str
 ) -> tuple[Split, Split]:
-    if not isinstance(download, bool):
-        raise TypeError(f"{fn}: download must be True or False, got {type(download).__name__} {download!r}.")
+    download = flag(download, f"{fn}: download", f"{fn}(download=True)")
     wants_download = download or os.environ.get("FNN_DOWNLOAD") == "1"
     if path is not None and not Path(path).expanduser().is_dir() and not wants_download:
         raise FileNotFoundError(

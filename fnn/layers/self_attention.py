@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fnn import random as fr
-from fnn.arguments import describe, float_dtype, positive_int
+from fnn.arguments import flag, float_dtype, positive_int
 from fnn.layers.core import register
 from fnn.tree import freeze
 
@@ -154,9 +154,7 @@ def attention(
             f"attention: dim {dim} is not divisible by heads {heads}; "
             "each head takes dim / heads features, e.g. heads=4."
         )
-    if not isinstance(causal, (bool, np.bool_)):
-        raise TypeError(f"attention: causal must be True or False, got {describe(causal)}; pass e.g. causal=False "
-                        "to let every position attend to the whole sequence.")
+    causal = flag(causal, "attention: causal", "causal=False to let every position attend to the whole sequence")
     dtype = float_dtype(dtype)
     g = fr.generator(key)
     a = np.sqrt(6.0 / (dim + 3 * dim))  # Xavier uniform over in_proj_weight (3 dim, dim)
