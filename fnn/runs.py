@@ -360,6 +360,13 @@ def _sha256(*arrays: np.ndarray) -> str:
 
 
 def _load_data(cfg: Mapping[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...] | None, tuple[Any, ...], dict]:
+    folder = cfg["data_dir"]
+    if folder is not None and cfg["dataset"] != "digits" and not Path(folder).expanduser().is_dir():
+        raise FileNotFoundError(  # never created to download into: a typo would fetch the data set somewhere new
+            f"the data folder {folder} does not exist (or is not a folder); pass the folder that holds the four "
+            f"{cfg['dataset']} files as --data-dir (create it first to download into it), or leave --data-dir out "
+            "to search the usual places."
+        )
     (x, y), (xt, yt) = DATASETS[cfg["dataset"]](cfg["data_dir"], cfg["download"])
     info = {
         "dataset": cfg["dataset"],

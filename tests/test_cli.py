@@ -154,6 +154,8 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[list[str], int, str]]:
         (["train", "--validation", "1e-9", "--out", "v", *SMALL], 2, "holds out 0"),
         (["train", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent", "--no-download"], 2,
          "the data folder /nonexistent does not exist"),
+        (["train", "--dataset", "mnist", "--data-dir", "/nonexistent"], 2,  # downloading is the default: not there
+         "the data folder /nonexistent does not exist (or is not a folder); pass the folder"),
         (["train", "--lr", "-1"], 2, "lr must be a finite number > 0"),
         (["train", "--epochs", "0"], 2, "epochs must be a positive integer"),
         (["train", "--epochs", "x"], 2, "invalid int value"),
