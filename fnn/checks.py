@@ -54,10 +54,12 @@ def check_grad(
       train, key: the mode and key of random or stateful layers, held fixed during the check.
 
     Returns:
-      A tree shaped like ``params`` with a float at each leaf: for parameter arrays the largest
-      error relative to the size of that leaf's gradient (directions:
-      ``|<g, v> - numeric| / max(|g|, |numeric|)``; coordinates: ``max|g - numeric| / max|g|``);
-      ``0.0`` for settings. Gradients smaller than ``1e-5 max(|loss|, 1)``, where finite
+      A tree shaped like ``params`` with a float at each leaf: for trainable parameter arrays
+      (:func:`fnn.layers.trainable`) the largest error relative to the size of that leaf's
+      gradient (directions: ``|<g, v> - numeric| / max(|g|, |numeric|)``; coordinates:
+      ``max|g - numeric| / max|g|``); ``0.0`` for settings and for running statistics (BatchNorm's
+      ``mean`` and ``var``), which no gradient trains: their gradient is zero by design, so they are
+      not checked. Gradients smaller than ``1e-5 max(|loss|, 1)``, where finite
       differences are mostly rounding noise, are measured against that floor instead. A
       correct gradient gives errors below about 1e-5 (1e-4 at worst); a wrong backward rule
       gives errors of 1e-2 to 1.
@@ -94,6 +96,7 @@ def check_grad(
     # measured relative to at least it (an absolute tolerance on the scale of the loss).
     floor = 1e-5 * max(abs(cost.value(xs[-1], y)), 1.0)
     flat, treedef = ft.flatten(p64)
+    checked = {id(a) for layer in p64 for a in layers.trainable(layer)}  # arrays of p64, alive throughout
     gflat = ft.leaves(grads)
     rng = fr.generator(seed)
 
@@ -102,7 +105,7 @@ def check_grad(
 
     def leaf_error(i: int) -> float:
         p, g = flat[i], np.asarray(gflat[i], dtype=np.float64)
-        if not layers.is_param(p) or p.size == 0:
+        if id(p) not in checked or p.size == 0:  # a setting, a running statistic
             return 0.0
         if mode == "coordinates":
             numeric = np.empty(p.size)  # (size,)

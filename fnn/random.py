@@ -23,6 +23,8 @@ from typing import Union
 
 import numpy as np
 
+from fnn.arguments import integer, positive_int
+
 __all__ = ["Key", "KeyLike", "key", "split", "fold_in", "generator"]
 
 Key = np.ndarray
@@ -45,6 +47,9 @@ def key(seed: KeyLike) -> Key:
 
     Returns:
       A read-only ``uint32`` array of shape ``(4,)``.
+
+    Seeds below ``2**128`` give keys distinct from every key :func:`fold_in` and :func:`split`
+    derive; a larger seed can, in principle, equal one (``SeedSequence`` reads both as words of entropy).
 
     >>> key(42).shape, key(42).dtype
     ((4,), dtype('uint32'))
@@ -71,11 +76,19 @@ def key(seed: KeyLike) -> Key:
 def fold_in(k: KeyLike, data: int) -> Key:
     """A new key derived from ``k`` and the integer ``data`` (a step, an index).
 
+    ``data`` is a non-negative int (numpy's too); a bool, a float or a string is refused rather
+    than truncated, so different ``data`` never silently give the same key.
+
     >>> bool((fold_in(0, 1) != fold_in(0, 2)).any())
     True
+    >>> fold_in(0, 1.5)
+    Traceback (most recent call last):
+    ...
+    TypeError: fold_in: data must be an integer >= 0, got float 1.5; pass e.g. fold_in(key, 3).
     """
+    data = integer(data, "fold_in: data", "fold_in(key, 3)", low=0)
     entropy = [int(w) for w in key(k)]
-    seq = np.random.SeedSequence(entropy, spawn_key=(int(data),))
+    seq = np.random.SeedSequence(entropy, spawn_key=(data,))
     return _frozen(seq.generate_state(_WORDS))
 
 
@@ -86,7 +99,12 @@ def split(k: KeyLike, num: int = 2) -> Key:
 
     >>> split(7, 3).shape
     (3, 4)
+    >>> split(7, 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: split: num must be a positive integer, got 0; pass e.g. split(key, 2).
     """
+    num = positive_int(num, "split: num", "split(key, 2)")
     return _frozen(np.stack([fold_in(k, i) for i in range(num)]))
 
 

@@ -50,3 +50,25 @@ def test_same_bits_in_another_process():
 def test_bad_seeds_are_refused(bad):
     with pytest.raises((TypeError, ValueError), match="seed|key"):
         fr.key(bad)
+
+
+@pytest.mark.parametrize("bad, exc", [(1.7, TypeError), (1.0, TypeError), ("3", TypeError), (True, TypeError),
+                                      (np.float64(2), TypeError), (None, TypeError), (-1, ValueError)])
+def test_fold_in_refuses_what_is_not_a_non_negative_int(bad, exc):
+    # int() used to truncate these: fold_in(k, 1.7) was fold_in(k, 1), fold_in(k, True) too
+    with pytest.raises(exc, match=r"fold_in: data must be an integer >= 0, got .*; pass e\.g\. fold_in\(key, 3\)"):
+        fr.fold_in(fr.key(0), bad)
+
+
+def test_fold_in_takes_python_and_numpy_ints_alike():
+    k = fr.key(0)
+    for i in (0, 5, 2**40):
+        assert np.array_equal(fr.fold_in(k, np.int64(i)), fr.fold_in(k, i))
+        assert np.array_equal(fr.fold_in(k, np.uint64(i)), fr.fold_in(k, i))
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-2, ValueError), (2.0, TypeError), (False, TypeError)])
+def test_split_refuses_a_num_that_is_not_a_positive_int(bad, exc):
+    with pytest.raises(exc, match=r"split: num must be a positive integer, got .*; pass e\.g\. split\(key, 2\)"):
+        fr.split(0, bad)
+    assert fr.split(0, np.int64(3)).shape == (3, 4)
