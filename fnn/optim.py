@@ -11,7 +11,10 @@ gradients into the *change* to add to the params (already negated and scaled
 by the learning rate). Every state is a pytree of arrays and ``NamedTuple``
 records, one record type per transformation, with the step count in it as an
 int64 scalar array, so a state flattens, saves and restores exactly and a
-resumed run continues bit for bit.
+resumed run continues bit for bit. Every array that ``init`` or ``update`` makes
+(state and updates) is read-only, so whoever is shown a state (an observer,
+``on_batch``) cannot change the run through it; the caller's own arrays passed
+through are left as they are.
 
 Small transformations compose with :func:`chain`; the ready optimizers
 (:func:`sgd`, :func:`adam`, :func:`adamw`, :func:`rmsprop`) are chains:
@@ -169,23 +172,34 @@ def _lift(f: Callable[..., tuple[Any, ...]]) -> Callable[..., tuple[PyTree, ...]
 
     ``lifted(updates, *states)`` calls ``f`` on each parameter leaf of ``updates`` with the
     matching leaves of the ``states`` (trees shaped like the params) and returns the trees of
-    its outputs: the new updates and the new states. Leaves that are settings rather than
-    parameters pass through untouched, as do their state leaves. For a 0-d parameter (a single
-    learned number), whose math NumPy does in scalars, the outputs are read-only 0-d arrays of
-    their dtype again (:func:`_array0`), so the next transformation still sees a parameter.
+    its outputs: the new updates and the new states. Every array ``f`` made is returned
+    read-only (no copy); an input that ``f`` returns as it is keeps its flags. Leaves that are
+    settings rather than parameters pass through untouched, as do their state leaves. For a 0-d
+    parameter (a single learned number), whose math NumPy does in scalars, the outputs are 0-d
+    arrays of their dtype again (:func:`_array0`), so the next transformation still sees a parameter.
 
     >>> double = _lift(lambda u, m: (2 * u, m + u))
     >>> double((np.ones(1), 0.5), (np.zeros(1), 0.0))
     ((array([2.]), 0.5), (array([1.]), 0.0))
     >>> double(np.array(1.0), np.array(0.0))
     (array(2.), array(1.))
+    >>> double(np.ones(1), np.zeros(1))[1].flags.writeable
+    False
     """
 
     def one(*xs: Any) -> tuple[Any, ...]:
         if not is_param(xs[0]):
             return xs
         out = f(*xs)
-        return out if xs[0].ndim else tuple(map(_array0, out))  # a 0-d param: NumPy gave scalars
+        if not xs[0].ndim:
+            out = tuple(map(_array0, out))  # a 0-d param: NumPy gave scalars
+        for a in out:  # every array f made goes out read-only; an input returned as it is keeps its flags
+            for x in xs:
+                if a is x:
+                    break
+            else:
+                a.setflags(write=False)
+        return out
 
     def lifted(updates: PyTree, *states: PyTree) -> tuple[PyTree, ...]:
         try:
@@ -211,23 +225,30 @@ def _array0(x: Any) -> Any:
     >>> _array0(np.array(2.0) * np.array(3.0)), _array0(0.5)
     (array(6.), 0.5)
     """
-    if isinstance(x, np.generic):
-        x = np.array(x)
-        x.setflags(write=False)
-    return x
+    return _frozen(np.array(x)) if isinstance(x, np.generic) else x
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a``, made read-only in place: only for an array made here, never for an argument.
+
+    >>> _frozen(np.zeros(1)).flags.writeable
+    False
+    """
+    a.setflags(write=False)
+    return a
 
 
 def _zeros(p: Any) -> np.ndarray:
-    """A zero state leaf: the shape and dtype of a parameter, a float64 scalar for a setting."""
-    return np.zeros_like(p) if is_param(p) else np.zeros(())
+    """A read-only zero state leaf: the shape and dtype of a parameter, a float64 scalar for a setting."""
+    return _frozen(np.zeros_like(p) if is_param(p) else np.zeros(()))
 
 
 def _count0() -> np.ndarray:
-    return np.zeros((), np.int64)
+    return _frozen(np.zeros((), np.int64))
 
 
 def _next(count: np.ndarray) -> np.ndarray:
-    return np.asarray(int(count) + 1, np.int64)
+    return _frozen(np.array(int(count) + 1, np.int64))
 
 
 def _times(updates: PyTree, c: float) -> PyTree:
@@ -385,7 +406,7 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
     schedule = lr if callable(lr) else constant(number(lr, "lr", example, 0.0))
 
     def rate(count: np.ndarray) -> np.ndarray:
-        return np.asarray(float(schedule(int(count))), np.float64)
+        return _frozen(np.array(float(schedule(int(count))), np.float64))
 
     def init(params: PyTree) -> ScaleByLearningRateState:
         del params
@@ -414,8 +435,8 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     This is PyTorch's ``SGD(momentum=mu, nesterov=...)`` with ``dampening=0``: its
     buffer starts as the first gradient, which is what ``b_0 = 0`` gives.
 
-    The heavy-ball update is the new buffer itself, returned read-only (no copy): a later
-    transformation cannot change the state by writing into its updates.
+    The heavy-ball update is the new buffer itself, returned read-only (no copy, as every array
+    :func:`_lift` returns): a later transformation cannot change the state by writing into its updates.
 
     >>> opt = trace(0.5)
     >>> u, s = opt.update(np.ones(1), opt.init(np.ones(1)))
@@ -431,7 +452,6 @@ def trace(decay: float, nesterov: bool = False) -> GradientTransformation:
     def one(g: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         b = b * np.asarray(mu, b.dtype)  # a new array: the state passed in is never written
         b += g
-        b.setflags(write=False)  # the state, and the heavy-ball update too: nobody may write into it
         return (g + b * np.asarray(mu, b.dtype) if nesterov else b), b
 
     return _moments(TraceState, one)

@@ -315,6 +315,43 @@ def test_trace_returns_its_buffer_read_only_so_the_state_cannot_change_through_t
         opt.update(g, opt.init(p), p)
 
 
+# The sum of the params after two steps of _run(opt, _params(), _grads(2)), from a run made before the
+# optimizers' arrays were read-only: freezing them changes no number.
+SUMS_AFTER_TWO_STEPS = {
+    "sgd": -1.4141816203312683,
+    "momentum": -1.6412937114424926,
+    "nesterov": -2.053911539168351,
+    "adam": -0.9090036329121313,
+    "adamw": -0.9071535980684441,
+    "rmsprop_momentum": -0.6758436382409058,
+    "clipped_adam_cosine": -0.9285299671521573,
+    "schedule": -1.3464201409477983,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUMS_AFTER_TWO_STEPS))
+def test_every_array_an_optimizer_makes_is_read_only_and_the_callers_keep_their_flags(name):
+    """An observer shown the state (Adam's moments, the step counts, the rate) cannot change the run by writing
+    into it: every array of ``init`` and ``update`` is read-only; the caller's grads and params stay writeable."""
+    def arrays(tree):
+        return [a for a in ft.leaves(tree) if isinstance(a, np.ndarray)]
+
+    opt = OPTIMIZERS[name]()
+    params, grads = _params(), _grads(2)
+    callers = arrays((params, grads))
+    assert all(a.flags.writeable for a in callers)
+    state = opt.init(params)
+    made = arrays(state)
+    for g in grads:
+        updates, state = opt.update(g, state, params)
+        made += arrays((updates, state))
+        params = fnn.apply_updates(params, updates)
+    assert made and not [a for a in made if a.flags.writeable]
+    assert all(a.flags.writeable for a in callers)
+    total = sum(np.sum(p) for p in ft.leaves(params) if fnn.layers.is_param(p))
+    assert total == pytest.approx(SUMS_AFTER_TWO_STEPS[name], rel=1e-13)
+
+
 def test_adam_init_gives_its_two_moments_arrays_of_their_own():
     state = fnn.scale_by_adam().init(np.zeros(2))
     assert state.mu is not state.nu and not np.shares_memory(state.mu, state.nu)
