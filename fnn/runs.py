@@ -59,7 +59,6 @@ from fnn import datasets, layers, metrics, models, optim, validate
 from fnn import io as fio
 from fnn import random as fr
 from fnn import schedules as fs
-from fnn import tree as ft
 from fnn.arguments import integer, number
 from fnn.costs import COSTS
 from fnn.describe import num_params
@@ -1011,23 +1010,15 @@ def _damaged(path: Path, reason: str) -> fio.CheckpointError:
     )
 
 
-def _check_finite(path: Path, *trees: Any) -> None:
-    """Refuse params holding NaN or inf: fnn never saves them (a diverged run keeps its last finite state)."""
-    if not all(np.isfinite(x).all() for t in trees for x in ft.leaves(t)
-               if isinstance(x, np.ndarray) and x.dtype.kind == "f"):
-        raise _damaged(path, "its params hold NaN or inf, which fnn never saves.")
-
-
 def _check_state(run_dir: Path, ckpt: Checkpoint, setup: _Setup) -> None:
     """Refuse a checkpoint whose state cannot continue the run ``setup`` describes, before any write."""
     path = run_dir / CHECKPOINT_FILE
     try:
         validate.initial_state(ckpt.state, setup.params, setup.optimizer, name="state")
-        if ckpt.best_params is not None and not validate.same_layout(ckpt.best_params, setup.params):
-            raise ValueError("its best_params do not have the layout of the network in config.json.")
+        if ckpt.best_params is not None:
+            validate.params_like(ckpt.best_params, setup.params, "best_params", "")
     except (TypeError, ValueError) as e:
         raise _damaged(path, str(e).splitlines()[0]) from None
-    _check_finite(path, ckpt.state.params, ckpt.best_params)
 
 
 def _final_params(run_dir: Path, cfg: Mapping[str, Any]) -> Params:
@@ -1039,7 +1030,10 @@ def _final_params(run_dir: Path, cfg: Mapping[str, Any]) -> Params:
         path = run_dir / CHECKPOINT_FILE
         params = _read_checkpoint(run_dir).state.params
         fio.check_like(path, params, build(cfg))
-    _check_finite(path, params)
+    try:  # fnn never saves NaN: a diverged run keeps its last finite state
+        validate.params_like(params, build(cfg), "params", "")
+    except ValueError as e:
+        raise _damaged(path, str(e).splitlines()[0]) from None
     return params
 
 

@@ -437,6 +437,9 @@ def train(
     if patience is None and monitor != "val_loss":
         raise ValueError(f"monitor={monitor!r} is what patience watches: pass patience= as well (e.g. patience=5).")
     observers = validate.callbacks(observers, "observers")
+    if best_params is not None:
+        validate.params_like(best_params, params, "best_params",
+                             "Pass the params of the resumed run's best epoch (a run directory's checkpoint has them).")
     states = training(
         params, data, batch_size=batch_size, lr=lr, optimizer=optimizer, cost=cost, seed=seed, validation=validation,
         initial_state=initial_state, on_divergence=on_divergence, executor=executor, shards=shards, on_batch=on_batch,
@@ -454,5 +457,12 @@ def train(
         return s
 
     final = toolz.reduce(observe, states, initial_state)  # epochs >= 1: a fresh run yields a state
-    return final.params, final.history
+    theirs = initial_state is not None and (final.params is initial_state.params or final.params is best_params)
+    return (_read_only(final.params) if theirs else final.params), final.history
+
+
+def _read_only(params: Params) -> Params:
+    """``params`` with read-only arrays: the caller's own (from ``initial_state`` when no epoch ran, or
+    ``best_params``) go out as frozen copies where writeable, their flags untouched; training's are frozen already."""
+    return ft.map(lambda a: freeze(a.copy()) if isinstance(a, np.ndarray) and a.flags.writeable else a, params)
 

@@ -22,7 +22,8 @@ What is checked:
 - counts, rates, optimizers and costs (:func:`positive_int`, :func:`learning_rate`, :func:`optimizer`,
   :func:`cost`), and a cost on logits against a network whose last layer squashes (:func:`logits`;
   :func:`network_and_cost` runs the three checks of a network and its cost);
-- a state to resume from (:func:`initial_state`) against the params and the optimizer;
+- a state to resume from (:func:`initial_state`) against the params and the optimizer, and a
+  network standing in for the params (:func:`params_like`): same layout, finite;
 - record fields against their annotations (:func:`fits`), shared with :func:`fnn.load`.
 
 A 1-D ``x`` is refused, with the reshape that fixes it: fnn never guesses
@@ -36,7 +37,7 @@ import math
 import numbers
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,7 @@ __all__ = [
     "fits",
     "record_fields",
     "same_layout",
+    "params_like",
     "initial_state",
     "callbacks",
     "softmax_outputs",
@@ -200,13 +202,11 @@ def _array(value: Any, name: str) -> np.ndarray:
     return a
 
 
-def _nonfinite(a: np.ndarray, name: str, what: str) -> ValueError:
+def _nonfinite(a: np.ndarray, name: str, fix: str) -> ValueError:
+    """The error for an array ``a`` holding NaN or inf: how many, the first, and ``fix``."""
     bad = np.argwhere(~np.isfinite(a))
     first = tuple(int(i) for i in bad[0])
-    return ValueError(
-        f"{name} holds NaN or inf ({len(bad)} of {a.size} values, the first at index {first}); "
-        f"clean or drop those {what} first, e.g. with np.nan_to_num or a mask."
-    )
+    return ValueError(f"{name} holds NaN or inf ({len(bad)} of {a.size} values, the first at index {first}); {fix}")
 
 
 def inputs(params: Any, x: Any, name: str = "x") -> np.ndarray:
@@ -252,7 +252,7 @@ def _finite_in(a: np.ndarray, dtype: np.dtype, name: str, what: str, scale: str)
     ``what`` names the rows to clean ("examples", "targets"), ``scale`` what to scale.
     """
     if not all_finite(a):
-        raise _nonfinite(a, name, what)
+        raise _nonfinite(a, name, f"clean or drop those {what} first, e.g. with np.nan_to_num or a mask.")
     with np.errstate(over="ignore", under="ignore"):  # overflow is reported below; underflow to 0 is rounding
         cast = a.astype(dtype, copy=False)
     if cast is not a and not all_finite(cast):  # a narrower dtype can overflow; the same array was checked
@@ -641,6 +641,7 @@ def same_layout(a: Any, b: Any) -> bool:
 
 
 _STATE_FIELDS = ("params", "opt_state", "key", "epoch", "step", "history")
+_STATS_FIELDS = ("epoch", "loss", "val_loss", "val_accuracy", "accuracy", "lr", "seconds")  # fnn.EpochStats's
 
 
 def initial_state(state: Any, params: Any, optimizer: Any = None, name: str = "initial_state") -> None:
@@ -649,7 +650,9 @@ def initial_state(state: Any, params: Any, optimizer: Any = None, name: str = "i
     Its params must have the layout of ``params`` (structure, shapes, dtypes), its optimizer
     state that of ``optimizer.init(params)`` (``()`` for plain SGD: the kind of optimizer
     shows in the state's record types), its key that of ``fnn.random.key(0)``, its counters
-    must be integers ``0 <= epoch <= step`` with one history entry per epoch.
+    must be integers ``0 <= epoch <= step`` with one history entry, an :class:`fnn.EpochStats`,
+    per epoch, and its params and optimizer state must hold no NaN or inf (checked last: a state
+    of the wrong form says so first).
 
     >>> import fnn
     >>> net = fnn.mlp([3, 2], seed=0)
@@ -668,13 +671,8 @@ plain SGD (lr=) starts from (). Resume with the optimizer (and learning-rate sch
         )
     state_: Any = state
     state = state_
-    if not same_layout(state.params, params):
-        raise ValueError(
-            f"{name}.params does not have the layout of params (another architecture or dtype?).\n"
-            f"  {name}.params: {ft.structure(ft.map(_short, state.params))}\n"
-            f"  params:        {ft.structure(ft.map(_short, params))}\n"
-            f"Resume with the network the state was saved from, e.g. params=fnn.mlp(<the same sizes>)."
-        )
+    _layout_like(state.params, params, f"{name}.params",
+                 "Resume with the network the state was saved from, e.g. params=fnn.mlp(<the same sizes>).")
     expected = () if optimizer is None else optimizer.init(params)
     if not same_layout(state.opt_state, expected):
         what = (
@@ -696,6 +694,88 @@ plain SGD (lr=) starts from (). Resume with the optimizer (and learning-rate sch
             f"{name} is inconsistent: epoch {epoch}, step {step}, {entries} history entries "
             "(expected one per epoch and at least one step per epoch); pass a state that fnn saved."
         )
+    for i, h in enumerate(history):
+        if not isinstance(h, tuple) or getattr(type(h), "_fields", None) != _STATS_FIELDS:
+            raise TypeError(
+                f"{name}.history[{i}] is {describe(h)}, not an fnn.EpochStats as training records; "
+                "pass a state that fnn saved (fnn.load restores one), or build its history with fnn.EpochStats(...)."
+            )
+        wrong = record_fields(h)
+        if wrong:
+            raise TypeError(
+                f"{name}.history[{i}] is an fnn.EpochStats whose {wrong}; "
+                "pass a state that fnn saved (fnn.load restores one)."
+            )
+    _finite(state.params, f"{name}.params", _DIVERGED)
+    _finite(state.opt_state, f"{name}.opt_state", _DIVERGED)
+
+
+_DIVERGED = (
+    "the run that saved it had diverged. Resume from an earlier checkpoint (a DivergenceError's "
+    ".state is the last finite one), or start afresh with a smaller learning rate."
+)
+
+
+def params_like(value: Any, params: Any, name: str, fix: str) -> None:
+    """Check that ``value``, a network standing in for ``params`` (a state's, the best so far), has
+    the layout of ``params`` (:func:`same_layout`, both printed when not) and finite parameters.
+
+    ``fix`` ends the error: how to pass the right network.
+
+    >>> net = (layers.Dense(np.ones((2, 1)), np.zeros(1)),)
+    >>> params_like(net, net, "best_params", "")
+    >>> params_like((layers.Dense(np.ones((3, 1)), np.zeros(1)),), net, "best_params", "Pass the right one.")
+    Traceback (most recent call last):
+    ...
+    ValueError: best_params does not have the layout of params (another architecture or dtype?).
+      best_params: (Dense(w='float64[3, 1]', b='float64[1]'),)
+      params:      (Dense(w='float64[2, 1]', b='float64[1]'),)
+    Pass the right one.
+    """
+    _layout_like(value, params, name, fix)
+    _finite(value, name, _DIVERGED)
+
+
+def _layout_like(value: Any, params: Any, name: str, fix: str) -> None:
+    if not same_layout(value, params):
+        width = max(len(name), len("params")) + 1
+        raise ValueError(
+            f"{name} does not have the layout of params (another architecture or dtype?).\n"
+            f"  {name + ':':<{width}} {ft.map(_short, value)}\n"
+            f"  {'params:':<{width}} {ft.map(_short, params)}\n"
+            f"{fix}"
+        )
+
+
+def _finite(tree: Any, name: str, fix: str) -> None:
+    """Refuse NaN or inf in a float leaf of ``tree``, naming the leaf, how many and the first; ``fix`` says what to do.
+
+    >>> _finite((np.zeros(2), {"a": np.array([1.0, np.inf])}), "state", "Load a good one.")
+    Traceback (most recent call last):
+    ...
+    ValueError: state[1]['a'] holds NaN or inf (1 of 2 values, the first at index (1,)); Load a good one.
+    """
+    for where, leaf in _paths(tree):
+        if isinstance(leaf, float) and not math.isfinite(leaf):
+            raise ValueError(f"{name}{where} is {leaf!r}; {fix}")
+        if isinstance(leaf, (np.ndarray, np.generic)) and not all_finite(np.asarray(leaf)):
+            raise _nonfinite(np.atleast_1d(leaf), f"{name}{where}", fix)
+
+
+def _paths(node: Any, at: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, leaf)`` for every leaf of a tree of tuples, records, lists and dicts: ``("[0].w", w)``."""
+    fields = getattr(type(node), "_fields", None)
+    if isinstance(node, tuple) and fields is not None:
+        for field, value in zip(fields, node):
+            yield from _paths(value, f"{at}.{field}")
+    elif isinstance(node, (tuple, list)):
+        for i, value in enumerate(node):
+            yield from _paths(value, f"{at}[{i}]")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, f"{at}[{key!r}]")
+    else:
+        yield at, node
 
 
 def _short(leaf: Any) -> str:

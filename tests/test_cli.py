@@ -263,7 +263,7 @@ def test_a_damaged_checkpoint_state_is_one_line_exit_2_and_changes_nothing(tmp_p
     (tmp_path / "r" / "params.npz").unlink()
     before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
     for args, reason in [(["train", "--resume", "r", "--epochs", "6"], "state is inconsistent: epoch 5"),
-                         (["evaluate", "r"], "its params hold NaN or inf")]:
+                         (["evaluate", "r"], "params[0].b holds NaN or inf")]:
         res = fnn_cmd(*args, cwd=tmp_path)
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert res.stderr.startswith(f"fnn {args[0]}: error: r/checkpoint.npz is damaged: {reason}"), res.stderr

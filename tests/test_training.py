@@ -282,3 +282,57 @@ def test_train_initialises_the_optimizer_once():
     assert len(made) == 1 and len(history) == 2
     again, _ = fnn.train(fnn.mlp([8, 3], seed=0), (x, y), epochs=2, batch_size=8, optimizer=adam)
     assert tree.all_equal(trained, again)
+
+
+def _writeable(params):
+    return tree.map(lambda a: np.array(a) if isinstance(a, np.ndarray) else a, params)
+
+
+def test_resume_with_no_epoch_left_returns_read_only_copies_and_leaves_the_state_alone():
+    x, y = blobs(n=40)
+    params = fnn.mlp([8, 4, 3], seed=0)
+    state = toolz.nth(1, fnn.training(params, (x, y), batch_size=8, lr=0.5))
+    state = state._replace(params=_writeable(state.params))  # a state the caller built or edited
+    before = copy.deepcopy(state.params)
+    for epochs in (1, 2):  # no epoch left to run
+        out, history = fnn.train(params, (x, y), epochs=epochs, batch_size=8, lr=0.5, initial_state=state)
+        assert history == state.history and tree.all_equal(out, state.params)
+        assert all(not a.flags.writeable for a in tree.leaves(out) if isinstance(a, np.ndarray))
+        assert all(a.flags.writeable for a in tree.leaves(state.params) if isinstance(a, np.ndarray))
+    assert tree.all_equal(state.params, before)
+
+
+def _patience_run():
+    x, y = blobs(n=120)
+    params = fnn.mlp([8, 64, 3], "relu", "identity", seed=0)
+    kw = dict(batch_size=4, lr=1.0, cost=fnn.cross_entropy, validation=(x[60:], y[60:]), seed=1)
+    whole, history = fnn.train(params, (x[:60], y[:60]), epochs=60, patience=2, **kw)
+    best = int(np.argmin([h.val_loss for h in history]))
+    states = list(toolz.take(len(history) - 1, fnn.training(params, (x[:60], y[:60]), **kw)))  # waited 1 epoch
+    return params, (x[:60], y[:60]), kw, whole, states, best
+
+
+def test_writeable_best_params_come_back_as_read_only_copies():
+    params, data, kw, whole, states, best = _patience_run()
+    best_params = _writeable(states[best].params)
+    resumed, _ = fnn.train(params, data, epochs=60, patience=2, initial_state=states[-1], best_params=best_params,
+                           **kw)
+    assert tree.all_equal(resumed, whole)
+    assert all(not a.flags.writeable for a in tree.leaves(resumed) if isinstance(a, np.ndarray))
+    assert all(a.flags.writeable for a in tree.leaves(best_params) if isinstance(a, np.ndarray))
+
+
+def test_best_params_of_another_network_or_not_finite_are_refused_before_any_work():
+    params, data, kw, _, states, best = _patience_run()
+    seen: list = []
+    wrong = fnn.mlp([8, 5, 3], "relu", "identity", seed=0)
+    with pytest.raises(ValueError, match=r"(?s)best_params does not have the layout of params.*"
+                                         r"best_params: \(Dense\(w='float32\[8, 5\]'.*"
+                                         r"params: +\(Dense\(w='float32\[8, 64\]'.*Pass the params of"):
+        fnn.train(params, data, epochs=60, patience=2, initial_state=states[-1], best_params=wrong,
+                  observers=[seen.append], **kw)
+    nan = tree.map(lambda a: np.full_like(a, np.nan) if fnn.layers.is_param(a) else a, states[best].params)
+    with pytest.raises(ValueError, match=r"best_params\[0\]\.w holds NaN or inf \(512 of 512 values"):
+        fnn.train(params, data, epochs=60, patience=2, initial_state=states[-1], best_params=nan,
+                  observers=[seen.append], **kw)
+    assert seen == []

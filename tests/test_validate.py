@@ -550,16 +550,25 @@ def test_cli_and_library_agree_on_the_optimizer_names():
 # ---------------------------------------------------------------------------
 
 
+X6 = RNG.standard_normal((6, 6)).astype(np.float32)
+
+
 def _train_from(state, params, seen, **kwargs):
     data = (np.ones((6, 6), np.float32), np.array([0, 1, 2, 0, 1, 2]))
     return fnn.train(params, data, epochs=2, batch_size=3, initial_state=state, observers=[seen.append], **kwargs)
 
 
 @pytest.mark.parametrize("case", ["architecture", "other_opt_state", "momentum_for_adam", "adam_with_lr",
-                                  "negative_epoch", "not_a_state"])
+                                  "negative_epoch", "not_a_state", "nan_params", "inf_opt_state", "history_of_dicts",
+                                  "history_of_strings_as_losses"])
 def test_initial_state_is_checked_before_any_work(case):
     net5, net7 = fnn.mlp([6, 5, 3], seed=0), fnn.mlp([6, 7, 3], seed=0)
     adam = fnn.adam(1e-3)
+    nan5 = ft.map(lambda a: np.where(np.arange(a.size).reshape(a.shape) == 2, np.nan, a).astype(a.dtype)
+                  if layers.is_param(a) else a, net5)
+    adam_state = adam.init(net5)
+    inf_opt = ft.map(lambda a: np.full_like(a, np.inf) if a.dtype.kind == "f" and a.ndim == 1 else a, adam_state)
+    one_epoch = fnn.init_state(net5)._replace(epoch=1, step=2)
     state, params, kwargs = {
         "architecture": (fnn.init_state(net7), net5, {"lr": 0.1}),
         "other_opt_state": (fnn.init_state(net7, adam)._replace(params=net5), net5, {"optimizer": adam}),
@@ -567,17 +576,30 @@ def test_initial_state_is_checked_before_any_work(case):
         "adam_with_lr": (fnn.init_state(net5, adam), net5, {"lr": 0.1}),
         "negative_epoch": (fnn.init_state(net5)._replace(epoch=-3), net5, {"lr": 0.1}),
         "not_a_state": ((net5, ()), net5, {"lr": 0.1}),
+        "nan_params": (fnn.init_state(nan5), net5, {"lr": 0.1}),
+        "inf_opt_state": (fnn.init_state(net5)._replace(opt_state=inf_opt), net5, {"optimizer": adam}),
+        "history_of_dicts": (one_epoch._replace(history=({"epoch": 1, "val_loss": 0.5},)), net5,
+                             {"lr": 0.1, "patience": 2, "validation": (X6, LABELS)}),
+        "history_of_strings_as_losses": (one_epoch._replace(history=(fnn.EpochStats(1, "0.5"),)), net5, {"lr": 0.1}),
     }[case]
     pattern = {"architecture": r"initial_state\.params does not have the layout of params",
                "other_opt_state": r"initial_state\.opt_state does not fit the optimizer",
                "momentum_for_adam": r"initial_state\.opt_state does not fit the optimizer: it holds \(TraceState",
                "adam_with_lr": r"initial_state\.opt_state .*plain SGD \(lr=\) starts from \(\)",
                "negative_epoch": r"initial_state\.epoch must be an integer >= 0, got -3",
-               "not_a_state": r"initial_state must be an fnn\.TrainState"}[case]
+               "not_a_state": r"initial_state must be an fnn\.TrainState",
+               "nan_params": r"initial_state\.params\[0\]\.w holds NaN or inf \(1 of 30 values, the first at "
+                             r"index \(0, 2\)\); the run that saved it had diverged\. Resume from an earlier",
+               "inf_opt_state": r"initial_state\.opt_state\[0\]\.mu\[0\]\.b holds NaN or inf \(5 of 5 values",
+               "history_of_dicts": r"initial_state\.history\[0\] is dict .*, not an fnn\.EpochStats as training "
+                                   r"records; pass a state that fnn saved",
+               "history_of_strings_as_losses": r"initial_state\.history\[0\] is an fnn\.EpochStats whose field loss "
+                                               r"is str '0\.5', expected float; pass a state that fnn saved"}[case]
     seen: list = []
     with pytest.raises((ValueError, TypeError), match=pattern):
         _train_from(state, params, seen, **kwargs)
     assert seen == []
+    assert validate._STATS_FIELDS == fnn.EpochStats._fields  # how a history entry is recognised
 
 
 def test_callbacks_and_patience_fail_before_any_work():
