@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["describe", "integer", "positive_int", "number", "flag", "float_dtype", "FLOAT_DTYPES"]
+__all__ = ["describe", "integer", "positive_int", "number", "flag", "float_dtype", "FLOAT_DTYPES", "nonfinite"]
 
 #: The parameter dtypes every fnn function takes.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -143,3 +143,14 @@ def float_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
         raise TypeError(f"{name} must be np.float32 or np.float64 (the parameter dtypes fnn computes in), "
                         f"got {given}; pass e.g. {name}=np.float32.")
     return dt
+
+
+def nonfinite(a: np.ndarray, name: str, fix: str) -> ValueError:
+    """The error for an array ``a`` that holds NaN or inf: how many, where the first is, and ``fix``.
+
+    >>> nonfinite(np.array([1.0, np.nan]), "x", "clean it first.")
+    ValueError('x holds NaN or inf (1 of 2 values, the first at index (1,)); clean it first.')
+    """
+    bad = np.argwhere(~np.isfinite(a))
+    first = tuple(int(i) for i in bad[0])
+    return ValueError(f"{name} holds NaN or inf ({len(bad)} of {a.size} values, the first at index {first}); {fix}")

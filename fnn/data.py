@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from fnn import random
-from fnn.arguments import describe, integer, number, positive_int
+from fnn.arguments import describe, integer, nonfinite, number, positive_int
 
 __all__ = [
     "Data", "batches", "num_batches", "steps_per_epoch", "shuffle", "split", "proportional", "one_hot", "normalize",
@@ -288,13 +288,9 @@ def normalize(images: Any) -> np.ndarray:
             f"normalize: images must be uint8 pixels (0-255) or floats in [0, 1], got dtype "
             f"{images.dtype}; convert with images.astype(np.uint8) or scale them to [0, 1] first."
         )
-    bad = np.count_nonzero(~np.isfinite(images))
-    if bad:
-        first = tuple(int(i) for i in np.argwhere(~np.isfinite(images))[0])
-        raise ValueError(
-            f"normalize: images hold NaN or inf ({bad} of {images.size} values, the first at index {first}); "
-            "clean or drop those images first, e.g. with np.nan_to_num or a mask."
-        )
+    if not np.isfinite(images).all():
+        raise nonfinite(images, "normalize: the image array",
+                        "clean or drop those images first, e.g. with np.nan_to_num or a mask.")
     if images.size and not (images.min() >= 0 and images.max() <= 1):
         raise ValueError(
             f"normalize: floating images must lie in [0, 1], got values from {images.min()} to "

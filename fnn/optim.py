@@ -225,30 +225,20 @@ def _array0(x: Any) -> Any:
     >>> _array0(np.array(2.0) * np.array(3.0)), _array0(0.5)
     (array(6.), 0.5)
     """
-    return _frozen(np.array(x)) if isinstance(x, np.generic) else x
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    """``a``, made read-only in place: only for an array made here, never for an argument.
-
-    >>> _frozen(np.zeros(1)).flags.writeable
-    False
-    """
-    a.setflags(write=False)
-    return a
+    return ft.freeze(np.array(x)) if isinstance(x, np.generic) else x
 
 
 def _zeros(p: Any) -> np.ndarray:
     """A read-only zero state leaf: the shape and dtype of a parameter, a float64 scalar for a setting."""
-    return _frozen(np.zeros_like(p) if is_param(p) else np.zeros(()))
+    return ft.freeze(np.zeros_like(p) if is_param(p) else np.zeros(()))
 
 
 def _count0() -> np.ndarray:
-    return _frozen(np.zeros((), np.int64))
+    return ft.freeze(np.zeros((), np.int64))
 
 
 def _next(count: np.ndarray) -> np.ndarray:
-    return _frozen(np.array(int(count) + 1, np.int64))
+    return ft.freeze(np.array(int(count) + 1, np.int64))
 
 
 def _times(updates: PyTree, c: float) -> PyTree:
@@ -406,7 +396,7 @@ def scale_by_learning_rate(lr: ScalarOrSchedule) -> GradientTransformation:
     schedule = lr if callable(lr) else constant(number(lr, "lr", example, 0.0))
 
     def rate(count: np.ndarray) -> np.ndarray:
-        return _frozen(np.array(float(schedule(int(count))), np.float64))
+        return ft.freeze(np.array(float(schedule(int(count))), np.float64))
 
     def init(params: PyTree) -> ScaleByLearningRateState:
         del params

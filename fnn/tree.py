@@ -42,6 +42,7 @@ __all__ = [
     "flatten",
     "unflatten",
     "leaves",
+    "paths",
     "structure",
     "map",
     "all_equal",
@@ -225,6 +226,38 @@ def leaves(tree: PyTree) -> list[Any]:
     [1, 2, 3]
     """
     return flatten(tree)[0]
+
+
+def paths(tree: PyTree) -> list[tuple[str, Any]]:
+    """``(path, leaf)`` for every leaf of ``tree``, in flatten order: ``.field`` into a record,
+    ``[i]`` into a tuple or list, ``[key]`` into a dict (for error messages naming a leaf).
+
+    >>> from typing import NamedTuple
+    >>> class Dense(NamedTuple):
+    ...     w: int
+    ...     b: int
+    >>> paths((Dense(1, 2), {"b": [3], "a": 4}))
+    [('[0].w', 1), ('[0].b', 2), ("[1]['a']", 4), ("[1]['b'][0]", 3)]
+    """
+    out: list[tuple[str, Any]] = []
+
+    def walk(node: Any, at: str) -> None:
+        found = _children(node)
+        if found is None:
+            out.append((at, node))
+            return
+        kind, meta, kids = found
+        if isinstance(node, dict):
+            steps = [f"[{k!r}]" for k in _keys(kind, meta)]
+        elif _is_namedtuple(node):
+            steps = [f".{f}" for f in kind._fields]
+        else:
+            steps = [f"[{i}]" for i in range(len(kids))]
+        for step, kid in zip(steps, kids):
+            walk(kid, at + step)
+
+    walk(tree, "")
+    return out
 
 
 def structure(tree: PyTree) -> TreeDef:

@@ -37,14 +37,14 @@ import math
 import numbers
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from fnn import layers
 from fnn import tree as ft
-from fnn.arguments import FLOAT_DTYPES, describe, integer, number, positive_int
+from fnn.arguments import FLOAT_DTYPES, describe, integer, nonfinite, number, positive_int
 from fnn.costs import COSTS, Cost
 
 __all__ = [
@@ -202,13 +202,6 @@ def _array(value: Any, name: str) -> np.ndarray:
     return a
 
 
-def _nonfinite(a: np.ndarray, name: str, fix: str) -> ValueError:
-    """The error for an array ``a`` holding NaN or inf: how many, the first, and ``fix``."""
-    bad = np.argwhere(~np.isfinite(a))
-    first = tuple(int(i) for i in bad[0])
-    return ValueError(f"{name} holds NaN or inf ({len(bad)} of {a.size} values, the first at index {first}); {fix}")
-
-
 def inputs(params: Any, x: Any, name: str = "x") -> np.ndarray:
     """``x`` as an array in the params' dtype, checked for finiteness and for the network's shapes.
 
@@ -252,7 +245,7 @@ def _finite_in(a: np.ndarray, dtype: np.dtype, name: str, what: str, scale: str)
     ``what`` names the rows to clean ("examples", "targets"), ``scale`` what to scale.
     """
     if not all_finite(a):
-        raise _nonfinite(a, name, f"clean or drop those {what} first, e.g. with np.nan_to_num or a mask.")
+        raise nonfinite(a, name, f"clean or drop those {what} first, e.g. with np.nan_to_num or a mask.")
     with np.errstate(over="ignore", under="ignore"):  # overflow is reported below; underflow to 0 is rounding
         cast = a.astype(dtype, copy=False)
     if cast is not a and not all_finite(cast):  # a narrower dtype can overflow; the same array was checked
@@ -438,30 +431,18 @@ these params, e.g. fnn.grad(params, batch).
         )
     for j, (p, u) in enumerate(zip(leaves, new_leaves)):
         if layers.is_param(p) and np.shape(u) != p.shape:
-            where = _path(params, j)
+            where = ft.paths(params)[j][0]
             raise ValueError(
                 f"{name}{where} has shape {np.shape(u)} but params{where} has shape {p.shape}; "
                 f"pass {name} computed for these params, e.g. fnn.grad(params, batch)."
             )
         if layers.is_param(p) and np.asarray(u).dtype != p.dtype:
-            where = _path(params, j)
+            where = ft.paths(params)[j][0]
             raise TypeError(
                 f"{name}{where} has dtype {np.asarray(u).dtype} but params{where} has dtype {p.dtype}; an "
                 f"update must not change the params' dtype (nor be integer): pass {name} in {p.dtype}, "
                 f"e.g. fnn.tree.map(lambda g: g.astype(np.{p.dtype}), {name})."
             )
-
-
-def _path(params: Any, j: int) -> str:
-    """``[i].field`` of the ``j``-th leaf of a network (``[j]`` for other trees)."""
-    if isinstance(params, tuple) and all(hasattr(type(layer), "_fields") for layer in params):
-        for i, layer in enumerate(params):
-            for field, value in zip(type(layer)._fields, layer):
-                n = len(ft.leaves(value))
-                if j < n:
-                    return f"[{i}].{field}" + (f"[{j}]" if n > 1 else "")
-                j -= n
-    return f" leaf {j}"
 
 
 def learning_rate(value: Any, name: str = "lr") -> float:
@@ -755,27 +736,11 @@ def _finite(tree: Any, name: str, fix: str) -> None:
     ...
     ValueError: state[1]['a'] holds NaN or inf (1 of 2 values, the first at index (1,)); Load a good one.
     """
-    for where, leaf in _paths(tree):
+    for where, leaf in ft.paths(tree):
         if isinstance(leaf, float) and not math.isfinite(leaf):
             raise ValueError(f"{name}{where} is {leaf!r}; {fix}")
         if isinstance(leaf, (np.ndarray, np.generic)) and not all_finite(np.asarray(leaf)):
-            raise _nonfinite(np.atleast_1d(leaf), f"{name}{where}", fix)
-
-
-def _paths(node: Any, at: str = "") -> Iterator[tuple[str, Any]]:
-    """``(path, leaf)`` for every leaf of a tree of tuples, records, lists and dicts: ``("[0].w", w)``."""
-    fields = getattr(type(node), "_fields", None)
-    if isinstance(node, tuple) and fields is not None:
-        for field, value in zip(fields, node):
-            yield from _paths(value, f"{at}.{field}")
-    elif isinstance(node, (tuple, list)):
-        for i, value in enumerate(node):
-            yield from _paths(value, f"{at}[{i}]")
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, f"{at}[{key!r}]")
-    else:
-        yield at, node
+            raise nonfinite(np.atleast_1d(leaf), f"{name}{where}", fix)
 
 
 def _short(leaf: Any) -> str:

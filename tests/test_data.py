@@ -274,8 +274,8 @@ def test_normalize():
 def test_normalize_names_nan_and_inf(images, count, first):
     with pytest.raises(ValueError) as info:
         fnn.data.normalize(images)
-    assert str(info.value) == (f"normalize: images hold NaN or inf ({count} values, the first at index {first}); "
-                               "clean or drop those images first, e.g. with np.nan_to_num or a mask.")
+    assert str(info.value) == (f"normalize: the image array holds NaN or inf ({count} values, the first at index "
+                               f"{first}); clean or drop those images first, e.g. with np.nan_to_num or a mask.")
 
 
 # pipelines -------------------------------------------------------------------------------------------
